@@ -98,6 +98,8 @@ pub trait NodeLoader {
 pub struct NodeStore<S = NoBlocks> {
     source: S,
     cache: NodeCache,
+    /// Verified blocks handed over by the caller, not yet decoded.
+    fetched: HashMap<NodeCid, Vec<u8>, DigestHasher>,
 }
 
 impl<S: BlockSource> NodeStore<S> {
@@ -105,6 +107,7 @@ impl<S: BlockSource> NodeStore<S> {
         Self {
             source,
             cache: NodeCache::new(cache_bytes),
+            fetched: HashMap::default(),
         }
     }
 
@@ -120,21 +123,15 @@ impl<S: BlockSource> NodeStore<S> {
         &self.cache
     }
 
-    /// Adds a node block fetched by the caller after a [`MstError::Missing`]: checks it
-    /// against its CID and decodes it strictly.
-    pub fn insert_block(
-        &mut self,
-        cid: &NodeCid,
-        bytes: &[u8],
-        height: Option<u8>,
-    ) -> Result<Arc<Node>, MstError> {
-        if NodeCid::of(bytes) != *cid {
+    /// Hands over a node block the caller fetched after a [`MstError::Missing`]. It is
+    /// checked against its CID now and decoded, at the height the tree needs, when the
+    /// retried operation reaches it.
+    pub fn insert_block(&mut self, cid: &NodeCid, bytes: Vec<u8>) -> Result<(), MstError> {
+        if NodeCid::of(&bytes) != *cid {
             return Err(MstError::HashMismatch(*cid));
         }
-        let node = decode_node(bytes, height).map_err(|e| bad_node(*cid, e))?;
-        let node = Arc::new(node);
-        self.cache.insert(*cid, node.clone());
-        Ok(node)
+        self.fetched.insert(*cid, bytes);
+        Ok(())
     }
 }
 
@@ -152,12 +149,20 @@ impl<S: BlockSource> NodeLoader for NodeStore<S> {
             }
             return Ok(node);
         }
-        let bytes = self
-            .source
-            .get_block(&cid.to_cid())
-            .map_err(MstError::Source)?
-            .ok_or(MstError::Missing(*cid))?;
-        self.insert_block(cid, &bytes, height)
+        let bytes = match self.fetched.remove(cid) {
+            Some(b) => b,
+            None => {
+                let b = self.source.get_block(&cid.to_cid()).map_err(MstError::Source)?;
+                let b = b.ok_or(MstError::Missing(*cid))?;
+                if NodeCid::of(&b) != *cid {
+                    return Err(MstError::HashMismatch(*cid));
+                }
+                b
+            }
+        };
+        let node = Arc::new(decode_node(&bytes, height).map_err(|e| bad_node(*cid, e))?);
+        self.cache.insert(*cid, node.clone());
+        Ok(node)
     }
 
     fn keep_node(&mut self, cid: NodeCid, node: Arc<Node>) {
