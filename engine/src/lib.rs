@@ -12,3 +12,6 @@
 pub mod block;
 pub mod cbor;
 pub mod mst;
+pub mod format;
+pub mod chunker;
+pub mod segment;
