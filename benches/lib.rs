@@ -21,7 +21,11 @@ impl BlockSink for CountingSink {
 
 /// The key of object `i` in benchmark trees: realistic S3-style keys.
 pub fn bench_key(i: u64) -> String {
-    format!("tenant-{:03}/2026/11/{:02}/object-{i:09}.json", i % 997, i % 30)
+    format!(
+        "tenant-{:03}/2026/11/{:02}/object-{i:09}.json",
+        i % 997,
+        i % 30
+    )
 }
 
 /// A value CID for object `i`.
@@ -31,7 +35,7 @@ pub fn bench_value(i: u64) -> Cid {
 
 /// A committed tree of `n` keys with every node cached.
 pub fn build_tree(n: u64) -> (Mst, NodeStore<MemoryBlocks>) {
-    let mut nodes = NodeStore::new(MemoryBlocks::new(), 1 << 30);
+    let mut nodes = NodeStore::new(MemoryBlocks::new(), 2 << 30);
     let mut tree = Mst::new();
     for i in 0..n {
         tree.insert(bench_key(i).as_bytes(), bench_value(i), &mut nodes)

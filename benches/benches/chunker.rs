@@ -29,7 +29,9 @@ fn chunk_body(body: &[u8], whole_sha256: bool) -> usize {
 }
 
 fn hashing(c: &mut Criterion) {
-    let body: Vec<u8> = (0..BODY_BYTES).map(|i| (i as u64).wrapping_mul(0x9e37_79b9) as u8).collect();
+    let body: Vec<u8> = (0..BODY_BYTES)
+        .map(|i| (i as u64).wrapping_mul(0x9e37_79b9) as u8)
+        .collect();
     let mut g = c.benchmark_group("hash_64MiB");
     g.throughput(Throughput::Bytes(BODY_BYTES as u64));
     g.bench_function("md5", |b| b.iter(|| black_box(Md5::digest(&body))));
@@ -37,7 +39,9 @@ fn hashing(c: &mut Criterion) {
     g.bench_function("md5_then_sha256", |b| {
         b.iter(|| black_box((Md5::digest(&body), Sha256::digest(&body))))
     });
-    g.bench_function("chunker", |b| b.iter(|| black_box(chunk_body(&body, false))));
+    g.bench_function("chunker", |b| {
+        b.iter(|| black_box(chunk_body(&body, false)))
+    });
     g.bench_function("chunker_with_whole_sha256", |b| {
         b.iter(|| black_box(chunk_body(&body, true)))
     });

@@ -154,7 +154,9 @@ pub fn cid_encoded_len(cid: &Cid) -> usize {
 
 /// Orders map keys as DAG-CBOR does: shorter first, then bytewise.
 pub fn canonical_key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
 }
 
 /// Encodes any IPLD value canonically (maps sorted length-first). Floats are written
@@ -381,10 +383,10 @@ impl<'a> Decoder<'a> {
     pub fn key(&mut self, prev: &mut Option<&'a str>) -> Result<&'a str> {
         let at = self.pos;
         let k = self.text()?;
-        if let Some(p) = prev {
-            if canonical_key_cmp(p, k) != std::cmp::Ordering::Less {
-                return self.err(at, "map keys out of canonical order or repeated");
-            }
+        if let Some(p) = prev
+            && canonical_key_cmp(p, k) != std::cmp::Ordering::Less
+        {
+            return self.err(at, "map keys out of canonical order or repeated");
         }
         *prev = Some(k);
         Ok(k)
@@ -525,7 +527,17 @@ mod tests {
         assert_eq!(enc_uint(1023), [0x19, 0x03, 0xff]);
         assert_eq!(enc_uint(65536), [0x1a, 0, 1, 0, 0]);
         assert_eq!(enc_uint(1 << 32), [0x1b, 0, 0, 0, 1, 0, 0, 0, 0]);
-        for n in [0, 23, 24, 255, 256, 65535, 65536, u64::from(u32::MAX) + 1, u64::MAX] {
+        for n in [
+            0,
+            23,
+            24,
+            255,
+            256,
+            65535,
+            65536,
+            u64::from(u32::MAX) + 1,
+            u64::MAX,
+        ] {
             assert_eq!(Decoder::new(&enc_uint(n)).uint(), Ok(n));
         }
     }

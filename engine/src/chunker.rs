@@ -187,7 +187,13 @@ mod tests {
     #[test]
     fn chunks_cover_the_body_whatever_the_piece_sizes() {
         let body: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
-        for (cs, piece) in [(1024, 1), (1024, 1000), (1024, 1024), (1000, 4096), (20_000, 3)] {
+        for (cs, piece) in [
+            (1024, 1),
+            (1024, 1000),
+            (1024, 1024),
+            (1000, 4096),
+            (20_000, 3),
+        ] {
             let (chunks, b) = chunk_all(&body, cs, piece);
             assert_eq!(chunks.len(), body.len().div_ceil(cs));
             let mut joined = Vec::new();

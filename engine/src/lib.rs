@@ -1,3 +1,4 @@
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 //! The ingot-engine storage engine.
 //!
 //! - [`cbor`]: the canonical DAG-CBOR writer and strict reader.
@@ -11,7 +12,7 @@
 
 pub mod block;
 pub mod cbor;
-pub mod mst;
-pub mod format;
 pub mod chunker;
+pub mod format;
+pub mod mst;
 pub mod segment;

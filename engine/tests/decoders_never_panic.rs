@@ -6,7 +6,9 @@ use engine::block::{MemoryBlocks, cid_dag_cbor, cid_raw};
 use engine::cbor;
 use engine::format::{ChunkIndex, Commit, ObjectManifest, Run};
 use engine::mst::{Mst, NodeStore, decode_node, encode_node};
-use engine::segment::{Frames, Plane, SegmentId, SegmentIndex, read_frame, read_header, write_frame};
+use engine::segment::{
+    Frames, Plane, SegmentId, SegmentIndex, read_frame, read_header, write_frame,
+};
 use proptest::prelude::*;
 
 /// Runs every decoder on `bytes`; checks canonical round trips where decoding succeeds.
@@ -48,12 +50,18 @@ fn seeds() -> Vec<Vec<u8>> {
     let mut nodes = NodeStore::new(MemoryBlocks::new(), 1 << 20);
     let mut tree = Mst::new();
     for i in 0..60 {
-        tree.insert(format!("k/{i}").as_bytes(), cid_raw(&[i]), &mut nodes).unwrap();
+        tree.insert(format!("k/{i}").as_bytes(), cid_raw(&[i]), &mut nodes)
+            .unwrap();
     }
     let mut out: Vec<(cid::Cid, Vec<u8>)> = Vec::new();
     let root = tree.commit(&mut nodes, &mut out);
     let mut seeds: Vec<Vec<u8>> = out.iter().map(|(_, b)| b.clone()).collect();
-    let idx = ChunkIndex::Leaf(vec![Run { offset: 0, len: 9, chunk_size: 4, chunks: vec![cid_raw(b"a"), cid_raw(b"b"), cid_raw(b"c")] }]);
+    let idx = ChunkIndex::Leaf(vec![Run {
+        offset: 0,
+        len: 9,
+        chunk_size: 4,
+        chunks: vec![cid_raw(b"a"), cid_raw(b"b"), cid_raw(b"c")],
+    }]);
     seeds.push(idx.encode());
     let m = ObjectManifest {
         key: "k".into(),
@@ -75,8 +83,21 @@ fn seeds() -> Vec<Vec<u8>> {
         parts: Some(vec![4, 5]),
     };
     seeds.push(m.encode());
-    seeds.push(Commit { bucket: "b".into(), root, prev: None, seq: 1, time_ms: 4 }.encode());
-    let id = SegmentId { plane: Plane::Catalog, shard: 1, seq: 2 };
+    seeds.push(
+        Commit {
+            bucket: "b".into(),
+            root,
+            prev: None,
+            seq: 1,
+            time_ms: 4,
+        }
+        .encode(),
+    );
+    let id = SegmentId {
+        plane: Plane::Catalog,
+        shard: 1,
+        seq: 2,
+    };
     let mut car = id.header();
     for (c, b) in out.iter().take(4) {
         write_frame(&mut car, c, b);

@@ -23,7 +23,10 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// Compares `bytes` with the golden file `name` (or writes it when updating).
@@ -42,7 +45,11 @@ fn check_golden(name: &str, bytes: &[u8]) {
     assert_eq!(cid.to_string(), want_cid, "{name}: cid");
     // An independent implementation reads the block and writes back the same bytes.
     let value: ipld_core::ipld::Ipld = serde_ipld_dagcbor::from_slice(bytes).unwrap();
-    assert_eq!(serde_ipld_dagcbor::to_vec(&value).unwrap(), bytes, "{name}: not canonical");
+    assert_eq!(
+        serde_ipld_dagcbor::to_vec(&value).unwrap(),
+        bytes,
+        "{name}: not canonical"
+    );
 }
 
 fn chunk(data: &[u8]) -> Cid {
@@ -54,7 +61,12 @@ fn md5_of(b: &[u8]) -> [u8; 16] {
 }
 
 fn hello_index() -> ChunkIndex {
-    ChunkIndex::Leaf(vec![Run { offset: 0, len: 5, chunk_size: 1 << 20, chunks: vec![chunk(b"hello")] }])
+    ChunkIndex::Leaf(vec![Run {
+        offset: 0,
+        len: 5,
+        chunk_size: 1 << 20,
+        chunks: vec![chunk(b"hello")],
+    }])
 }
 
 fn small_manifest() -> ObjectManifest {
@@ -127,15 +139,33 @@ fn multipart_index() -> ChunkIndex {
     let mib = 1u64 << 20;
     let part = |tag: u8, n: usize| (0..n).map(|i| chunk(&[tag, i as u8])).collect::<Vec<_>>();
     ChunkIndex::Leaf(vec![
-        Run { offset: 0, len: 10 * mib, chunk_size: 4 * mib, chunks: part(1, 3) },
-        Run { offset: 10 * mib, len: 5 * mib, chunk_size: 4 * mib, chunks: part(2, 2) },
+        Run {
+            offset: 0,
+            len: 10 * mib,
+            chunk_size: 4 * mib,
+            chunks: part(1, 3),
+        },
+        Run {
+            offset: 10 * mib,
+            len: 5 * mib,
+            chunk_size: 4 * mib,
+            chunks: part(2, 2),
+        },
     ])
 }
 
 fn interior_index() -> ChunkIndex {
     ChunkIndex::Interior(vec![
-        ChildIndex { offset: 0, len: 4096 << 20, link: cid_dag_cbor(b"leaf one") },
-        ChildIndex { offset: 4096 << 20, len: 7, link: cid_dag_cbor(b"leaf two") },
+        ChildIndex {
+            offset: 0,
+            len: 4096 << 20,
+            link: cid_dag_cbor(b"leaf one"),
+        },
+        ChildIndex {
+            offset: 4096 << 20,
+            len: 7,
+            link: cid_dag_cbor(b"leaf two"),
+        },
     ])
 }
 
@@ -187,7 +217,12 @@ fn chunk_indexes() {
     // The builder makes the same single-part block.
     let mut blocks = MemoryBlocks::new();
     let root = engine::format::build_chunk_index(
-        vec![Run { offset: 0, len: 5, chunk_size: 1 << 20, chunks: vec![chunk(b"hello")] }],
+        vec![Run {
+            offset: 0,
+            len: 5,
+            chunk_size: 1 << 20,
+            chunks: vec![chunk(b"hello")],
+        }],
         &mut blocks,
     );
     assert_eq!(root, Some(cid_dag_cbor(&hello_index().encode())));
@@ -195,7 +230,10 @@ fn chunk_indexes() {
 
 #[test]
 fn commits() {
-    for (name, c) in [("commit_first", first_commit()), ("commit_next", next_commit())] {
+    for (name, c) in [
+        ("commit_first", first_commit()),
+        ("commit_next", next_commit()),
+    ] {
         let bytes = c.encode();
         check_golden(name, &bytes);
         assert_eq!(Commit::decode(&bytes).unwrap(), c, "{name}");
@@ -207,7 +245,10 @@ fn decoders_refuse_altered_blocks() {
     // Unknown field, missing field, wrong length, non-canonical order, bad links.
     let m = small_manifest().encode();
     let mut wrong_tag = m.clone();
-    let at = wrong_tag.windows(17).position(|w| w == b"/objectmanifest/1").unwrap();
+    let at = wrong_tag
+        .windows(17)
+        .position(|w| w == b"/objectmanifest/1")
+        .unwrap();
     wrong_tag[at + 16] = b'2';
     assert!(ObjectManifest::decode(&wrong_tag).is_err());
     assert!(ObjectManifest::decode(&m[..m.len() - 1]).is_err());

@@ -211,7 +211,9 @@ fn model_list(
         }
         let rest = &k[prefix.len()..];
         let cp = delimiter.and_then(|d| {
-            rest.windows(d.len()).position(|w| w == d).map(|at| k[..prefix.len() + at + d.len()].to_vec())
+            rest.windows(d.len())
+                .position(|w| w == d)
+                .map(|at| k[..prefix.len() + at + d.len()].to_vec())
         });
         match cp {
             Some(cp) => {
@@ -222,7 +224,10 @@ fn model_list(
                     out.push(ListItem::CommonPrefix(cp.into()));
                 }
             }
-            None => out.push(ListItem::Object { key: k.clone().into(), value: value(1) }),
+            None => out.push(ListItem::Object {
+                key: k.clone().into(),
+                value: value(1),
+            }),
         }
     }
     out
@@ -233,14 +238,18 @@ fn node_size_limit_refuses_the_write_and_changes_nothing() {
     let mut nodes = NodeStore::new(MemoryBlocks::new(), 1 << 26);
     let mut tree = Mst::new();
     // 8,192 keys that all have height 0 land in one leaf.
-    let height0 = (0u32..).map(|i| format!("k{i:07}")).filter(|k| engine::mst::key_height(k.as_bytes()) == 0);
+    let height0 = (0u32..)
+        .map(|i| format!("k{i:07}"))
+        .filter(|k| engine::mst::key_height(k.as_bytes()) == 0);
     let keys: Vec<String> = height0.take(8193).collect();
     for k in &keys[..8192] {
         tree.insert(k.as_bytes(), value(1), &mut nodes).unwrap();
     }
     let before = tree.commit(&mut nodes, &mut MemoryBlocks::new());
     assert_eq!(tree.height(), 0);
-    let err = tree.insert(keys[8192].as_bytes(), value(1), &mut nodes).unwrap_err();
+    let err = tree
+        .insert(keys[8192].as_bytes(), value(1), &mut nodes)
+        .unwrap_err();
     assert!(matches!(err, MstError::NodeFull), "{err}");
     assert_eq!(tree.get(keys[8192].as_bytes(), &mut nodes).unwrap(), None);
     assert_eq!(tree.commit(&mut nodes, &mut MemoryBlocks::new()), before);
@@ -251,15 +260,32 @@ fn delete_that_would_merge_past_the_limit_is_refused() {
     let mut nodes = NodeStore::new(MemoryBlocks::new(), 1 << 26);
     let mut tree = Mst::new();
     let h = |k: &String| engine::mst::key_height(k.as_bytes());
-    let below: Vec<String> = (0u32..).map(|i| format!("a{i:07}")).filter(|k| h(k) == 0).take(4100).collect();
-    let above: Vec<String> = (0u32..).map(|i| format!("c{i:07}")).filter(|k| h(k) == 0).take(4100).collect();
-    let middle = (0u32..).map(|i| format!("b{i}")).find(|k| h(k) == 1).unwrap();
+    let below: Vec<String> = (0u32..)
+        .map(|i| format!("a{i:07}"))
+        .filter(|k| h(k) == 0)
+        .take(4100)
+        .collect();
+    let above: Vec<String> = (0u32..)
+        .map(|i| format!("c{i:07}"))
+        .filter(|k| h(k) == 0)
+        .take(4100)
+        .collect();
+    let middle = (0u32..)
+        .map(|i| format!("b{i}"))
+        .find(|k| h(k) == 1)
+        .unwrap();
     for k in [&middle].into_iter().chain(&below).chain(&above) {
         tree.insert(k.as_bytes(), value(1), &mut nodes).unwrap();
     }
     let before = tree.commit(&mut nodes, &mut MemoryBlocks::new());
-    assert!(matches!(tree.remove(middle.as_bytes(), &mut nodes), Err(MstError::NodeFull)));
-    assert_eq!(tree.get(middle.as_bytes(), &mut nodes).unwrap(), Some(value(1)));
+    assert!(matches!(
+        tree.remove(middle.as_bytes(), &mut nodes),
+        Err(MstError::NodeFull)
+    ));
+    assert_eq!(
+        tree.get(middle.as_bytes(), &mut nodes).unwrap(),
+        Some(value(1))
+    );
     assert_eq!(tree.commit(&mut nodes, &mut MemoryBlocks::new()), before);
 }
 
@@ -279,9 +305,12 @@ fn cold_tree_reports_missing_nodes_and_resumes() {
     let mut cold = NodeStore::new(engine::block::NoBlocks, 1 << 24);
     let mut fetches = 0;
     let mut supply = |cold: &mut NodeStore<engine::block::NoBlocks>, e: MstError| {
-        let MstError::Missing(c) = e else { panic!("{e}") };
+        let MstError::Missing(c) = e else {
+            panic!("{e}")
+        };
         fetches += 1;
-        cold.insert_block(&c, all.get(&c.to_cid()).unwrap().to_vec()).unwrap();
+        cold.insert_block(&c, all.get(&c.to_cid()).unwrap().to_vec())
+            .unwrap();
     };
     let tree = loop {
         match Mst::open(&root, &mut cold) {
@@ -306,5 +335,38 @@ fn cold_tree_reports_missing_nodes_and_resumes() {
     assert!(fetches > 10, "{fetches}");
     // A wrong block handed over for a CID is refused.
     let some = NodeCid::of(b"not this");
-    assert!(matches!(cold.insert_block(&some, b"other".to_vec()), Err(MstError::HashMismatch(_))));
+    assert!(matches!(
+        cold.insert_block(&some, b"other".to_vec()),
+        Err(MstError::HashMismatch(_))
+    ));
+}
+
+#[test]
+fn replaced_nodes_leave_the_cache_at_commit() {
+    // After any mix of inserts, updates and deletes, the cache holds exactly the live
+    // tree: superseded path copies are dropped, so they never crowd out live nodes.
+    let mut nodes = NodeStore::new(MemoryBlocks::new(), 1 << 30);
+    let mut tree = Mst::new();
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..40u32 {
+        for _ in 0..50 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let key = format!("k/{}", s % 3000);
+            if s.is_multiple_of(5) {
+                tree.remove(key.as_bytes(), &mut nodes).unwrap();
+            } else {
+                tree.insert(key.as_bytes(), value(round), &mut nodes)
+                    .unwrap();
+            }
+        }
+        let mut written = Vec::new();
+        let root = tree.commit(&mut nodes, &mut written);
+        for (c, b) in written {
+            nodes.source_mut().insert(c, b);
+        }
+        let live = engine::mst::verify_tree(&root, nodes.source(), &mut |_, _| {}).unwrap();
+        assert_eq!(nodes.cache().len() as u64, live.nodes, "round {round}");
+    }
 }

@@ -1,7 +1,7 @@
 //! The strict node reader rejects every case of `spec/mst.md` section 1.7, one test each.
 
 use cid::Cid;
-use engine::block::{MemoryBlocks, cid_dag_cbor, cid_from_sha256, cid_raw, CODEC_DAG_CBOR};
+use engine::block::{CODEC_DAG_CBOR, MemoryBlocks, cid_dag_cbor, cid_from_sha256, cid_raw};
 use engine::cbor;
 use engine::mst::{self, MstError, NodeError, decode_node};
 
@@ -24,7 +24,12 @@ struct E {
 }
 
 fn e(k: &str, p: u64) -> E {
-    E { k: k.as_bytes().to_vec(), p, t: None, v: leaf() }
+    E {
+        k: k.as_bytes().to_vec(),
+        p,
+        t: None,
+        v: leaf(),
+    }
 }
 
 /// Encodes a node exactly as given (no prefix computation, no checks).
@@ -187,7 +192,10 @@ fn trailing_bytes_after_the_node() {
 fn value_cid_not_in_canonical_binary_form() {
     let mut b = raw_node(&[e(H0_A, 0)], None);
     // The value link: d8 2a 58 25 00 01 71 ...; re-encode the codec varint 0x71 as 0xf1 0x00.
-    let at = b.windows(7).position(|w| w == [0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01, 0x71]).unwrap();
+    let at = b
+        .windows(7)
+        .position(|w| w == [0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01, 0x71])
+        .unwrap();
     b[at + 3] = 0x26;
     b.splice(at + 6..at + 7, [0xf1, 0x00]);
     assert!(is_cbor(&rejects(&b, None)));
@@ -197,11 +205,20 @@ fn value_cid_not_in_canonical_binary_form() {
 fn value_may_be_any_cid_and_round_trips() {
     let v0 = Cid::try_from("QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n").unwrap();
     let raw = cid_raw(b"x");
-    let entries = [E { v: v0, ..e(H0_A, 0) }, E { v: raw, ..e(H0_C, 0) }];
+    let entries = [
+        E {
+            v: v0,
+            ..e(H0_A, 0)
+        },
+        E {
+            v: raw,
+            ..e(H0_C, 0)
+        },
+    ];
     let b = raw_node(&entries, None);
     let node = decode_node(&b, None).unwrap();
-    assert_eq!(node.entries[0].value, v0);
-    assert_eq!(node.entries[1].value, raw);
+    assert_eq!(node.entries[0].value.to_cid(), v0);
+    assert_eq!(node.entries[1].value.to_cid(), raw);
     assert_eq!(mst::encode_node(&node), b);
 }
 
@@ -209,21 +226,51 @@ fn value_may_be_any_cid_and_round_trips() {
 
 #[test]
 fn prefix_longer_than_previous_key() {
-    let b = raw_node(&[e(H0_A, 0), E { k: b"x".to_vec(), ..e("", 10) }], None);
-    assert!(matches!(rejects(&b, None), NodeError::PrefixTooLong { index: 1, p: 10 }));
+    let b = raw_node(
+        &[
+            e(H0_A, 0),
+            E {
+                k: b"x".to_vec(),
+                ..e("", 10)
+            },
+        ],
+        None,
+    );
+    assert!(matches!(
+        rejects(&b, None),
+        NodeError::PrefixTooLong { index: 1, p: 10 }
+    ));
 }
 
 #[test]
 fn prefix_not_maximal() {
     // "A0/374913" then "C0/451630" written as p=0 is fine; "A0/374913" then "A0/9"
     // must share 3 bytes, so p=2 with suffix "/9" is a suboptimal prefix.
-    let b = raw_node(&[e("A0/374913", 0), E { k: b"/9".to_vec(), ..e("", 2) }], None);
-    assert!(matches!(rejects(&b, None), NodeError::PrefixNotMaximal { index: 1 }));
+    let b = raw_node(
+        &[
+            e("A0/374913", 0),
+            E {
+                k: b"/9".to_vec(),
+                ..e("", 2)
+            },
+        ],
+        None,
+    );
+    assert!(matches!(
+        rejects(&b, None),
+        NodeError::PrefixNotMaximal { index: 1 }
+    ));
 }
 
 #[test]
 fn first_entry_with_nonzero_prefix() {
-    let b = raw_node(&[E { k: b"0/374913".to_vec(), ..e("", 1) }], None);
+    let b = raw_node(
+        &[E {
+            k: b"0/374913".to_vec(),
+            ..e("", 1)
+        }],
+        None,
+    );
     assert_eq!(rejects(&b, None), NodeError::FirstPrefixNotZero);
 }
 
@@ -231,48 +278,107 @@ fn first_entry_with_nonzero_prefix() {
 
 #[test]
 fn keys_not_strictly_increasing() {
-    let equal = raw_node(&[e(H0_A, 0), E { k: vec![], ..e("", 9) }], None);
-    assert!(matches!(rejects(&equal, None), NodeError::KeysNotIncreasing { index: 1 }));
+    let equal = raw_node(
+        &[
+            e(H0_A, 0),
+            E {
+                k: vec![],
+                ..e("", 9)
+            },
+        ],
+        None,
+    );
+    assert!(matches!(
+        rejects(&equal, None),
+        NodeError::KeysNotIncreasing { index: 1 }
+    ));
     let decreasing = raw_node(&[e(H0_C, 0), e(H0_A, 0)], None);
-    assert!(matches!(rejects(&decreasing, None), NodeError::KeysNotIncreasing { index: 1 }));
+    assert!(matches!(
+        rejects(&decreasing, None),
+        NodeError::KeysNotIncreasing { index: 1 }
+    ));
 }
 
 #[test]
 fn keys_of_different_heights_in_one_node() {
     let b = raw_node(&[e(H0_A, 0), e(H1_B, 0)], None);
-    assert!(matches!(rejects(&b, None), NodeError::WrongHeight { index: 1, got: 1, want: 0 }));
+    assert!(matches!(
+        rejects(&b, None),
+        NodeError::WrongHeight {
+            index: 1,
+            got: 1,
+            want: 0
+        }
+    ));
 }
 
 #[test]
 fn key_height_differs_from_what_the_parent_implies() {
     let b = raw_node(&[e(H0_A, 0)], None);
-    assert!(matches!(rejects(&b, Some(1)), NodeError::WrongHeight { index: 0, got: 0, want: 1 }));
+    assert!(matches!(
+        rejects(&b, Some(1)),
+        NodeError::WrongHeight {
+            index: 0,
+            got: 0,
+            want: 1
+        }
+    ));
 }
 
 fn bad_key(key: &[u8]) -> NodeError {
-    let b = raw_node(&[E { k: key.to_vec(), ..e("", 0) }], None);
+    let b = raw_node(
+        &[E {
+            k: key.to_vec(),
+            ..e("", 0)
+        }],
+        None,
+    );
     rejects(&b, None)
 }
 
 #[test]
 fn key_empty() {
-    assert!(matches!(bad_key(b""), NodeError::BadKey { err: mst::KeyError::Empty, .. }));
+    assert!(matches!(
+        bad_key(b""),
+        NodeError::BadKey {
+            err: mst::KeyError::Empty,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn key_with_nul() {
-    assert!(matches!(bad_key(b"a\0b"), NodeError::BadKey { err: mst::KeyError::Nul, .. }));
+    assert!(matches!(
+        bad_key(b"a\0b"),
+        NodeError::BadKey {
+            err: mst::KeyError::Nul,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn key_not_utf8() {
-    assert!(matches!(bad_key(&[b'a', 0xc3]), NodeError::BadKey { err: mst::KeyError::NotUtf8, .. }));
+    assert!(matches!(
+        bad_key(&[b'a', 0xc3]),
+        NodeError::BadKey {
+            err: mst::KeyError::NotUtf8,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn key_too_long() {
     let err = bad_key(&[b'a'; 1025]);
-    assert!(matches!(err, NodeError::BadKey { err: mst::KeyError::TooLong { len: 1025 }, .. }));
+    assert!(matches!(
+        err,
+        NodeError::BadKey {
+            err: mst::KeyError::TooLong { len: 1025 },
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -287,7 +393,13 @@ fn too_many_entries() {
 
 #[test]
 fn node_link_with_raw_codec() {
-    let b = raw_node(&[E { t: Some(cid_raw(b"x")), ..e(H1_B, 0) }], None);
+    let b = raw_node(
+        &[E {
+            t: Some(cid_raw(b"x")),
+            ..e(H1_B, 0)
+        }],
+        None,
+    );
     assert!(matches!(rejects(&b, None), NodeError::BadNodeLink(_)));
 }
 
@@ -323,7 +435,10 @@ fn root_that_is_only_a_pointer() {
 fn empty_node_below_the_root() {
     let b = raw_node(&[], None);
     assert_eq!(rejects(&b, Some(0)), NodeError::EmptyNonRoot);
-    assert!(decode_node(&b, None).is_ok(), "the empty tree's root is the one exception");
+    assert!(
+        decode_node(&b, None).is_ok(),
+        "the empty tree's root is the one exception"
+    );
 }
 
 // --- checks across nodes (whole-tree verification) ---------------------------------------
@@ -354,7 +469,16 @@ fn child_not_one_level_lower() {
     let child = raw_node(&[e(H1_B, 0)], None);
     let root = raw_node(&[e(H1_F, 0)], Some(cid_dag_cbor(&child)));
     let err = verify(&root, &store(&[&root, &child])).unwrap_err();
-    assert!(matches!(err, MstError::BadNode { err: NodeError::WrongHeight { .. }, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            MstError::BadNode {
+                err: NodeError::WrongHeight { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -371,7 +495,16 @@ fn empty_intermediate_node_without_a_child() {
     let empty = raw_node(&[], None);
     let root = raw_node(&[e(H1_B, 0)], Some(cid_dag_cbor(&empty)));
     let err = verify(&root, &store(&[&root, &empty])).unwrap_err();
-    assert!(matches!(err, MstError::BadNode { err: NodeError::EmptyNonRoot, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            MstError::BadNode {
+                err: NodeError::EmptyNonRoot,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]

@@ -70,7 +70,11 @@ fn common_prefixes() {
     for c in cases.as_array().unwrap() {
         let (l, r) = (c["left"].as_str().unwrap(), c["right"].as_str().unwrap());
         let want = c["len"].as_u64().unwrap() as usize;
-        assert_eq!(mst::key::common_prefix_len(l.as_bytes(), r.as_bytes()), want, "{l:?} {r:?}");
+        assert_eq!(
+            mst::key::common_prefix_len(l.as_bytes(), r.as_bytes()),
+            want,
+            "{l:?} {r:?}"
+        );
     }
 }
 
@@ -86,14 +90,22 @@ fn known_roots() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| (p[0].as_str().unwrap().as_bytes().to_vec(), cid(p[1].as_str().unwrap())))
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().as_bytes().to_vec(),
+                    cid(p[1].as_str().unwrap()),
+                )
+            })
             .collect();
         let want = cid(c["root"].as_str().unwrap());
         let valid = pairs.iter().all(|(k, _)| mst::validate_key(k).is_ok());
         if !valid {
             // `tricky-non-atproto-keys` holds "" and a NUL: refused, not built.
             assert_eq!(name, "tricky-non-atproto-keys");
-            assert!(matches!(root_of(&pairs), Err(MstError::InvalidKey(_))), "{name}");
+            assert!(
+                matches!(root_of(&pairs), Err(MstError::InvalidKey(_))),
+                "{name}"
+            );
             rejected += 1;
             continue;
         }
@@ -120,7 +132,10 @@ fn tricky_keys_without_the_invalid_ones_build_the_bytewise_tree() {
     let root_bytes = &sink.last().unwrap().1;
     // The second entry's prefix length is 3 bytes and its suffix starts at 0xBC.
     let second_k = [0x61, b'k', 0x49, 0xbc];
-    assert!(root_bytes.windows(4).any(|w| w == second_k), "{root_bytes:x?}");
+    assert!(
+        root_bytes.windows(4).any(|w| w == second_k),
+        "{root_bytes:x?}"
+    );
 }
 
 #[test]
@@ -132,7 +147,11 @@ fn commit_proofs_before_and_after() {
         let name = c["comment"].as_str().unwrap();
         let leaf = cid(c["leafValue"].as_str().unwrap());
         let strs = |f: &str| -> Vec<String> {
-            c[f].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+            c[f].as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
         };
         let (keys, adds, dels) = (strs("keys"), strs("adds"), strs("dels"));
 
@@ -143,7 +162,11 @@ fn commit_proofs_before_and_after() {
         }
         let mut blocks = MemoryBlocks::new();
         let before = tree.commit(&mut nodes, &mut blocks);
-        assert_eq!(before, cid(c["rootBeforeCommit"].as_str().unwrap()), "{name}: before");
+        assert_eq!(
+            before,
+            cid(c["rootBeforeCommit"].as_str().unwrap()),
+            "{name}: before"
+        );
 
         // Apply the commit incrementally, on a tree reopened from its stored blocks.
         let mut nodes = NodeStore::new(blocks, 1 << 20);
@@ -156,13 +179,20 @@ fn commit_proofs_before_and_after() {
         }
         let mut new_blocks = Vec::new();
         let after = tree.commit(&mut nodes, &mut new_blocks);
-        assert_eq!(after, cid(c["rootAfterCommit"].as_str().unwrap()), "{name}: after");
+        assert_eq!(
+            after,
+            cid(c["rootAfterCommit"].as_str().unwrap()),
+            "{name}: after"
+        );
 
         // Only changed nodes were written, and each proof block is among the nodes of
         // the new tree (written now or already stored).
         let proof: Vec<Cid> = strs("blocksInProof").iter().map(|s| cid(s)).collect();
         for (written, _) in &new_blocks {
-            assert!(nodes.source().get(written).is_none(), "{name}: rewrote {written}");
+            assert!(
+                nodes.source().get(written).is_none(),
+                "{name}: rewrote {written}"
+            );
         }
         for p in &proof {
             let known = new_blocks.iter().any(|(c, _)| c == p) || nodes.source().get(p).is_some();
@@ -206,7 +236,11 @@ fn json_to_ipld(v: &Value) -> Ipld {
                     return Ipld::Bytes(base64_decode(b));
                 }
             }
-            Ipld::Map(o.iter().map(|(k, v)| (k.clone(), json_to_ipld(v))).collect::<BTreeMap<_, _>>())
+            Ipld::Map(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), json_to_ipld(v)))
+                    .collect::<BTreeMap<_, _>>(),
+            )
         }
     }
 }
@@ -247,7 +281,12 @@ fn serde_dagcbor_emits_canonical_order_for_our_shapes() {
         cs: u64,
         e: Vec<u8>,
     }
-    let v = DeclaredOutOfOrder { version: 1, l: None, cs: 7, e: vec![] };
+    let v = DeclaredOutOfOrder {
+        version: 1,
+        l: None,
+        cs: 7,
+        e: vec![],
+    };
     let theirs = serde_ipld_dagcbor::to_vec(&v).unwrap();
     // canonical: "e", "l" (length 1), then "cs", then "version"
     let want = [

@@ -13,13 +13,17 @@ use std::collections::BTreeMap;
 
 /// Builds a realistic catalog + data segment pair: chunks of a few bodies, their chunk
 /// indexes and manifests, the MST nodes and a commit.
-fn blocks() -> (Vec<(Cid, Vec<u8>)>, Vec<(Cid, Vec<u8>)>) {
+type Blocks = Vec<(Cid, Vec<u8>)>;
+
+fn blocks() -> (Blocks, Blocks) {
     let mut data = Vec::new();
     let mut catalog = MemoryBlocks::new();
     let mut nodes = NodeStore::new(MemoryBlocks::new(), 1 << 20);
     let mut tree = Mst::new();
     for i in 0..40u32 {
-        let body: Vec<u8> = (0..(i * 997) as usize).map(|j| (j as u32 ^ i) as u8).collect();
+        let body: Vec<u8> = (0..(i * 997) as usize)
+            .map(|j| (j as u32 ^ i) as u8)
+            .collect();
         let mut ch = Chunker::new(4096, false);
         let mut rest = body.as_slice();
         while !rest.is_empty() {
@@ -58,7 +62,13 @@ fn blocks() -> (Vec<(Cid, Vec<u8>)>, Vec<(Cid, Vec<u8>)>) {
         tree.insert(key.as_bytes(), cid, &mut nodes).unwrap();
     }
     let root = tree.commit(&mut nodes, &mut catalog);
-    let commit = Commit { bucket: "b".into(), root, prev: None, seq: 1, time_ms: 1 };
+    let commit = Commit {
+        bucket: "b".into(),
+        root,
+        prev: None,
+        seq: 1,
+        time_ms: 1,
+    };
     catalog.insert(commit.cid(), commit.encode());
     let mut catalog: Vec<(Cid, Vec<u8>)> = catalog.iter().map(|(c, b)| (*c, b.to_vec())).collect();
     catalog.sort();
@@ -73,7 +83,8 @@ fn write_segment(id: SegmentId, blocks: &[(Cid, Vec<u8>)]) -> (Vec<u8>, SegmentI
         write_frame(&mut car, cid, block);
         let block_offset = car.len() - block.len();
         assert!(block_offset > start);
-        idx.add(cid, block_offset as u64, block.len() as u32).unwrap();
+        idx.add(cid, block_offset as u64, block.len() as u32)
+            .unwrap();
     }
     let sum: [u8; 32] = Sha256::digest(&car).into();
     let index = idx.finish(car.len() as u64, sum);
@@ -93,9 +104,18 @@ async fn read_with_iroh_car(car: &[u8]) -> (Vec<Cid>, Vec<(Cid, Vec<u8>)>) {
 #[tokio::test]
 async fn iroh_car_reads_our_segments_block_for_block() {
     let (data, catalog) = blocks();
-    assert!(data.len() > 100 && catalog.len() > 80, "{} {}", data.len(), catalog.len());
+    assert!(
+        data.len() > 100 && catalog.len() > 80,
+        "{} {}",
+        data.len(),
+        catalog.len()
+    );
     for (plane, blocks) in [(Plane::Data, &data), (Plane::Catalog, &catalog)] {
-        let id = SegmentId { plane, shard: 3, seq: 17 };
+        let id = SegmentId {
+            plane,
+            shard: 3,
+            seq: 17,
+        };
         let (car, index) = write_segment(id, blocks);
         let (roots, read) = read_with_iroh_car(&car).await;
         assert_eq!(roots, vec![id.header_root()]);
@@ -118,7 +138,14 @@ async fn iroh_car_reads_our_segments_block_for_block() {
 #[test]
 fn damaged_index_is_refused() {
     let (data, _) = blocks();
-    let (_, index) = write_segment(SegmentId { plane: Plane::Data, shard: 0, seq: 1 }, &data[..5]);
+    let (_, index) = write_segment(
+        SegmentId {
+            plane: Plane::Data,
+            shard: 0,
+            seq: 1,
+        },
+        &data[..5],
+    );
     let bytes = index.encode();
     for at in [0, 8, 20, 70, 80, bytes.len() - 1] {
         let mut bad = bytes.clone();
@@ -131,9 +158,16 @@ fn damaged_index_is_refused() {
 #[test]
 fn torn_segment_tail_is_reported_at_the_last_good_frame() {
     let (data, _) = blocks();
-    let id = SegmentId { plane: Plane::Data, shard: 0, seq: 2 };
+    let id = SegmentId {
+        plane: Plane::Data,
+        shard: 0,
+        seq: 2,
+    };
     let (car, _) = write_segment(id, &data[..6]);
     let torn = &car[..car.len() - 10];
     let err = SegmentIndex::from_car(torn).unwrap_err();
-    assert!(matches!(err, engine::segment::IndexError::Frame { .. }), "{err}");
+    assert!(
+        matches!(err, engine::segment::IndexError::Frame { .. }),
+        "{err}"
+    );
 }

@@ -105,7 +105,11 @@ impl ChunkIndex {
                 Located::Chunks(out)
             }
             Self::Interior(children) => Located::Children(
-                children.iter().filter(|c| overlaps(c.offset, c.len)).cloned().collect(),
+                children
+                    .iter()
+                    .filter(|c| overlaps(c.offset, c.len))
+                    .cloned()
+                    .collect(),
             ),
         }
     }
@@ -163,7 +167,9 @@ impl ChunkIndex {
         let mut d = Decoder::new(bytes);
         open_union(&mut d, CHUNKS_TAG)?;
         if d.map()? != 1 {
-            return Err(DecodeError::schema("chunk index must hold exactly one of r, x"));
+            return Err(DecodeError::schema(
+                "chunk index must hold exactly one of r, x",
+            ));
         }
         let at = d.position();
         let index = match d.text()? {
@@ -177,7 +183,9 @@ impl ChunkIndex {
         };
         d.finish()?;
         if index.link_count() > MAX_INDEX_LINKS {
-            return Err(DecodeError::schema("chunk index block holds too many links"));
+            return Err(DecodeError::schema(
+                "chunk index block holds too many links",
+            ));
         }
         Ok(index)
     }
@@ -209,7 +217,9 @@ fn decode_runs(d: &mut Decoder<'_>) -> Result<Vec<Run>, DecodeError> {
     let mut runs = Vec::with_capacity(n.min(MAX_INDEX_LINKS));
     for _ in 0..n {
         if d.map()? != 4 {
-            return Err(DecodeError::schema("run must be a map of exactly c, n, o, cs"));
+            return Err(DecodeError::schema(
+                "run must be a map of exactly c, n, o, cs",
+            ));
         }
         d.expect_key("c")?;
         let count = d.array()?;
@@ -224,7 +234,9 @@ fn decode_runs(d: &mut Decoder<'_>) -> Result<Vec<Run>, DecodeError> {
                 && c.hash().code() == MH_SHA2_256
                 && c.hash().size() == 32;
             if !raw_sha256 {
-                return Err(DecodeError::schema(format!("chunk {c} is not a raw sha2-256 CID")));
+                return Err(DecodeError::schema(format!(
+                    "chunk {c} is not a raw sha2-256 CID"
+                )));
             }
             chunks.push(c);
         }
@@ -238,9 +250,16 @@ fn decode_runs(d: &mut Decoder<'_>) -> Result<Vec<Run>, DecodeError> {
             return Err(DecodeError::schema("run chunk size out of range"));
         }
         if len.div_ceil(chunk_size) != count as u64 {
-            return Err(DecodeError::schema("run chunk count does not match its length"));
+            return Err(DecodeError::schema(
+                "run chunk count does not match its length",
+            ));
         }
-        runs.push(Run { offset, len, chunk_size, chunks });
+        runs.push(Run {
+            offset,
+            len,
+            chunk_size,
+            chunks,
+        });
     }
     check_contiguous(runs.iter().map(|r| (r.offset, r.len)))?;
     Ok(runs)
@@ -249,12 +268,16 @@ fn decode_runs(d: &mut Decoder<'_>) -> Result<Vec<Run>, DecodeError> {
 fn decode_children(d: &mut Decoder<'_>) -> Result<Vec<ChildIndex>, DecodeError> {
     let n = d.array()?;
     if n > MAX_INDEX_LINKS {
-        return Err(DecodeError::schema("chunk index block holds too many children"));
+        return Err(DecodeError::schema(
+            "chunk index block holds too many children",
+        ));
     }
     let mut children = Vec::with_capacity(n);
     for _ in 0..n {
         if d.map()? != 3 {
-            return Err(DecodeError::schema("child must be a map of exactly l, n, o"));
+            return Err(DecodeError::schema(
+                "child must be a map of exactly l, n, o",
+            ));
         }
         d.expect_key("l")?;
         let link = d.link()?;
@@ -278,7 +301,12 @@ fn split_runs(runs: Vec<Run>, max: usize) -> Vec<Run> {
         let mut left = r.len;
         for piece in r.chunks.chunks(max) {
             let len = (piece.len() as u64 * r.chunk_size).min(left);
-            out.push(Run { offset, len, chunk_size: r.chunk_size, chunks: piece.to_vec() });
+            out.push(Run {
+                offset,
+                len,
+                chunk_size: r.chunk_size,
+                chunks: piece.to_vec(),
+            });
             offset += len;
             left -= len;
         }
@@ -345,8 +373,15 @@ mod tests {
 
     fn run(offset: u64, len: u64, cs: u64, tag: u8) -> Run {
         let n = len.div_ceil(cs) as usize;
-        let chunks = (0..n).map(|i| cid_raw(&[tag, i as u8, (i >> 8) as u8])).collect();
-        Run { offset, len, chunk_size: cs, chunks }
+        let chunks = (0..n)
+            .map(|i| cid_raw(&[tag, i as u8, (i >> 8) as u8]))
+            .collect();
+        Run {
+            offset,
+            len,
+            chunk_size: cs,
+            chunks,
+        }
     }
 
     /// Walks an index from its root, collecting the chunks for `[start, end)`.
@@ -364,17 +399,29 @@ mod tests {
     #[test]
     fn range_maps_to_chunks_by_arithmetic() {
         let idx = ChunkIndex::Leaf(vec![run(0, 10, 4, 1)]);
-        let Located::Chunks(c) = idx.locate(3, 9) else { panic!() };
-        assert_eq!(c.iter().map(|c| (c.offset, c.len)).collect::<Vec<_>>(), [(0, 4), (4, 4), (8, 2)]);
-        let Located::Chunks(c) = idx.locate(4, 8) else { panic!() };
-        assert_eq!(c.iter().map(|c| (c.offset, c.len)).collect::<Vec<_>>(), [(4, 4)]);
+        let Located::Chunks(c) = idx.locate(3, 9) else {
+            panic!()
+        };
+        assert_eq!(
+            c.iter().map(|c| (c.offset, c.len)).collect::<Vec<_>>(),
+            [(0, 4), (4, 4), (8, 2)]
+        );
+        let Located::Chunks(c) = idx.locate(4, 8) else {
+            panic!()
+        };
+        assert_eq!(
+            c.iter().map(|c| (c.offset, c.len)).collect::<Vec<_>>(),
+            [(4, 4)]
+        );
     }
 
     #[test]
     fn multipart_runs_keep_part_boundaries() {
         // parts of 10, 7 and 3 bytes with 4-byte chunks
         let idx = ChunkIndex::Leaf(vec![run(0, 10, 4, 1), run(10, 7, 4, 2), run(17, 3, 4, 3)]);
-        let Located::Chunks(c) = idx.locate(9, 18) else { panic!() };
+        let Located::Chunks(c) = idx.locate(9, 18) else {
+            panic!()
+        };
         let spans: Vec<_> = c.iter().map(|c| (c.offset, c.len)).collect();
         assert_eq!(spans, [(8, 2), (10, 4), (14, 3), (17, 3)]);
         assert_eq!(ChunkIndex::decode(&idx.encode()).unwrap(), idx);
@@ -389,12 +436,21 @@ mod tests {
         assert!(matches!(root_block, ChunkIndex::Interior(_)));
         assert_eq!(root_block.span(), (0, 75));
         let all: Vec<Cid> = runs.iter().flat_map(|r| r.chunks.clone()).collect();
-        let got: Vec<Cid> = resolve(&root, &blocks, 0, 75).iter().map(|c| c.cid).collect();
+        let got: Vec<Cid> = resolve(&root, &blocks, 0, 75)
+            .iter()
+            .map(|c| c.cid)
+            .collect();
         assert_eq!(got, all);
         for (s, e) in [(0, 1), (44, 46), (11, 60), (74, 75)] {
             let refs = resolve(&root, &blocks, s, e);
-            assert!(refs.first().unwrap().offset <= s && refs.last().map(|c| c.offset + c.len) >= Some(e));
-            assert!(refs.windows(2).all(|w| w[0].offset + w[0].len == w[1].offset));
+            assert!(
+                refs.first().unwrap().offset <= s
+                    && refs.last().map(|c| c.offset + c.len) >= Some(e)
+            );
+            assert!(
+                refs.windows(2)
+                    .all(|w| w[0].offset + w[0].len == w[1].offset)
+            );
         }
     }
 
@@ -409,7 +465,12 @@ mod tests {
         foreign.chunks[0] = cid_dag_cbor(b"x");
         assert!(ChunkIndex::decode(&ChunkIndex::Leaf(vec![foreign]).encode()).is_err());
         assert!(ChunkIndex::decode(&ChunkIndex::Leaf(vec![]).encode()).is_err());
-        let zero_cs = Run { offset: 0, len: 0, chunk_size: 0, chunks: vec![] };
+        let zero_cs = Run {
+            offset: 0,
+            len: 0,
+            chunk_size: 0,
+            chunks: vec![],
+        };
         assert!(ChunkIndex::decode(&ChunkIndex::Leaf(vec![zero_cs]).encode()).is_err());
     }
 }

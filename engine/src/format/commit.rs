@@ -52,7 +52,9 @@ impl Commit {
         let mut d = Decoder::new(bytes);
         open_union(&mut d, COMMIT_TAG)?;
         if d.map()? != 5 {
-            return Err(DecodeError::schema("commit must be a map of exactly 5 fields"));
+            return Err(DecodeError::schema(
+                "commit must be a map of exactly 5 fields",
+            ));
         }
         let (mut seq, mut prev, mut root, mut time, mut bucket) = (None, None, None, None, None);
         let mut last = None;
@@ -63,7 +65,11 @@ impl Commit {
                 "root" => root = Some(d.link()?),
                 "time" => time = Some(d.uint()?),
                 "bucket" => bucket = Some(d.text()?.to_owned()),
-                other => return Err(DecodeError::schema(format!("unknown commit field {other:?}"))),
+                other => {
+                    return Err(DecodeError::schema(format!(
+                        "unknown commit field {other:?}"
+                    )));
+                }
             }
         }
         d.finish()?;
@@ -82,10 +88,14 @@ impl Commit {
             return Err(DecodeError::schema("commit seq starts at 1"));
         }
         if commit.prev.is_none() != (commit.seq == 1) {
-            return Err(DecodeError::schema("commit prev must be null exactly when seq is 1"));
+            return Err(DecodeError::schema(
+                "commit prev must be null exactly when seq is 1",
+            ));
         }
         if commit.bucket.is_empty() || commit.bucket.len() > MAX_BUCKET_NAME_BYTES {
-            return Err(DecodeError::schema("commit bucket name length out of range"));
+            return Err(DecodeError::schema(
+                "commit bucket name length out of range",
+            ));
         }
         Ok(commit)
     }

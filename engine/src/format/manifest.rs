@@ -41,9 +41,15 @@ impl ChecksumAlgorithm {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Crc32, Self::Crc32c, Self::Sha1, Self::Sha256, Self::Crc64Nvme]
-            .into_iter()
-            .find(|a| a.as_str() == s)
+        [
+            Self::Crc32,
+            Self::Crc32c,
+            Self::Sha1,
+            Self::Sha256,
+            Self::Crc64Nvme,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
     }
 }
 
@@ -290,7 +296,9 @@ impl Partial {
                     self.texts.insert(t, v);
                 }
                 None => {
-                    return Err(DecodeError::schema(format!("unknown manifest field {other:?}")));
+                    return Err(DecodeError::schema(format!(
+                        "unknown manifest field {other:?}"
+                    )));
                 }
             },
         }
@@ -304,7 +312,9 @@ impl Partial {
         let size = required(self.size, "s (size)")?;
         let body = required(self.body, "b (body)")?;
         if body.is_none() != (size == 0) {
-            return Err(DecodeError::schema("body must be null exactly when size is 0"));
+            return Err(DecodeError::schema(
+                "body must be null exactly when size is 0",
+            ));
         }
         if let Some(parts) = &self.parts {
             let total = parts.iter().try_fold(0u64, |a, p| a.checked_add(*p));
@@ -337,7 +347,9 @@ impl Partial {
 
 fn decode_checksum(d: &mut Decoder<'_>) -> Result<Checksum, DecodeError> {
     if d.map()? != 3 {
-        return Err(DecodeError::schema("checksum must be a map of exactly a, t, v"));
+        return Err(DecodeError::schema(
+            "checksum must be a map of exactly a, t, v",
+        ));
     }
     d.expect_key("a")?;
     let a = d.text()?;
@@ -356,5 +368,9 @@ fn decode_checksum(d: &mut Decoder<'_>) -> Result<Checksum, DecodeError> {
             algorithm.value_len()
         )));
     }
-    Ok(Checksum { algorithm, kind, value })
+    Ok(Checksum {
+        algorithm,
+        kind,
+        value,
+    })
 }

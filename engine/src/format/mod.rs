@@ -24,12 +24,16 @@ use cid::Cid;
 /// Opens the keyed union `{tag: ...}`, leaving the decoder at the inner value.
 pub(crate) fn open_union(d: &mut Decoder<'_>, tag: &'static str) -> Result<(), DecodeError> {
     if d.map()? != 1 {
-        return Err(DecodeError::schema(format!("expected a one-entry map {{{tag:?}: …}}")));
+        return Err(DecodeError::schema(format!(
+            "expected a one-entry map {{{tag:?}: …}}"
+        )));
     }
     let at = d.position();
     let got = d.text()?;
     if got != tag {
-        return Err(DecodeError::schema(format!("expected {tag:?} at byte {at}, found {got:?}")));
+        return Err(DecodeError::schema(format!(
+            "expected {tag:?} at byte {at}, found {got:?}"
+        )));
     }
     Ok(())
 }
@@ -49,7 +53,9 @@ pub(crate) fn check_cbor_link(cid: &Cid, field: &str) -> Result<(), DecodeError>
     if ok {
         Ok(())
     } else {
-        Err(DecodeError::schema(format!("{field}: {cid} is not a CIDv1 dag-cbor sha2-256 link")))
+        Err(DecodeError::schema(format!(
+            "{field}: {cid} is not a CIDv1 dag-cbor sha2-256 link"
+        )))
     }
 }
 

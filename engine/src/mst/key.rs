@@ -76,7 +76,10 @@ mod tests {
     fn key_rules() {
         assert_eq!(validate_key(b""), Err(KeyError::Empty));
         assert_eq!(validate_key(&[b'a'; 1024]), Ok(()));
-        assert_eq!(validate_key(&[b'a'; 1025]), Err(KeyError::TooLong { len: 1025 }));
+        assert_eq!(
+            validate_key(&[b'a'; 1025]),
+            Err(KeyError::TooLong { len: 1025 })
+        );
         assert_eq!(validate_key(b"a\0b"), Err(KeyError::Nul));
         assert_eq!(validate_key(&[b'a', 0xff]), Err(KeyError::NotUtf8));
         assert_eq!(validate_key("coöperative/😀".as_bytes()), Ok(()));

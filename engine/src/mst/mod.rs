@@ -47,7 +47,7 @@ pub enum MstError {
     #[error("tree node {0} holds a key outside the gap its parent gives it")]
     KeyOutsideGap(NodeCid),
     #[error("root {0} is not a CIDv1 dag-cbor sha2-256 link")]
-    BadRootLink(Cid),
+    BadRootLink(Box<Cid>),
     #[error("tree is inconsistent: {0}")]
     Corrupt(&'static str),
     #[error("block source failed: {0}")]

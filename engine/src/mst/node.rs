@@ -2,12 +2,13 @@
 //! strict decoder for untrusted bytes (1.7).
 
 use super::key::{KeyError, common_prefix_len, key_height, validate_key};
-use crate::block::{CODEC_DAG_CBOR, MH_SHA2_256, cid_from_sha256};
+use crate::block::{CODEC_DAG_CBOR, CODEC_RAW, MH_SHA2_256, cid_from_sha256, sha256_digest};
 use crate::cbor::{self, DecodeError, Decoder};
 use cid::Cid;
 use sha2::{Digest, Sha256};
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 /// Most entries one node may hold: what indigo's decoder accepts, so exported buckets
 /// stay readable by it. A write that would exceed it is refused.
@@ -79,7 +80,7 @@ impl Hasher for DigestHasher {
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0 << 8 | self.0 >> 56) ^ u64::from(b);
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
         }
     }
     fn write_u64(&mut self, n: u64) {
@@ -98,23 +99,189 @@ impl BuildHasher for DigestHasher {
 /// commit, held in memory until [`super::Mst::commit`] writes it.
 #[derive(Clone, Debug)]
 pub enum Link {
-    Stored(NodeCid),
+    Stored(StoredLink),
     Dirty(Arc<Node>),
+}
+
+impl Link {
+    pub fn stored(cid: NodeCid) -> Self {
+        Link::Stored(StoredLink::new(cid))
+    }
+}
+
+/// A link by CID, with a weak pointer to the node once it has been loaded: a walk down
+/// the tree follows pointers instead of looking every node up in the cache. The cache
+/// still owns the nodes (so memory stays bounded); when it drops one, the pointer dies
+/// and the lookup by CID takes over.
+pub struct StoredLink {
+    pub cid: NodeCid,
+    node: OnceLock<Weak<Node>>,
+}
+
+impl StoredLink {
+    pub fn new(cid: NodeCid) -> Self {
+        Self {
+            cid,
+            node: OnceLock::new(),
+        }
+    }
+
+    /// A link to a node that is in memory now.
+    pub fn with_node(cid: NodeCid, node: &Arc<Node>) -> Self {
+        let s = Self::new(cid);
+        let _ = s.node.set(Arc::downgrade(node));
+        s
+    }
+
+    /// The node, if it was loaded through this link and is still cached.
+    pub fn loaded(&self) -> Option<Arc<Node>> {
+        let node = self.node.get().and_then(Weak::upgrade)?;
+        node.touched.mark();
+        Some(node)
+    }
+
+    /// Remembers where the node is (the first time only).
+    pub fn remember(&self, node: &Arc<Node>) {
+        let _ = self.node.set(Arc::downgrade(node));
+    }
+}
+
+/// A copy starts without the pointer: copying it would touch (and count a reference on)
+/// the child, one cache miss per entry of every node a mutation copies.
+impl Clone for StoredLink {
+    fn clone(&self) -> Self {
+        Self::new(self.cid)
+    }
+}
+
+impl std::fmt::Debug for StoredLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.cid.fmt(f)
+    }
+}
+
+/// Keys up to this many bytes live inside the entry, so a binary search over a node's
+/// entries touches no other allocation (most S3 keys are shorter).
+const INLINE_KEY_BYTES: usize = 46;
+
+/// A whole key (prefix compression exists only in the encoding).
+#[derive(Clone)]
+pub struct Key(KeyRepr);
+
+#[derive(Clone)]
+enum KeyRepr {
+    Inline {
+        len: u8,
+        buf: [u8; INLINE_KEY_BYTES],
+    },
+    Heap(Box<[u8]>),
+}
+
+impl From<&[u8]> for Key {
+    fn from(k: &[u8]) -> Self {
+        if k.len() <= INLINE_KEY_BYTES {
+            let mut buf = [0u8; INLINE_KEY_BYTES];
+            buf[..k.len()].copy_from_slice(k);
+            Key(KeyRepr::Inline {
+                len: k.len() as u8,
+                buf,
+            })
+        } else {
+            Key(KeyRepr::Heap(k.into()))
+        }
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            KeyRepr::Inline { len, buf } => &buf[..usize::from(*len)],
+            KeyRepr::Heap(b) => b,
+        }
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
+/// An entry's value CID, stored compactly: values are almost always CIDv1 sha2-256
+/// (manifests), and a full `Cid` is 96 bytes.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum ValueCid {
+    DagCbor([u8; 32]),
+    Raw([u8; 32]),
+    Other(Box<Cid>),
+}
+
+impl From<Cid> for ValueCid {
+    fn from(c: Cid) -> Self {
+        match (sha256_digest(&c), c.codec()) {
+            (Some(d), CODEC_DAG_CBOR) => ValueCid::DagCbor(d),
+            (Some(d), CODEC_RAW) => ValueCid::Raw(d),
+            _ => ValueCid::Other(Box::new(c)),
+        }
+    }
+}
+
+impl ValueCid {
+    pub fn to_cid(&self) -> Cid {
+        match self {
+            ValueCid::DagCbor(d) => cid_from_sha256(CODEC_DAG_CBOR, *d),
+            ValueCid::Raw(d) => cid_from_sha256(CODEC_RAW, *d),
+            ValueCid::Other(c) => **c,
+        }
+    }
+
+    fn write(&self, buf: &mut Vec<u8>) {
+        let (codec, d) = match self {
+            ValueCid::DagCbor(d) => (0x71, d),
+            ValueCid::Raw(d) => (0x55, d),
+            ValueCid::Other(c) => return cbor::write_link(buf, c),
+        };
+        buf.extend_from_slice(&[0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01, codec, 0x12, 0x20]);
+        buf.extend_from_slice(d);
+    }
 }
 
 /// One key of a node, with its value and the child for the gap after it.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    /// The whole key (prefix compression exists only in the encoding).
-    pub key: Box<[u8]>,
-    pub value: Cid,
+    pub key: Key,
+    pub value: ValueCid,
     /// Child covering the keys between this entry and the next (`t`).
     pub right: Option<Link>,
+}
+
+/// Set whenever a node is used; the node cache's clock hand clears it (second chance).
+/// It lives in the node so that a walk following pointers marks it without a lookup.
+#[derive(Debug, Default)]
+pub struct Touched(AtomicBool);
+
+impl Touched {
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the node was used since the last call, clearing the mark.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
+}
+
+impl Clone for Touched {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 /// A decoded or in-memory node. All keys share `height`; children are at `height - 1`.
 #[derive(Clone, Debug)]
 pub struct Node {
+    pub touched: Touched,
     pub height: u8,
     /// Child covering the keys before the first entry (`l`).
     pub left: Option<Link>,
@@ -122,6 +289,16 @@ pub struct Node {
 }
 
 impl Node {
+    /// An entry-less node at `height` whose only child is `child`.
+    pub fn intermediate(height: u8, child: Link) -> Self {
+        Node {
+            touched: Touched::default(),
+            height,
+            left: Some(child),
+            entries: Vec::new(),
+        }
+    }
+
     /// Index of `key` (`Ok`) or of the gap it falls in (`Err`): gap `i` lies before
     /// entry `i`.
     pub fn search(&self, key: &[u8]) -> Result<usize, usize> {
@@ -150,7 +327,7 @@ impl Node {
         64 + self
             .entries
             .iter()
-            .map(|e| e.key.len() + std::mem::size_of::<Entry>())
+            .map(|e| e.key.len().saturating_sub(INLINE_KEY_BYTES) + std::mem::size_of::<Entry>())
             .sum::<usize>()
     }
 }
@@ -158,7 +335,7 @@ impl Node {
 fn write_node_link(buf: &mut Vec<u8>, link: Option<&Link>) {
     match link {
         None => cbor::write_null(buf),
-        Some(Link::Stored(c)) => {
+        Some(Link::Stored(StoredLink { cid: c, .. })) => {
             // d8 2a: tag 42; 58 25: 37 bytes; 00; 01 71 12 20: CIDv1 dag-cbor sha2-256/32
             buf.extend_from_slice(&[0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01, 0x71, 0x12, 0x20]);
             buf.extend_from_slice(&c.0);
@@ -185,7 +362,7 @@ pub fn encode_node(node: &Node) -> Vec<u8> {
         buf.extend_from_slice(&[0x61, b't']);
         write_node_link(&mut buf, e.right.as_ref());
         buf.extend_from_slice(&[0x61, b'v']);
-        cbor::write_link(&mut buf, &e.value);
+        e.value.write(&mut buf);
         prev = &e.key;
     }
     buf.extend_from_slice(&[0x61, b'l']);
@@ -213,7 +390,7 @@ pub enum NodeError {
     #[error("entry {index}: key height {got} differs from the node height {want}")]
     WrongHeight { index: usize, got: u8, want: u8 },
     #[error("link is not a CIDv1 dag-cbor sha2-256 node link: {0}")]
-    BadNodeLink(Cid),
+    BadNodeLink(Box<Cid>),
     #[error("non-root node has no entries and no child")]
     EmptyNonRoot,
     #[error("root node has no entries but a child (a pointer-only root must be trimmed)")]
@@ -228,8 +405,8 @@ fn read_node_link(d: &mut Decoder<'_>) -> Result<Option<Link>, NodeError> {
     match d.opt_link()? {
         None => Ok(None),
         Some(cid) => match NodeCid::from_cid(&cid) {
-            Some(nc) => Ok(Some(Link::Stored(nc))),
-            None => Err(NodeError::BadNodeLink(cid)),
+            Some(nc) => Ok(Some(Link::stored(nc))),
+            None => Err(NodeError::BadNodeLink(Box::new(cid))),
         },
     }
 }
@@ -287,8 +464,8 @@ pub fn decode_node(bytes: &[u8], height: Option<u8>) -> Result<Node, NodeError> 
             Some(_) => {}
         }
         entries.push(Entry {
-            key: key.into_boxed_slice(),
-            value,
+            key: Key::from(key.as_slice()),
+            value: ValueCid::from(value),
             right,
         });
     }
@@ -310,6 +487,7 @@ pub fn decode_node(bytes: &[u8], height: Option<u8>) -> Result<Node, NodeError> 
         return Err(NodeError::ChildBelowLeaf);
     }
     let node = Node {
+        touched: Touched::default(),
         height: node_height,
         left,
         entries,

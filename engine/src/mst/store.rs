@@ -5,25 +5,32 @@
 //! caller fetches the block, hands it to [`NodeStore::insert_block`] and runs the
 //! operation again (each retry finds at least one more node cached, so it terminates).
 
-use super::node::{DigestHasher, Node, NodeCid, NodeError, decode_node};
 use super::MstError;
+use super::node::{DigestHasher, Node, NodeCid, NodeError, decode_node};
 use crate::block::{BlockSource, NoBlocks};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Default node cache budget.
 pub const DEFAULT_NODE_CACHE_BYTES: usize = 64 << 20;
 
-type NodeMap = HashMap<NodeCid, (Arc<Node>, usize), DigestHasher>;
+#[derive(Debug)]
+struct Slot {
+    node: Arc<Node>,
+    size: usize,
+}
 
-/// A two-generation cache: hits in the old generation move to the new one; when the new
-/// generation fills half the budget it becomes the old one and the old one is dropped.
-/// O(1) per operation and close to LRU for the access pattern of tree paths.
+/// Most slots the clock hand looks at per insert, so no single insert pays for a long
+/// eviction sweep (the cache may overshoot its budget briefly instead).
+const MAX_EVICTION_STEPS: usize = 32;
+
+/// A CLOCK cache of decoded nodes, bounded by an estimate of their heap bytes. Every
+/// operation is O(1) amortized and no call does unbounded work.
 #[derive(Debug)]
 pub struct NodeCache {
-    young: NodeMap,
-    old: NodeMap,
-    young_bytes: usize,
+    map: HashMap<NodeCid, Slot, DigestHasher>,
+    clock: VecDeque<NodeCid>,
+    bytes: usize,
     capacity_bytes: usize,
     hits: u64,
     misses: u64,
@@ -32,9 +39,9 @@ pub struct NodeCache {
 impl NodeCache {
     pub fn new(capacity_bytes: usize) -> Self {
         Self {
-            young: HashMap::default(),
-            old: HashMap::default(),
-            young_bytes: 0,
+            map: HashMap::default(),
+            clock: VecDeque::new(),
+            bytes: 0,
             capacity_bytes,
             hits: 0,
             misses: 0,
@@ -42,41 +49,74 @@ impl NodeCache {
     }
 
     pub fn get(&mut self, cid: &NodeCid) -> Option<Arc<Node>> {
-        if let Some((node, _)) = self.young.get(cid) {
-            self.hits += 1;
-            return Some(node.clone());
+        match self.map.get_mut(cid) {
+            Some(slot) => {
+                self.hits += 1;
+                slot.node.touched.mark();
+                Some(slot.node.clone())
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
         }
-        if let Some((node, size)) = self.old.remove(cid) {
-            self.hits += 1;
-            self.insert_sized(*cid, node.clone(), size);
-            return Some(node);
-        }
-        self.misses += 1;
-        None
     }
 
     pub fn insert(&mut self, cid: NodeCid, node: Arc<Node>) {
         let size = node.approx_bytes();
-        self.insert_sized(cid, node, size);
+        let slot = Slot { node, size };
+        match self.map.insert(cid, slot) {
+            Some(old) => self.bytes -= old.size,
+            None => self.clock.push_back(cid),
+        }
+        self.bytes += size;
+        self.evict();
     }
 
-    fn insert_sized(&mut self, cid: NodeCid, node: Arc<Node>, size: usize) {
-        if self.young.insert(cid, (node, size)).is_none() {
-            self.young_bytes += size;
+    fn evict(&mut self) {
+        for _ in 0..MAX_EVICTION_STEPS {
+            if self.bytes <= self.capacity_bytes {
+                return;
+            }
+            let Some(cid) = self.clock.pop_front() else {
+                return;
+            };
+            let Some(slot) = self.map.get_mut(&cid) else {
+                continue;
+            };
+            if slot.node.touched.take() {
+                self.clock.push_back(cid);
+            } else if let Some(gone) = self.map.remove(&cid) {
+                self.bytes -= gone.size;
+            }
         }
-        if self.young_bytes > self.capacity_bytes / 2 {
-            self.old = std::mem::take(&mut self.young);
-            self.young_bytes = 0;
+    }
+
+    /// Drops a node. Its clock slot goes stale and is skipped (or compacted away).
+    pub fn remove(&mut self, cid: &NodeCid) {
+        if let Some(gone) = self.map.remove(cid) {
+            self.bytes -= gone.size;
+        }
+        // Keep the clock from filling with stale slots when removals keep the cache under
+        // budget (the hand only moves when it is over).
+        if self.clock.len() > 2 * self.map.len() + 1024 {
+            let map = &self.map;
+            self.clock.retain(|c| map.contains_key(c));
         }
     }
 
     /// Nodes held now.
     pub fn len(&self) -> usize {
-        self.young.len() + self.old.len()
+        self.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.map.is_empty()
+    }
+
+    /// Estimated heap bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// (hits, misses) since creation.
@@ -91,6 +131,8 @@ pub trait NodeLoader {
     fn load_node(&mut self, cid: &NodeCid, height: Option<u8>) -> Result<Arc<Node>, MstError>;
     /// Keeps a node just written by a commit.
     fn keep_node(&mut self, cid: NodeCid, node: Arc<Node>);
+    /// A hint that a committed change replaced this node: it can leave the cache.
+    fn forget_node(&mut self, _cid: &NodeCid) {}
 }
 
 /// A node cache over a block source.
@@ -142,17 +184,22 @@ fn bad_node(cid: NodeCid, err: NodeError) -> MstError {
 impl<S: BlockSource> NodeLoader for NodeStore<S> {
     fn load_node(&mut self, cid: &NodeCid, height: Option<u8>) -> Result<Arc<Node>, MstError> {
         if let Some(node) = self.cache.get(cid) {
-            if let Some(h) = height {
-                if node.height != h {
-                    return Err(MstError::Corrupt("cached node reached at a different height"));
-                }
+            if let Some(h) = height
+                && node.height != h
+            {
+                return Err(MstError::Corrupt(
+                    "cached node reached at a different height",
+                ));
             }
             return Ok(node);
         }
         let bytes = match self.fetched.remove(cid) {
             Some(b) => b,
             None => {
-                let b = self.source.get_block(&cid.to_cid()).map_err(MstError::Source)?;
+                let b = self
+                    .source
+                    .get_block(&cid.to_cid())
+                    .map_err(MstError::Source)?;
                 let b = b.ok_or(MstError::Missing(*cid))?;
                 if NodeCid::of(&b) != *cid {
                     return Err(MstError::HashMismatch(*cid));
@@ -167,5 +214,9 @@ impl<S: BlockSource> NodeLoader for NodeStore<S> {
 
     fn keep_node(&mut self, cid: NodeCid, node: Arc<Node>) {
         self.cache.insert(cid, node);
+    }
+
+    fn forget_node(&mut self, cid: &NodeCid) {
+        self.cache.remove(cid);
     }
 }

@@ -3,7 +3,7 @@
 //! place in the tree (`spec/mst.md` 1.7).
 
 use super::MstError;
-use super::node::{Link, NodeCid, decode_node};
+use super::node::{Link, NodeCid, StoredLink, decode_node};
 use crate::block::BlockSource;
 use cid::Cid;
 
@@ -24,7 +24,7 @@ pub fn verify_tree(
     source: &impl BlockSource,
     visit: &mut dyn FnMut(&[u8], &Cid),
 ) -> Result<TreeStats, MstError> {
-    let nc = NodeCid::from_cid(root).ok_or(MstError::BadRootLink(*root))?;
+    let nc = NodeCid::from_cid(root).ok_or(MstError::BadRootLink(Box::new(*root)))?;
     let mut stats = TreeStats::default();
     let height = check(nc, None, None, None, source, visit, &mut stats)?;
     stats.height = height;
@@ -63,17 +63,23 @@ fn check(
     }
     let h = node.height;
     for gap in 0..=node.entries.len() {
-        let gap_lo = if gap == 0 { lo } else { Some(&*node.entries[gap - 1].key) };
+        let gap_lo = if gap == 0 {
+            lo
+        } else {
+            Some(&*node.entries[gap - 1].key)
+        };
         let gap_hi = node.entries.get(gap).map_or(hi, |e| Some(&*e.key));
         if let Some(link) = node.gap(gap) {
-            let Link::Stored(child) = link else {
+            let Link::Stored(StoredLink { cid: child, .. }) = link else {
                 return Err(MstError::Corrupt("decoded node holds an in-memory link"));
             };
-            let ch = h.checked_sub(1).ok_or(MstError::Corrupt("a height-0 node has a child"))?;
+            let ch = h
+                .checked_sub(1)
+                .ok_or(MstError::Corrupt("a height-0 node has a child"))?;
             check(*child, Some(ch), gap_lo, gap_hi, source, visit, stats)?;
         }
         if let Some(e) = node.entries.get(gap) {
-            visit(&e.key, &e.value);
+            visit(&e.key, &e.value.to_cid());
         }
     }
     Ok(h)

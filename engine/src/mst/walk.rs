@@ -1,12 +1,15 @@
 //! Ordered walk over a tree's entries from a start bound, resumable after a missing node.
 
+use super::MstError;
 use super::node::{Link, Node};
 use super::store::NodeLoader;
 use super::tree::{Mst, resolve};
-use super::MstError;
 use cid::Cid;
 use std::ops::Bound;
 use std::sync::Arc;
+
+/// A key and its value, as the walk yields them.
+pub type WalkEntry = (Box<[u8]>, Cid);
 
 #[derive(Debug)]
 struct Frame {
@@ -66,7 +69,7 @@ impl Walker {
     pub fn next_entry(
         &mut self,
         nodes: &mut impl NodeLoader,
-    ) -> Result<Option<(Box<[u8]>, Cid)>, MstError> {
+    ) -> Result<Option<WalkEntry>, MstError> {
         loop {
             if let Some((link, h)) = &self.pending {
                 let node = resolve(link, *h, nodes)?;
@@ -87,15 +90,17 @@ impl Walker {
             top.pos += 1;
             if pos % 2 == 0 {
                 if let Some(g) = top.node.gap(pos / 2) {
-                    let h = top.node.height.checked_sub(1).ok_or(MstError::Corrupt(
-                        "a height-0 node has a child",
-                    ))?;
+                    let h = top
+                        .node
+                        .height
+                        .checked_sub(1)
+                        .ok_or(MstError::Corrupt("a height-0 node has a child"))?;
                     self.pending = Some((g.clone(), h));
                 }
                 continue;
             }
             let e = &top.node.entries[pos / 2];
-            return Ok(Some((e.key.clone(), e.value)));
+            return Ok(Some((Box::from(&*e.key), e.value.to_cid())));
         }
     }
 }

@@ -89,11 +89,16 @@ pub fn read_header(bytes: &[u8]) -> Result<(Vec<Cid>, usize), FrameError> {
         return Err(FrameError::TooLarge(len));
     }
     let end = at + len as usize;
-    let body = bytes.get(at..end).ok_or(FrameError::Truncated { need: end as u64, have })?;
+    let body = bytes.get(at..end).ok_or(FrameError::Truncated {
+        need: end as u64,
+        have,
+    })?;
     let bad = |_| FrameError::Invalid("CAR header is not canonical {roots, version: 1}");
     let mut d = Decoder::new(body);
     if d.map().map_err(bad)? != 2 {
-        return Err(FrameError::Invalid("CAR header must have exactly roots and version"));
+        return Err(FrameError::Invalid(
+            "CAR header must have exactly roots and version",
+        ));
     }
     d.expect_key("roots").map_err(bad)?;
     let n = d.array().map_err(bad)?;
@@ -131,20 +136,31 @@ pub fn read_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
         return Err(FrameError::TooLarge(len));
     }
     let end = at + len as usize;
-    let body = bytes.get(at..end).ok_or(FrameError::Truncated { need: end as u64, have })?;
-    let cid = Cid::read_bytes(body).map_err(|_| FrameError::Invalid("frame holds an invalid CID"))?;
+    let body = bytes.get(at..end).ok_or(FrameError::Truncated {
+        need: end as u64,
+        have,
+    })?;
+    let cid =
+        Cid::read_bytes(body).map_err(|_| FrameError::Invalid("frame holds an invalid CID"))?;
     let cid_len = cid_encoded_len(&cid);
     let mut canonical = Vec::with_capacity(cid_len);
     write_cid(&mut canonical, &cid);
     if body.get(..cid_len) != Some(canonical.as_slice()) {
-        return Err(FrameError::Invalid("frame CID is not in canonical binary form"));
+        return Err(FrameError::Invalid(
+            "frame CID is not in canonical binary form",
+        ));
     }
     if cid.hash().code() == MH_IDENTITY {
         return Err(FrameError::Invalid("identity CIDs are never framed"));
     }
     let block = &body[cid_len..];
     verify_block(&cid, block)?;
-    Ok(Frame { cid, block, block_offset: at + cid_len, len: end })
+    Ok(Frame {
+        cid,
+        block,
+        block_offset: at + cid_len,
+        len: end,
+    })
 }
 
 /// Iterates the frames of a CAR body, stopping at the first error (which it yields).
@@ -158,7 +174,11 @@ pub struct Frames<'a> {
 impl<'a> Frames<'a> {
     /// Frames of `data`, which starts right after the header.
     pub fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0, failed: false }
+        Self {
+            data,
+            pos: 0,
+            failed: false,
+        }
     }
 
     /// Offset of the next frame: after an error, the end of the valid prefix.
@@ -213,15 +233,27 @@ mod tests {
         let mut buf = Vec::new();
         write_frame(&mut buf, &cid, &block);
         for cut in [0, 1, 2, 10, buf.len() - 1] {
-            assert!(matches!(read_frame(&buf[..cut]), Err(FrameError::Truncated { .. })), "{cut}");
+            assert!(
+                matches!(read_frame(&buf[..cut]), Err(FrameError::Truncated { .. })),
+                "{cut}"
+            );
         }
         assert_eq!(read_frame(&[0u8; 64]), Err(FrameError::Zero));
         let mut flipped = buf.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(matches!(read_frame(&flipped), Err(FrameError::Hash(_))));
-        assert!(matches!(read_frame(&[0xff; 16]), Err(FrameError::Invalid(_))));
-        assert!(matches!(read_frame(&[0x80, 0x00]), Err(FrameError::Invalid(_))));
-        assert!(matches!(read_frame(&[0xff, 0xff, 0xff, 0x7f]), Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            read_frame(&[0xff; 16]),
+            Err(FrameError::Invalid(_))
+        ));
+        assert!(matches!(
+            read_frame(&[0x80, 0x00]),
+            Err(FrameError::Invalid(_))
+        ));
+        assert!(matches!(
+            read_frame(&[0xff, 0xff, 0xff, 0x7f]),
+            Err(FrameError::TooLarge(_))
+        ));
     }
 
     #[test]

@@ -135,7 +135,7 @@ impl SegmentIndex {
         segment_sha256.copy_from_slice(&body[32..64]);
         let n = u64_at(64);
         let expect = (body.len() - HEADER_BYTES) / ENTRY_BYTES;
-        if (body.len() - HEADER_BYTES) % ENTRY_BYTES != 0 || n != expect as u64 {
+        if !(body.len() - HEADER_BYTES).is_multiple_of(ENTRY_BYTES) || n != expect as u64 {
             return Err(invalid("entry count does not match the length"));
         }
         let mut entries = Vec::with_capacity(expect);
@@ -153,16 +153,32 @@ impl SegmentIndex {
             let mut off = [0u8; 8];
             off.copy_from_slice(&raw[40..48]);
             let offset = u64::from_le_bytes(off);
-            if offset.checked_add(u64::from(len)).is_none_or(|end| end > segment_bytes) {
+            if offset
+                .checked_add(u64::from(len))
+                .is_none_or(|end| end > segment_bytes)
+            {
                 return Err(invalid("block range outside the segment"));
             }
-            let e = IndexEntry { digest, codec, offset, len };
-            if entries.last().is_some_and(|p: &IndexEntry| (p.digest, p.codec) >= (digest, codec)) {
+            let e = IndexEntry {
+                digest,
+                codec,
+                offset,
+                len,
+            };
+            if entries
+                .last()
+                .is_some_and(|p: &IndexEntry| (p.digest, p.codec) >= (digest, codec))
+            {
                 return Err(invalid("entries not sorted or not unique"));
             }
             entries.push(e);
         }
-        Ok(Self { id: SegmentId { plane, shard, seq }, segment_bytes, segment_sha256, entries })
+        Ok(Self {
+            id: SegmentId { plane, shard, seq },
+            segment_bytes,
+            segment_sha256,
+            entries,
+        })
     }
 
     /// Rebuilds the index of a sealed segment from its bytes alone.
@@ -177,7 +193,10 @@ impl SegmentIndex {
         let mut frames = Frames::new(&car[header_len..]);
         while let Some(f) = frames.next() {
             let at_err = (header_len + frames.position()) as u64;
-            let (at, frame) = f.map_err(|err| IndexError::Frame { offset: at_err, err })?;
+            let (at, frame) = f.map_err(|err| IndexError::Frame {
+                offset: at_err,
+                err,
+            })?;
             let offset = (header_len + at + frame.block_offset) as u64;
             b.add(&frame.cid, offset, frame.block.len() as u32)?;
         }
@@ -194,19 +213,33 @@ pub struct SegmentIndexBuilder {
 
 impl SegmentIndexBuilder {
     pub fn new(id: SegmentId) -> Self {
-        Self { id, entries: Vec::new() }
+        Self {
+            id,
+            entries: Vec::new(),
+        }
     }
 
     pub fn add(&mut self, cid: &Cid, offset: u64, len: u32) -> Result<(), IndexError> {
         let (digest, codec) = key(cid).ok_or(IndexError::Unindexable(*cid))?;
-        self.entries.push(IndexEntry { digest, codec, offset, len });
+        self.entries.push(IndexEntry {
+            digest,
+            codec,
+            offset,
+            len,
+        });
         Ok(())
     }
 
     pub fn finish(mut self, segment_bytes: u64, segment_sha256: [u8; 32]) -> SegmentIndex {
         // Stable sort: among duplicates the earliest frame stays first and is kept.
-        self.entries.sort_by(|a, b| (a.digest, a.codec).cmp(&(b.digest, b.codec)));
-        self.entries.dedup_by(|b, a| (a.digest, a.codec) == (b.digest, b.codec));
-        SegmentIndex { id: self.id, segment_bytes, segment_sha256, entries: self.entries }
+        self.entries.sort_by_key(|e| (e.digest, e.codec));
+        self.entries
+            .dedup_by(|b, a| (a.digest, a.codec) == (b.digest, b.codec));
+        SegmentIndex {
+            id: self.id,
+            segment_bytes,
+            segment_sha256,
+            entries: self.entries,
+        }
     }
 }

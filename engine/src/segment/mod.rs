@@ -112,8 +112,16 @@ mod tests {
     #[test]
     fn header_root_names_the_segment() {
         for id in [
-            SegmentId { plane: Plane::Data, shard: 0, seq: 0 },
-            SegmentId { plane: Plane::Catalog, shard: u32::MAX, seq: u64::MAX },
+            SegmentId {
+                plane: Plane::Data,
+                shard: 0,
+                seq: 0,
+            },
+            SegmentId {
+                plane: Plane::Catalog,
+                shard: u32::MAX,
+                seq: u64::MAX,
+            },
         ] {
             assert_eq!(SegmentId::from_header_root(&id.header_root()), Some(id));
             let (roots, len) = read_header(&id.header()).unwrap();
