@@ -55,11 +55,18 @@ fn main() -> std::io::Result<()> {
             parts: None,
         };
         catalog.push((m.cid(), m.encode()));
-        tree.insert(key.as_bytes(), m.cid(), &mut nodes).expect("valid key");
+        tree.insert(key.as_bytes(), m.cid(), &mut nodes)
+            .expect("valid key");
     }
     let mut node_blocks = Vec::new();
     let root = tree.commit(&mut nodes, &mut node_blocks);
-    let commit = Commit { bucket: "photos".into(), root, prev: None, seq: 1, time_ms: 2 };
+    let commit = Commit {
+        bucket: "photos".into(),
+        root,
+        prev: None,
+        seq: 1,
+        time_ms: 2,
+    };
     catalog.push((commit.cid(), commit.encode()));
     for (i, (_, b)) in node_blocks.iter().enumerate().take(16) {
         // The first byte picks the height the target decodes at (see mst_node.rs).
@@ -72,12 +79,21 @@ fn main() -> std::io::Result<()> {
         write(&dir, "formats", &format!("block-{i}"), b)?;
         write(&dir, "dag_cbor", &format!("block-{i}"), b)?;
     }
-    let id = SegmentId { plane: Plane::Catalog, shard: 0, seq: 1 };
+    let id = SegmentId {
+        plane: Plane::Catalog,
+        shard: 0,
+        seq: 1,
+    };
     let mut car = id.header();
     for (c, b) in catalog.iter().chain(&node_blocks).take(12) {
         write_frame(&mut car, c, b);
     }
-    let mut data_car = SegmentId { plane: Plane::Data, shard: 0, seq: 1 }.header();
+    let mut data_car = SegmentId {
+        plane: Plane::Data,
+        shard: 0,
+        seq: 1,
+    }
+    .header();
     for (c, b) in data.iter().take(8) {
         write_frame(&mut data_car, c, b);
     }

@@ -11,6 +11,7 @@
 //! Formats are specified byte by byte in `docs/format.md`.
 
 pub mod block;
+pub mod catalog;
 pub mod cbor;
 pub mod chunker;
 pub mod format;
