@@ -15,5 +15,7 @@ pub mod catalog;
 pub mod cbor;
 pub mod chunker;
 pub mod format;
+pub mod io;
 pub mod mst;
+pub mod plane;
 pub mod segment;

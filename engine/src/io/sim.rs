@@ -1,0 +1,226 @@
+//! A simulated disk for crash tests: every file has live bytes (what reads see) and
+//! durable bytes (what survives a crash), every directory has live and durable entries,
+//! and faults can be injected.
+//!
+//! A crash keeps the durable state, plus — as a real disk may — any subset of the pages
+//! written since the last sync, chosen by the test (`keep_unsynced_page`). Directory
+//! changes not followed by `sync_dir` are lost.
+
+use super::{AlignedBuf, Disk, PAGE_BYTES, SegmentFile};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::rc::Rc;
+
+#[derive(Debug, Default, Clone)]
+struct FileState {
+    live: Vec<u8>,
+    durable: Vec<u8>,
+    /// Pages written since the last sync.
+    dirty_pages: BTreeSet<u64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    files: BTreeMap<String, FileState>,
+    live_names: BTreeSet<String>,
+    durable_names: BTreeSet<String>,
+    /// Syncs (file or directory) that succeed before the next one fails.
+    syncs_before_failure: Option<u64>,
+    writes: u64,
+    syncs: u64,
+}
+
+/// The simulated disk. Cheap to clone (clones share the disk).
+#[derive(Debug, Clone, Default)]
+pub struct SimDisk {
+    state: Rc<RefCell<State>>,
+}
+
+/// An open file on a [`SimDisk`].
+#[derive(Debug, Clone)]
+pub struct SimFile {
+    disk: SimDisk,
+    name: String,
+}
+
+fn eio(what: &str) -> io::Error {
+    io::Error::other(format!("injected I/O error: {what}"))
+}
+
+impl SimDisk {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the sync after the next `n` successful ones fail (with EIO).
+    pub fn fail_sync_after(&self, n: u64) {
+        self.state.borrow_mut().syncs_before_failure = Some(n);
+    }
+
+    /// (writes, syncs) issued so far.
+    pub fn counts(&self) -> (u64, u64) {
+        let s = self.state.borrow();
+        (s.writes, s.syncs)
+    }
+
+    fn sync_allowed(&self) -> io::Result<()> {
+        let mut s = self.state.borrow_mut();
+        s.syncs += 1;
+        match s.syncs_before_failure {
+            Some(0) => Err(eio("sync")),
+            Some(n) => {
+                s.syncs_before_failure = Some(n - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The disk as it is after power loss: durable bytes, plus each unsynced page for
+    /// which `keep_unsynced_page(file, page)` says it reached the medium.
+    pub fn crash(&self, mut keep_unsynced_page: impl FnMut(&str, u64) -> bool) -> SimDisk {
+        let s = self.state.borrow();
+        let mut files = BTreeMap::new();
+        for name in &s.durable_names {
+            let Some(f) = s.files.get(name) else { continue };
+            let mut bytes = f.durable.clone();
+            for &page in &f.dirty_pages {
+                if !keep_unsynced_page(name, page) {
+                    continue;
+                }
+                let start = page as usize * PAGE_BYTES;
+                let end = (start + PAGE_BYTES).min(f.live.len());
+                if start >= end {
+                    continue;
+                }
+                if bytes.len() < end {
+                    bytes.resize(end, 0);
+                }
+                bytes[start..end].copy_from_slice(&f.live[start..end]);
+            }
+            let state = FileState {
+                live: bytes.clone(),
+                durable: bytes,
+                dirty_pages: BTreeSet::new(),
+            };
+            files.insert(name.clone(), state);
+        }
+        let names: BTreeSet<String> = files.keys().cloned().collect();
+        SimDisk {
+            state: Rc::new(RefCell::new(State {
+                files,
+                live_names: names.clone(),
+                durable_names: names,
+                ..State::default()
+            })),
+        }
+    }
+
+    /// The live bytes of a file (for assertions).
+    pub fn live_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        self.state.borrow().files.get(name).map(|f| f.live.clone())
+    }
+}
+
+impl SegmentFile for SimFile {
+    async fn write_at(&self, buf: AlignedBuf, offset: u64) -> (io::Result<()>, AlignedBuf) {
+        let mut s = self.disk.state.borrow_mut();
+        s.writes += 1;
+        let Some(f) = s.files.get_mut(&self.name) else {
+            return (Err(io::ErrorKind::NotFound.into()), buf);
+        };
+        if !offset.is_multiple_of(PAGE_BYTES as u64) {
+            return (Err(io::ErrorKind::InvalidInput.into()), buf);
+        }
+        let start = offset as usize;
+        let end = start + buf.len();
+        if f.live.len() < end {
+            f.live.resize(end, 0);
+        }
+        f.live[start..end].copy_from_slice(buf.as_slice());
+        for page in (start / PAGE_BYTES)..end.div_ceil(PAGE_BYTES) {
+            f.dirty_pages.insert(page as u64);
+        }
+        (Ok(()), buf)
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let s = self.disk.state.borrow();
+        let f = s.files.get(&self.name).ok_or(io::ErrorKind::NotFound)?;
+        let start = (offset as usize).min(f.live.len());
+        let end = (start + len).min(f.live.len());
+        Ok(f.live[start..end].to_vec())
+    }
+
+    async fn sync_data(&self) -> io::Result<()> {
+        self.disk.sync_allowed()?;
+        let mut s = self.disk.state.borrow_mut();
+        let f = s.files.get_mut(&self.name).ok_or(io::ErrorKind::NotFound)?;
+        f.durable = f.live.clone();
+        f.dirty_pages.clear();
+        Ok(())
+    }
+
+    async fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut s = self.disk.state.borrow_mut();
+        let f = s.files.get_mut(&self.name).ok_or(io::ErrorKind::NotFound)?;
+        f.live.resize(len as usize, 0);
+        Ok(())
+    }
+
+    async fn file_len(&self) -> io::Result<u64> {
+        let s = self.disk.state.borrow();
+        let f = s.files.get(&self.name).ok_or(io::ErrorKind::NotFound)?;
+        Ok(f.live.len() as u64)
+    }
+}
+
+impl Disk for SimDisk {
+    type File = SimFile;
+
+    async fn create(&self, name: &str) -> io::Result<SimFile> {
+        let mut s = self.state.borrow_mut();
+        if s.live_names.contains(name) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        s.files.insert(name.to_owned(), FileState::default());
+        s.live_names.insert(name.to_owned());
+        Ok(SimFile {
+            disk: self.clone(),
+            name: name.to_owned(),
+        })
+    }
+
+    async fn open(&self, name: &str) -> io::Result<SimFile> {
+        if !self.state.borrow().live_names.contains(name) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        Ok(SimFile {
+            disk: self.clone(),
+            name: name.to_owned(),
+        })
+    }
+
+    async fn remove(&self, name: &str) -> io::Result<()> {
+        let mut s = self.state.borrow_mut();
+        if !s.live_names.remove(name) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        Ok(())
+    }
+
+    async fn list(&self) -> io::Result<Vec<String>> {
+        Ok(self.state.borrow().live_names.iter().cloned().collect())
+    }
+
+    async fn sync_dir(&self) -> io::Result<()> {
+        self.sync_allowed()?;
+        let mut s = self.state.borrow_mut();
+        let live = s.live_names.clone();
+        // Content of removed files is gone once the removal is durable.
+        s.files.retain(|name, _| live.contains(name));
+        s.durable_names = live;
+        Ok(())
+    }
+}

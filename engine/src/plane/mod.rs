@@ -1,0 +1,26 @@
+//! Plane logs: each shard's data plane (body chunks) and catalog plane (manifests, chunk
+//! indexes, MST nodes, commits) are sequences of CAR segments written through the I/O
+//! seam ([`crate::io`]).
+//!
+//! - [`segment`]: one open segment: append, group commit, seal, and recovery's scan.
+
+pub mod segment;
+
+pub use segment::{OpenSegment, Recovered, car_name, index_name, recover};
+
+/// Plane-log failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlaneError {
+    /// A write or sync failed; the segment is now poisoned.
+    #[error("plane log I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// An earlier write or sync failed: nothing more is accepted.
+    #[error("plane log is poisoned by an earlier I/O failure")]
+    Poisoned,
+    /// The frame does not fit in the open segment: seal it and open the next.
+    #[error("open segment is full")]
+    Full,
+    #[error("plane log is inconsistent: {0}")]
+    Corrupt(String),
+}

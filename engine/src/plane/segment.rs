@@ -1,0 +1,291 @@
+//! One open segment of a plane log: frames are appended in memory and made durable by
+//! [`OpenSegment::commit`] (one write of the pages from the last partial page to the end,
+//! then one fdatasync); [`OpenSegment::seal`] turns it into an ordinary CAR with its index.
+//!
+//! Invariants:
+//! - bytes below `durable_end` are on disk and synced; they are never changed again (the
+//!   partial last page is rewritten with the same leading bytes);
+//! - the file was pre-written with zeros before the first frame, so every commit
+//!   overwrites allocated blocks (cheaper fdatasync) and nothing after the logical end can
+//!   parse as a frame of this segment;
+//! - after any failed write or sync the segment is poisoned: it refuses every later call,
+//!   and nothing appended after the last successful commit is ever reported durable.
+
+use super::PlaneError;
+use crate::io::{AlignedBuf, Disk, PAGE_BYTES, SegmentFile, round_up_to_page};
+use crate::segment::frame::{frame_len, read_header, write_frame};
+use crate::segment::{Frames, SegmentId, SegmentIndex, SegmentIndexBuilder};
+use cid::Cid;
+use sha2::{Digest, Sha256};
+
+/// Pre-written zeros are written in pieces of this size.
+const PREWRITE_PIECE_BYTES: usize = 1 << 20;
+
+/// File name of a segment's CAR.
+pub fn car_name(id: SegmentId) -> String {
+    format!("{}-{:04}-{:020}.car", id.plane.as_str(), id.shard, id.seq)
+}
+
+/// File name of a segment's index.
+pub fn index_name(id: SegmentId) -> String {
+    format!("{}-{:04}-{:020}.idx", id.plane.as_str(), id.shard, id.seq)
+}
+
+/// An open segment.
+#[derive(Debug)]
+pub struct OpenSegment<F> {
+    id: SegmentId,
+    file: F,
+    /// Size of the pre-written file: frames must end within it.
+    capacity_bytes: u64,
+    /// Bytes from `tail_offset` (a page boundary) to `end`.
+    tail: Vec<u8>,
+    tail_offset: u64,
+    end: u64,
+    durable_end: u64,
+    index: SegmentIndexBuilder,
+    /// SHA-256 of bytes `[0, end)`, kept as they are appended.
+    sha256: Sha256,
+    poisoned: bool,
+}
+
+impl<F: SegmentFile> OpenSegment<F> {
+    /// Creates the segment file, pre-writes `capacity_bytes` of zeros, and makes the file
+    /// and its directory entry durable. The CAR header is its first append.
+    pub async fn create<D: Disk<File = F>>(
+        disk: &D,
+        id: SegmentId,
+        capacity_bytes: u64,
+    ) -> Result<Self, PlaneError> {
+        let capacity_bytes = round_up_to_page(capacity_bytes);
+        let file = disk.create(&car_name(id)).await?;
+        let mut pos = 0u64;
+        let mut zeros = AlignedBuf::zeroed(PREWRITE_PIECE_BYTES);
+        while pos < capacity_bytes {
+            let n = (capacity_bytes - pos).min(PREWRITE_PIECE_BYTES as u64) as usize;
+            if n < zeros.len() {
+                zeros = AlignedBuf::zeroed(n);
+            }
+            let (r, buf) = file.write_at(zeros, pos).await;
+            r?;
+            zeros = buf;
+            pos += n as u64;
+        }
+        file.sync_data().await?;
+        disk.sync_dir().await?;
+        let mut seg = Self {
+            id,
+            file,
+            capacity_bytes,
+            tail: Vec::new(),
+            tail_offset: 0,
+            end: 0,
+            durable_end: 0,
+            index: SegmentIndexBuilder::new(id),
+            sha256: Sha256::new(),
+            poisoned: false,
+        };
+        let header = id.header();
+        seg.push_bytes(&header);
+        Ok(seg)
+    }
+
+    /// Reopens a segment found by recovery: its valid frames end at `recovered.end`.
+    /// Later appends overwrite whatever followed (a torn tail).
+    pub async fn reopen(file: F, recovered: &Recovered) -> Result<Self, PlaneError> {
+        let capacity_bytes = file.file_len().await?;
+        let bytes = file.read_at(0, recovered.end as usize).await?;
+        if bytes.len() as u64 != recovered.end {
+            return Err(PlaneError::Corrupt(
+                "segment shorter than its recovered end".into(),
+            ));
+        }
+        let mut index = SegmentIndexBuilder::new(recovered.id);
+        for (cid, offset, len) in &recovered.blocks {
+            index
+                .add(cid, *offset, *len)
+                .map_err(|e| PlaneError::Corrupt(e.to_string()))?;
+        }
+        let tail_offset = recovered.end - recovered.end % PAGE_BYTES as u64;
+        Ok(Self {
+            id: recovered.id,
+            file,
+            capacity_bytes,
+            tail: bytes[tail_offset as usize..].to_vec(),
+            tail_offset,
+            end: recovered.end,
+            durable_end: recovered.end,
+            index,
+            sha256: Sha256::new_with_prefix(&bytes),
+            poisoned: false,
+        })
+    }
+
+    pub fn id(&self) -> SegmentId {
+        self.id
+    }
+
+    /// Logical end: header and every appended frame.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Everything below this offset is durable.
+    pub fn durable_end(&self) -> u64 {
+        self.durable_end
+    }
+
+    pub fn capacity_bytes(&self) -> u64 {
+        self.capacity_bytes
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Whether a frame for `cid` and `block_len` bytes still fits.
+    pub fn fits(&self, cid: &Cid, block_len: usize) -> bool {
+        self.end + frame_len(cid, block_len) as u64 <= self.capacity_bytes
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        self.tail.extend_from_slice(bytes);
+        self.sha256.update(bytes);
+        self.end += bytes.len() as u64;
+    }
+
+    /// Appends a frame in memory; returns the offset of the block bytes. Durable only
+    /// after the next successful [`OpenSegment::commit`].
+    pub fn append(&mut self, cid: &Cid, block: &[u8]) -> Result<u64, PlaneError> {
+        if self.poisoned {
+            return Err(PlaneError::Poisoned);
+        }
+        if !self.fits(cid, block.len()) {
+            return Err(PlaneError::Full);
+        }
+        let mut frame = Vec::with_capacity(frame_len(cid, block.len()));
+        write_frame(&mut frame, cid, block);
+        let block_offset = self.end + (frame.len() - block.len()) as u64;
+        self.push_bytes(&frame);
+        self.index
+            .add(cid, block_offset, block.len() as u32)
+            .map_err(|e| PlaneError::Corrupt(e.to_string()))?;
+        Ok(block_offset)
+    }
+
+    /// Makes every appended frame durable: writes the pages from the last partial page
+    /// to the end, then fdatasync. Returns the new durable end. Poisons on failure.
+    pub async fn commit(&mut self) -> Result<u64, PlaneError> {
+        if self.poisoned {
+            return Err(PlaneError::Poisoned);
+        }
+        if self.end == self.durable_end {
+            return Ok(self.durable_end);
+        }
+        let end = self.end;
+        let buf = AlignedBuf::from_padded(&self.tail);
+        let (r, _) = self.file.write_at(buf, self.tail_offset).await;
+        if let Err(e) = r {
+            self.poisoned = true;
+            return Err(PlaneError::Io(e));
+        }
+        if let Err(e) = self.file.sync_data().await {
+            // fsyncgate: after a failed fsync the page cache may have dropped the dirty
+            // pages; retrying could report lost data as durable. Poison instead.
+            self.poisoned = true;
+            return Err(PlaneError::Io(e));
+        }
+        let keep_from = end - end % PAGE_BYTES as u64;
+        self.tail.drain(..(keep_from - self.tail_offset) as usize);
+        self.tail_offset = keep_from;
+        self.durable_end = end;
+        Ok(end)
+    }
+
+    /// Reads `len` bytes at `offset` (durable or not yet committed).
+    pub async fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, PlaneError> {
+        let end = offset + len as u64;
+        if end > self.end {
+            return Err(PlaneError::Corrupt(
+                "read past the end of the segment".into(),
+            ));
+        }
+        if offset >= self.tail_offset {
+            let start = (offset - self.tail_offset) as usize;
+            return Ok(self.tail[start..start + len].to_vec());
+        }
+        Ok(self.file.read_at(offset, len).await?)
+    }
+
+    /// Commits, truncates the file to its logical length, syncs it, and writes the index
+    /// beside it (file, then directory synced). The result is an ordinary CAR.
+    pub async fn seal<D: Disk<File = F>>(mut self, disk: &D) -> Result<SegmentIndex, PlaneError> {
+        self.commit().await?;
+        let fail = |seg: &mut Self, e| {
+            seg.poisoned = true;
+            PlaneError::Io(e)
+        };
+        if let Err(e) = self.file.set_len(self.end).await {
+            return Err(fail(&mut self, e));
+        }
+        if let Err(e) = self.file.sync_data().await {
+            return Err(fail(&mut self, e));
+        }
+        let index = self.index.finish(self.end, self.sha256.finalize().into());
+        let bytes = index.encode();
+        let idx = disk.create(&index_name(self.id)).await?;
+        let (r, _) = idx.write_at(AlignedBuf::from_padded(&bytes), 0).await;
+        r?;
+        idx.set_len(bytes.len() as u64).await?;
+        idx.sync_data().await?;
+        disk.sync_dir().await?;
+        Ok(index)
+    }
+}
+
+/// What recovery found in an open segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub id: SegmentId,
+    /// End of the last valid frame: the segment's logical length.
+    pub end: u64,
+    /// Every valid block: (CID, offset of its bytes, length).
+    pub blocks: Vec<(Cid, u64, u32)>,
+    /// Why the scan stopped (`None` at the end of the file).
+    pub stopped_by: Option<String>,
+}
+
+/// Scans an open segment frame by frame, verifying each block against its CID, and
+/// stops at the first torn, zero or invalid frame. `None` when not even the header is
+/// valid (the segment never had a durable commit).
+pub async fn recover<F: SegmentFile>(file: &F) -> Result<Option<Recovered>, PlaneError> {
+    let len = file.file_len().await?;
+    let bytes = file.read_at(0, len as usize).await?;
+    let Ok((roots, header_len)) = read_header(&bytes) else {
+        return Ok(None);
+    };
+    let Some(id) = roots.first().and_then(SegmentId::from_header_root) else {
+        return Err(PlaneError::Corrupt(
+            "segment header does not name a segment".into(),
+        ));
+    };
+    let mut frames = Frames::new(&bytes[header_len..]);
+    let mut blocks = Vec::new();
+    let mut stopped_by = None;
+    for f in frames.by_ref() {
+        match f {
+            Ok((at, frame)) => {
+                let offset = (header_len + at + frame.block_offset) as u64;
+                blocks.push((frame.cid, offset, frame.block.len() as u32));
+            }
+            Err(e) => stopped_by = Some(e.to_string()),
+        }
+    }
+    let end = (header_len + frames.position()) as u64;
+    Ok(Some(Recovered {
+        id,
+        end,
+        blocks,
+        stopped_by,
+    }))
+}
