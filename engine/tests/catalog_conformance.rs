@@ -2,7 +2,8 @@
 //! survives closing and reopening the database.
 
 use engine::catalog::{
-    BucketRecord, Catalog, EmbeddedCatalog, SegmentRecord, SegmentState, SegmentUpdate, conformance,
+    BucketRecord, Catalog, EmbeddedCatalog, MemoryCatalog, SegmentRecord, SegmentState,
+    SegmentUpdate, conformance,
 };
 use engine::segment::{Plane, SegmentId};
 
@@ -17,6 +18,11 @@ async fn embedded_catalog_passes_the_conformance_suite() {
     })
     .await;
     assert_eq!(n, 5, "every check ran on its own catalog");
+}
+
+#[tokio::test]
+async fn memory_catalog_passes_the_conformance_suite() {
+    conformance::run_all(|| async { MemoryCatalog::new() }).await;
 }
 
 #[tokio::test]

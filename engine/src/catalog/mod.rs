@@ -9,8 +9,10 @@
 
 pub mod conformance;
 pub mod embedded;
+pub mod memory;
 
 pub use embedded::EmbeddedCatalog;
+pub use memory::MemoryCatalog;
 
 use crate::segment::SegmentId;
 use cid::Cid;
@@ -86,13 +88,15 @@ impl SegmentState {
     }
 
     /// The lifecycle's edges. `Sealed → Retiring` retires a segment that is never
-    /// shipped (after compaction copied its live blocks).
+    /// shipped (after compaction copied its live blocks); `Open → Retiring` discards an
+    /// open segment that recovery found without a single durable frame.
     pub fn can_become(self, to: SegmentState) -> bool {
         use SegmentState::*;
         matches!(
             (self, to),
             (Creating, Open)
                 | (Open, Sealed)
+                | (Open, Retiring)
                 | (Sealed, Shipped)
                 | (Sealed, Retiring)
                 | (Shipped, Retiring)

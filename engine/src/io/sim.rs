@@ -27,6 +27,8 @@ struct State {
     durable_names: BTreeSet<String>,
     /// Syncs (file or directory) that succeed before the next one fails.
     syncs_before_failure: Option<u64>,
+    /// Operations that still run before the process "dies": every later one fails.
+    ops_before_death: Option<u64>,
     writes: u64,
     syncs: u64,
 }
@@ -56,6 +58,24 @@ impl SimDisk {
     /// Makes the sync after the next `n` successful ones fail (with EIO).
     pub fn fail_sync_after(&self, n: u64) {
         self.state.borrow_mut().syncs_before_failure = Some(n);
+    }
+
+    /// Lets `n` more operations (write, sync, create, remove, set_len, sync_dir) run;
+    /// every later one fails, as if the process died there. Pair with [`SimDisk::crash`].
+    pub fn die_after(&self, n: u64) {
+        self.state.borrow_mut().ops_before_death = Some(n);
+    }
+
+    fn alive(&self) -> io::Result<()> {
+        let mut s = self.state.borrow_mut();
+        match s.ops_before_death {
+            Some(0) => Err(eio("the process died")),
+            Some(n) => {
+                s.ops_before_death = Some(n - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// (writes, syncs) issued so far.
@@ -125,6 +145,9 @@ impl SimDisk {
 
 impl SegmentFile for SimFile {
     async fn write_at(&self, buf: AlignedBuf, offset: u64) -> (io::Result<()>, AlignedBuf) {
+        if let Err(e) = self.disk.alive() {
+            return (Err(e), buf);
+        }
         let mut s = self.disk.state.borrow_mut();
         s.writes += 1;
         let Some(f) = s.files.get_mut(&self.name) else {
@@ -154,6 +177,7 @@ impl SegmentFile for SimFile {
     }
 
     async fn sync_data(&self) -> io::Result<()> {
+        self.disk.alive()?;
         self.disk.sync_allowed()?;
         let mut s = self.disk.state.borrow_mut();
         let f = s.files.get_mut(&self.name).ok_or(io::ErrorKind::NotFound)?;
@@ -163,6 +187,7 @@ impl SegmentFile for SimFile {
     }
 
     async fn set_len(&self, len: u64) -> io::Result<()> {
+        self.disk.alive()?;
         let mut s = self.disk.state.borrow_mut();
         let f = s.files.get_mut(&self.name).ok_or(io::ErrorKind::NotFound)?;
         f.live.resize(len as usize, 0);
@@ -180,6 +205,7 @@ impl Disk for SimDisk {
     type File = SimFile;
 
     async fn create(&self, name: &str) -> io::Result<SimFile> {
+        self.alive()?;
         let mut s = self.state.borrow_mut();
         if s.live_names.contains(name) {
             return Err(io::ErrorKind::AlreadyExists.into());
@@ -203,6 +229,7 @@ impl Disk for SimDisk {
     }
 
     async fn remove(&self, name: &str) -> io::Result<()> {
+        self.alive()?;
         let mut s = self.state.borrow_mut();
         if !s.live_names.remove(name) {
             return Err(io::ErrorKind::NotFound.into());
@@ -215,6 +242,7 @@ impl Disk for SimDisk {
     }
 
     async fn sync_dir(&self) -> io::Result<()> {
+        self.alive()?;
         self.sync_allowed()?;
         let mut s = self.state.borrow_mut();
         let live = s.live_names.clone();

@@ -3,9 +3,12 @@
 //! seam ([`crate::io`]).
 //!
 //! - [`segment`]: one open segment: append, group commit, seal, and recovery's scan.
+//! - [`log`]: the sequence of segments of a plane, their lifecycle and recovery.
 
+pub mod log;
 pub mod segment;
 
+pub use log::{Location, PlaneConfig, PlaneLog, PlaneRecovery};
 pub use segment::{OpenSegment, Recovered, car_name, index_name, recover};
 
 /// Plane-log failures.
@@ -23,4 +26,7 @@ pub enum PlaneError {
     Full,
     #[error("plane log is inconsistent: {0}")]
     Corrupt(String),
+    /// Recording a lifecycle step failed; the plane stops (nothing half-recorded).
+    #[error("catalog: {0}")]
+    Catalog(crate::catalog::CatalogError),
 }

@@ -1,0 +1,442 @@
+//! A plane log: the sequence of segments of one plane of one shard, with their lifecycle
+//! recorded in the catalog (mark-then-write) and recovery that finishes whatever a crash
+//! interrupted.
+//!
+//! Lifecycle steps (each catalog change is durable before the next file operation):
+//! - create: record `Creating` → create the file, pre-write zeros, fdatasync, fsync dir
+//!   → `Open`;
+//! - seal: commit → truncate to the logical length, fdatasync → write the index,
+//!   fdatasync, fsync dir → `Sealed`;
+//! - discard (a recovered open segment without a durable frame): `Retiring` → unlink the
+//!   files, fsync dir → drop the record.
+//!
+//! Recovery, per record: `Creating` → unlink any file, fsync dir, drop the record (no
+//! frame of it was ever acknowledged: appends start only after `Open`); `Open` → scan
+//! the frames, drop a stale index, seal what is valid (or discard an empty segment);
+//! `Sealed`/`Shipped` → load the index (rebuilt from the CAR if missing); `Retiring` →
+//! finish the unlink; `Retired` → make sure no local file is left. A segment file with
+//! no record cannot be produced by these steps and is reported as corruption.
+
+use super::PlaneError;
+use super::segment::{OpenSegment, car_name, index_name, recover};
+use crate::catalog::{Catalog, CatalogError, SegmentRecord, SegmentState, SegmentUpdate};
+use crate::io::{Disk, SegmentFile};
+use crate::segment::{Plane, SegmentId, SegmentIndex};
+use cid::Cid;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Where a block is in a plane log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Location {
+    pub seq: u64,
+    /// Offset of the block bytes in the segment file.
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// Plane-log settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PlaneConfig {
+    /// Size of each segment file (pre-written); a segment is sealed when the next frame
+    /// does not fit.
+    pub seal_bytes: u64,
+}
+
+/// What recovery did and found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PlaneRecovery {
+    /// Open segments whose valid frames were sealed.
+    pub sealed: Vec<u64>,
+    /// Segments dropped: unfinished creations, empty open segments, finished retirements.
+    pub removed: Vec<u64>,
+    /// Blocks found in the recovered open segments, in log order.
+    pub recovered_blocks: Vec<(Cid, Location)>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn catalog_err(e: CatalogError) -> PlaneError {
+    PlaneError::Catalog(e)
+}
+
+struct SealedSegment<F> {
+    file: F,
+    index: SegmentIndex,
+}
+
+/// The segments of one plane of one shard.
+pub struct PlaneLog<D: Disk, C> {
+    disk: Rc<D>,
+    catalog: Arc<C>,
+    plane: Plane,
+    shard: u32,
+    config: PlaneConfig,
+    open: Option<OpenSegment<D::File>>,
+    sealed: BTreeMap<u64, SealedSegment<D::File>>,
+    next_seq: u64,
+    poisoned: bool,
+}
+
+impl<D: Disk, C> std::fmt::Debug for PlaneLog<D, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaneLog")
+            .field("plane", &self.plane)
+            .field("shard", &self.shard)
+            .field("open", &self.open.as_ref().map(OpenSegment::id))
+            .field("sealed", &self.sealed.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl<D: Disk, C: Catalog> PlaneLog<D, C> {
+    /// Recovers the plane from the catalog and the files, then opens a new segment.
+    pub async fn open(
+        disk: Rc<D>,
+        catalog: Arc<C>,
+        plane: Plane,
+        shard: u32,
+        config: PlaneConfig,
+    ) -> Result<(Self, PlaneRecovery), PlaneError> {
+        let mut log = Self {
+            disk,
+            catalog,
+            plane,
+            shard,
+            config,
+            open: None,
+            sealed: BTreeMap::new(),
+            next_seq: 1,
+            poisoned: false,
+        };
+        let report = log.recover().await?;
+        log.roll().await?;
+        Ok((log, report))
+    }
+
+    fn id(&self, seq: u64) -> SegmentId {
+        SegmentId {
+            plane: self.plane,
+            shard: self.shard,
+            seq,
+        }
+    }
+
+    async fn transition(
+        &self,
+        seq: u64,
+        from: SegmentState,
+        to: SegmentState,
+        update: SegmentUpdate,
+    ) -> Result<(), PlaneError> {
+        self.catalog
+            .transition_segment(self.id(seq), from, to, update)
+            .await
+            .map(|_| ())
+            .map_err(catalog_err)
+    }
+
+    async fn unlink_if_present(&self, name: &str) -> Result<(), PlaneError> {
+        match self.disk.remove(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn recover(&mut self) -> Result<PlaneRecovery, PlaneError> {
+        let mut report = PlaneRecovery::default();
+        let records: Vec<SegmentRecord> = self
+            .catalog
+            .segments()
+            .await
+            .map_err(catalog_err)?
+            .into_iter()
+            .filter(|r| r.id.plane == self.plane && r.id.shard == self.shard)
+            .collect();
+        let files = self.disk.list().await?;
+        for f in &files {
+            let ours = records
+                .iter()
+                .any(|r| car_name(r.id) == *f || index_name(r.id) == *f);
+            let prefix = format!("{}-{:04}-", self.plane.as_str(), self.shard);
+            if f.starts_with(&prefix) && !ours {
+                return Err(PlaneError::Corrupt(format!(
+                    "segment file {f} has no catalog record"
+                )));
+            }
+        }
+        for rec in records {
+            let seq = rec.id.seq;
+            self.next_seq = self.next_seq.max(seq + 1);
+            let (car, idx) = (car_name(rec.id), index_name(rec.id));
+            let has = |n: &str| files.iter().any(|f| f == n);
+            match rec.state {
+                SegmentState::Creating => {
+                    self.unlink_if_present(&car).await?;
+                    self.disk.sync_dir().await?;
+                    self.catalog
+                        .remove_segment(rec.id)
+                        .await
+                        .map_err(catalog_err)?;
+                    report.removed.push(seq);
+                }
+                SegmentState::Open => {
+                    if !has(&car) {
+                        return Err(PlaneError::Corrupt(format!(
+                            "open segment {car} is missing"
+                        )));
+                    }
+                    self.recover_open(seq, has(&idx), &mut report).await?;
+                }
+                SegmentState::Sealed | SegmentState::Shipped => {
+                    if !has(&car) {
+                        return Err(PlaneError::Corrupt(format!(
+                            "sealed segment {car} is missing"
+                        )));
+                    }
+                    let file = self.disk.open(&car).await?;
+                    let index = self.load_index(&file, &idx, has(&idx)).await?;
+                    self.sealed.insert(seq, SealedSegment { file, index });
+                }
+                SegmentState::Retiring | SegmentState::Retired => {
+                    self.unlink_if_present(&car).await?;
+                    self.unlink_if_present(&idx).await?;
+                    self.disk.sync_dir().await?;
+                    if rec.state == SegmentState::Retiring {
+                        self.finish_retirement(&rec).await?;
+                    }
+                    report.removed.push(seq);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn recover_open(
+        &mut self,
+        seq: u64,
+        stale_index: bool,
+        report: &mut PlaneRecovery,
+    ) -> Result<(), PlaneError> {
+        let car = car_name(self.id(seq));
+        let file = self.disk.open(&car).await?;
+        let found = recover(&file).await?;
+        if stale_index {
+            // A seal was interrupted after writing its index: it is rebuilt below.
+            self.disk.remove(&index_name(self.id(seq))).await?;
+        }
+        match found {
+            Some(rec) if !rec.blocks.is_empty() => {
+                if rec.id != self.id(seq) {
+                    return Err(PlaneError::Corrupt(format!(
+                        "{car} names segment {:?}",
+                        rec.id
+                    )));
+                }
+                for (cid, offset, len) in &rec.blocks {
+                    report.recovered_blocks.push((
+                        *cid,
+                        Location {
+                            seq,
+                            offset: *offset,
+                            len: *len,
+                        },
+                    ));
+                }
+                let seg = OpenSegment::reopen(file, &rec).await?;
+                self.seal_segment(seg).await?;
+                report.sealed.push(seq);
+            }
+            _ => {
+                // No durable frame: nothing of it was ever acknowledged.
+                let up = SegmentUpdate {
+                    now_ms: now_ms(),
+                    ..SegmentUpdate::default()
+                };
+                self.transition(seq, SegmentState::Open, SegmentState::Retiring, up)
+                    .await?;
+                self.disk.remove(&car).await?;
+                self.disk.sync_dir().await?;
+                self.catalog
+                    .remove_segment(self.id(seq))
+                    .await
+                    .map_err(catalog_err)?;
+                report.removed.push(seq);
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_retirement(&self, rec: &SegmentRecord) -> Result<(), PlaneError> {
+        if rec.location.is_some() {
+            let up = SegmentUpdate {
+                now_ms: now_ms(),
+                ..SegmentUpdate::default()
+            };
+            self.transition(
+                rec.id.seq,
+                SegmentState::Retiring,
+                SegmentState::Retired,
+                up,
+            )
+            .await
+        } else {
+            self.catalog
+                .remove_segment(rec.id)
+                .await
+                .map_err(catalog_err)
+        }
+    }
+
+    async fn load_index(
+        &self,
+        file: &D::File,
+        idx_name: &str,
+        present: bool,
+    ) -> Result<SegmentIndex, PlaneError> {
+        if present {
+            let f = self.disk.open(idx_name).await?;
+            let len = f.file_len().await?;
+            let bytes = f.read_at(0, len as usize).await?;
+            if let Ok(i) = SegmentIndex::decode(&bytes) {
+                return Ok(i);
+            }
+        }
+        // The index is a cache of the CAR: rebuild it.
+        let len = file.file_len().await?;
+        let car = file.read_at(0, len as usize).await?;
+        SegmentIndex::from_car(&car).map_err(|e| PlaneError::Corrupt(e.to_string()))
+    }
+
+    /// Seals `seg` and records it (`Open → Sealed`).
+    async fn seal_segment(&mut self, seg: OpenSegment<D::File>) -> Result<(), PlaneError> {
+        let id = seg.id();
+        let index = seg.seal(self.disk.as_ref()).await?;
+        let up = SegmentUpdate {
+            size_bytes: Some(index.segment_bytes),
+            sha256: Some(index.segment_sha256),
+            location: None,
+            now_ms: now_ms(),
+        };
+        self.transition(id.seq, SegmentState::Open, SegmentState::Sealed, up)
+            .await?;
+        let file = self.disk.open(&car_name(id)).await?;
+        self.sealed.insert(id.seq, SealedSegment { file, index });
+        Ok(())
+    }
+
+    /// Seals the open segment (if it holds any frame) and opens the next one.
+    pub async fn roll(&mut self) -> Result<(), PlaneError> {
+        self.check()?;
+        let result = self.roll_inner().await;
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    async fn roll_inner(&mut self) -> Result<(), PlaneError> {
+        if let Some(seg) = self.open.take() {
+            self.seal_segment(seg).await?;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let id = self.id(seq);
+        let now = now_ms();
+        let rec = SegmentRecord {
+            id,
+            state: SegmentState::Creating,
+            size_bytes: 0,
+            sha256: None,
+            location: None,
+            created_ms: now,
+            updated_ms: now,
+        };
+        self.catalog
+            .create_segment(rec)
+            .await
+            .map_err(catalog_err)?;
+        let seg = OpenSegment::create(self.disk.as_ref(), id, self.config.seal_bytes).await?;
+        let up = SegmentUpdate {
+            now_ms: now_ms(),
+            ..SegmentUpdate::default()
+        };
+        self.transition(seq, SegmentState::Creating, SegmentState::Open, up)
+            .await?;
+        self.open = Some(seg);
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), PlaneError> {
+        if self.poisoned || self.open.as_ref().is_some_and(OpenSegment::is_poisoned) {
+            Err(PlaneError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn open_mut(&mut self) -> Result<&mut OpenSegment<D::File>, PlaneError> {
+        self.open.as_mut().ok_or(PlaneError::Poisoned)
+    }
+
+    /// Appends a block (durable after the next [`PlaneLog::commit`]); when the open
+    /// segment is full it is sealed (which commits it) and the next one opened.
+    pub async fn append(&mut self, cid: &Cid, block: &[u8]) -> Result<Location, PlaneError> {
+        self.check()?;
+        if !self.open_mut()?.fits(cid, block.len()) {
+            self.roll().await?;
+            if !self.open_mut()?.fits(cid, block.len()) {
+                return Err(PlaneError::Corrupt(format!(
+                    "a {}-byte block does not fit in an empty {}-byte segment",
+                    block.len(),
+                    self.config.seal_bytes
+                )));
+            }
+        }
+        let seg = self.open_mut()?;
+        let offset = seg.append(cid, block)?;
+        Ok(Location {
+            seq: seg.id().seq,
+            offset,
+            len: block.len() as u32,
+        })
+    }
+
+    /// Makes every appended block durable (one write and one fdatasync).
+    pub async fn commit(&mut self) -> Result<(), PlaneError> {
+        self.check()?;
+        self.open_mut()?.commit().await.map(|_| ())
+    }
+
+    /// Reads a block's bytes (the caller verifies them against the CID).
+    pub async fn read(&self, loc: Location) -> Result<Vec<u8>, PlaneError> {
+        if let Some(seg) = self.open.as_ref().filter(|s| s.id().seq == loc.seq) {
+            return seg.read(loc.offset, loc.len as usize).await;
+        }
+        let seg = self
+            .sealed
+            .get(&loc.seq)
+            .ok_or_else(|| PlaneError::Corrupt(format!("no local segment {}", loc.seq)))?;
+        let bytes = seg.file.read_at(loc.offset, loc.len as usize).await?;
+        if bytes.len() != loc.len as usize {
+            return Err(PlaneError::Corrupt("block extends past its segment".into()));
+        }
+        Ok(bytes)
+    }
+
+    /// Indexes of the sealed local segments, by sequence number.
+    pub fn sealed_indexes(&self) -> impl Iterator<Item = (u64, &SegmentIndex)> {
+        self.sealed.iter().map(|(seq, s)| (*seq, &s.index))
+    }
+
+    /// The open segment's sequence number.
+    pub fn open_seq(&self) -> Option<u64> {
+        self.open.as_ref().map(|s| s.id().seq)
+    }
+}
