@@ -15,19 +15,8 @@ use engine::segment::Plane;
 use std::rc::Rc;
 use std::sync::Arc;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod common;
+use common::Rng;
 
 fn block(rng: &mut Rng) -> (Cid, Vec<u8>) {
     let len = rng.below(6000) as usize;
@@ -71,7 +60,7 @@ async fn check_files_match_records(disk: &SimDisk, catalog: &MemoryCatalog, seed
 /// One case: the workload of `seed`, with the process dying after `death` I/O
 /// operations (`None`: a random point).
 async fn case(seed: u64, death: Option<u64>) -> (usize, usize) {
-    let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+    let mut rng = Rng::seeded(seed);
     let disk = SimDisk::new();
     let catalog = Arc::new(MemoryCatalog::new());
     let config = PlaneConfig {

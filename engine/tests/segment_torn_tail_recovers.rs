@@ -10,19 +10,8 @@ use engine::io::{Disk, SegmentFile};
 use engine::plane::{OpenSegment, PlaneError, car_name, recover};
 use engine::segment::{Plane, SegmentId, SegmentIndex};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod common;
+use common::Rng;
 
 fn block(rng: &mut Rng, n: usize) -> (Cid, Vec<u8>) {
     let len = match rng.below(4) {
@@ -45,7 +34,7 @@ const ID: SegmentId = SegmentId {
 
 /// One seeded case; returns (appended, acknowledged, recovered) counts.
 async fn case(seed: u64) -> (usize, usize, usize) {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::seeded(seed);
     let disk = SimDisk::new();
     let capacity = 64 * 1024 + rng.below(4) * 4096;
     let mut seg = OpenSegment::create(&disk, ID, capacity).await.unwrap();

@@ -255,27 +255,7 @@ impl EmbeddedCatalog {
             let mut rec = get_segment(&t, id)?
                 .ok_or_else(|| CatalogError::NotFound(format!("segment {id:?}")))?;
             drop(t);
-            if rec.state != from {
-                return Err(CatalogError::Conflict {
-                    id,
-                    expected: from,
-                    found: rec.state,
-                });
-            }
-            if !from.can_become(to) {
-                return Err(CatalogError::InvalidTransition { id, from, to });
-            }
-            rec.state = to;
-            rec.updated_ms = update.now_ms;
-            if let Some(s) = update.size_bytes {
-                rec.size_bytes = s;
-            }
-            if let Some(h) = update.sha256 {
-                rec.sha256 = Some(h);
-            }
-            if let Some(l) = update.location {
-                rec.location = Some(l);
-            }
+            rec.apply(from, to, update)?;
             put_segment(txn, &rec)?;
             Ok(rec)
         })

@@ -53,27 +53,7 @@ impl MemoryCatalog {
             .segments
             .get_mut(&id)
             .ok_or_else(|| CatalogError::NotFound(format!("segment {id:?}")))?;
-        if rec.state != from {
-            return Err(CatalogError::Conflict {
-                id,
-                expected: from,
-                found: rec.state,
-            });
-        }
-        if !from.can_become(to) {
-            return Err(CatalogError::InvalidTransition { id, from, to });
-        }
-        rec.state = to;
-        rec.updated_ms = update.now_ms;
-        if let Some(v) = update.size_bytes {
-            rec.size_bytes = v;
-        }
-        if let Some(v) = update.sha256 {
-            rec.sha256 = Some(v);
-        }
-        if let Some(v) = update.location {
-            rec.location = Some(v);
-        }
+        rec.apply(from, to, update)?;
         Ok(rec.clone())
     }
 

@@ -126,6 +126,41 @@ pub struct SegmentRecord {
     pub updated_ms: u64,
 }
 
+impl SegmentRecord {
+    /// Applies a lifecycle step to the record: checks the expected state and the edge,
+    /// then sets the state and the updated fields. Shared by every implementation.
+    pub fn apply(
+        &mut self,
+        from: SegmentState,
+        to: SegmentState,
+        update: SegmentUpdate,
+    ) -> CatalogResult<()> {
+        let id = self.id;
+        if self.state != from {
+            return Err(CatalogError::Conflict {
+                id,
+                expected: from,
+                found: self.state,
+            });
+        }
+        if !from.can_become(to) {
+            return Err(CatalogError::InvalidTransition { id, from, to });
+        }
+        self.state = to;
+        self.updated_ms = update.now_ms;
+        if let Some(v) = update.size_bytes {
+            self.size_bytes = v;
+        }
+        if let Some(v) = update.sha256 {
+            self.sha256 = Some(v);
+        }
+        if let Some(v) = update.location {
+            self.location = Some(v);
+        }
+        Ok(())
+    }
+}
+
 /// Fields a state change may set along with the state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SegmentUpdate {

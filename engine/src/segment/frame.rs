@@ -78,14 +78,14 @@ pub fn write_header(buf: &mut Vec<u8>, roots: &[Cid]) {
     buf.extend_from_slice(&h);
 }
 
-/// Reads a CARv1 header: its roots and its total length in bytes.
-pub fn read_header(bytes: &[u8]) -> Result<(Vec<Cid>, usize), FrameError> {
+/// Splits off a `varint(len) · body` item: (offset of the body, body, end of the item).
+fn length_prefixed(bytes: &[u8], max_len: u64) -> Result<(usize, &[u8], usize), FrameError> {
     let have = bytes.len() as u64;
     let (len, at) = read_varint(bytes)?.ok_or(FrameError::Truncated { need: 1, have })?;
     if len == 0 {
         return Err(FrameError::Zero);
     }
-    if len > MAX_HEADER_BYTES {
+    if len > max_len {
         return Err(FrameError::TooLarge(len));
     }
     let end = at + len as usize;
@@ -93,6 +93,12 @@ pub fn read_header(bytes: &[u8]) -> Result<(Vec<Cid>, usize), FrameError> {
         need: end as u64,
         have,
     })?;
+    Ok((at, body, end))
+}
+
+/// Reads a CARv1 header: its roots and its total length in bytes.
+pub fn read_header(bytes: &[u8]) -> Result<(Vec<Cid>, usize), FrameError> {
+    let (_, body, end) = length_prefixed(bytes, MAX_HEADER_BYTES)?;
     let bad = |_| FrameError::Invalid("CAR header is not canonical {roots, version: 1}");
     let mut d = Decoder::new(body);
     if d.map().map_err(bad)? != 2 {
@@ -127,19 +133,7 @@ pub struct Frame<'a> {
 
 /// Reads and verifies the frame at the start of `bytes`.
 pub fn read_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
-    let have = bytes.len() as u64;
-    let (len, at) = read_varint(bytes)?.ok_or(FrameError::Truncated { need: 1, have })?;
-    if len == 0 {
-        return Err(FrameError::Zero);
-    }
-    if len > MAX_FRAME_BYTES {
-        return Err(FrameError::TooLarge(len));
-    }
-    let end = at + len as usize;
-    let body = bytes.get(at..end).ok_or(FrameError::Truncated {
-        need: end as u64,
-        have,
-    })?;
+    let (at, body, end) = length_prefixed(bytes, MAX_FRAME_BYTES)?;
     let cid =
         Cid::read_bytes(body).map_err(|_| FrameError::Invalid("frame holds an invalid CID"))?;
     let cid_len = cid_encoded_len(&cid);
