@@ -3,7 +3,7 @@
 //! Fuzzing from valid inputs reaches the deep checks that random bytes never get past.
 
 use engine::block::MemoryBlocks;
-use engine::chunker::Chunker;
+use engine::chunker::chunk_slice;
 use engine::format::{Commit, ObjectManifest, build_chunk_index};
 use engine::mst::{Mst, NodeStore};
 use engine::segment::{Plane, SegmentId, SegmentIndex, write_frame};
@@ -24,36 +24,14 @@ fn main() -> std::io::Result<()> {
     let mut data = Vec::new();
     for i in 0..200u32 {
         let key = format!("photos/{}/img-{i:04}.jpg", i % 7);
-        let mut ch = Chunker::new(64, true);
         let body = vec![i as u8; (i as usize * 13) % 300];
-        let mut rest = body.as_slice();
-        while !rest.is_empty() {
-            rest = &rest[ch.push(rest)..];
-            if let Some(c) = ch.take_chunk() {
-                data.push((c.cid, c.data));
-            }
-        }
-        let b = ch.finish();
-        data.extend(b.last_chunk.map(|c| (c.cid, c.data)));
-        let m = ObjectManifest {
-            key: key.clone(),
-            size: body.len() as u64,
-            etag: "etag".into(),
-            md5: b.md5,
-            sha256: b.sha256,
-            mtime_ms: 1,
-            content_type: Some("image/jpeg".into()),
-            content_encoding: None,
-            content_disposition: None,
-            content_language: None,
-            cache_control: None,
-            expires: None,
-            website_redirect: None,
-            meta: BTreeMap::from([("k".into(), "v".into())]),
-            checksum: None,
-            body: build_chunk_index(vec![b.run], &mut catalog),
-            parts: None,
-        };
+        let (chunks, b) = chunk_slice(64, true, &body);
+        data.extend(chunks.into_iter().map(|c| (c.cid, c.data)));
+        let index = build_chunk_index(vec![b.run], &mut catalog);
+        let mut m = ObjectManifest::new(key.clone(), body.len() as u64, b.md5, 1, index);
+        m.sha256 = b.sha256;
+        m.content_type = Some("image/jpeg".into());
+        m.meta = BTreeMap::from([("k".into(), "v".into())]);
         catalog.push((m.cid(), m.encode()));
         tree.insert(key.as_bytes(), m.cid(), &mut nodes)
             .expect("valid key");

@@ -163,6 +163,20 @@ impl Chunker {
     }
 }
 
+/// Chunks a body that is already in memory: its chunks in order (the short last one
+/// included) and its digests.
+pub fn chunk_slice(chunk_size: usize, whole_sha256: bool, mut body: &[u8]) -> (Vec<Chunk>, Body) {
+    let mut chunker = Chunker::new(chunk_size, whole_sha256);
+    let mut chunks = Vec::new();
+    while !body.is_empty() {
+        body = &body[chunker.push(body)..];
+        chunks.extend(chunker.take_chunk());
+    }
+    let mut digests = chunker.finish();
+    chunks.extend(digests.last_chunk.take());
+    (chunks, digests)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,12 +4,11 @@
 
 use cid::Cid;
 use engine::block::{MemoryBlocks, cid_raw};
-use engine::chunker::Chunker;
+use engine::chunker::chunk_slice;
 use engine::format::{Commit, ObjectManifest, build_chunk_index};
 use engine::mst::{Mst, NodeStore};
 use engine::segment::{Plane, SegmentId, SegmentIndex, SegmentIndexBuilder, write_frame};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 
 /// Builds a realistic catalog + data segment pair: chunks of a few bodies, their chunk
 /// indexes and manifests, the MST nodes and a commit.
@@ -24,38 +23,12 @@ fn blocks() -> (Blocks, Blocks) {
         let body: Vec<u8> = (0..(i * 997) as usize)
             .map(|j| (j as u32 ^ i) as u8)
             .collect();
-        let mut ch = Chunker::new(4096, false);
-        let mut rest = body.as_slice();
-        while !rest.is_empty() {
-            rest = &rest[ch.push(rest)..];
-            if let Some(c) = ch.take_chunk() {
-                data.push((c.cid, c.data));
-            }
-        }
-        let b = ch.finish();
-        if let Some(c) = b.last_chunk {
-            data.push((c.cid, c.data));
-        }
+        let (chunks, b) = chunk_slice(4096, false, &body);
+        data.extend(chunks.into_iter().map(|c| (c.cid, c.data)));
         let key = format!("dir{}/object-{i}", i % 3);
-        let m = ObjectManifest {
-            key: key.clone(),
-            size: body.len() as u64,
-            etag: b.md5.iter().map(|x| format!("{x:02x}")).collect(),
-            md5: b.md5,
-            sha256: None,
-            mtime_ms: 1_795_305_600_000 + u64::from(i),
-            content_type: None,
-            content_encoding: None,
-            content_disposition: None,
-            content_language: None,
-            cache_control: None,
-            expires: None,
-            website_redirect: None,
-            meta: BTreeMap::new(),
-            checksum: None,
-            body: build_chunk_index(vec![b.run], &mut catalog),
-            parts: None,
-        };
+        let index = build_chunk_index(vec![b.run], &mut catalog);
+        let mtime_ms = 1_795_305_600_000 + u64::from(i);
+        let m = ObjectManifest::new(key.clone(), body.len() as u64, b.md5, mtime_ms, index);
         let bytes = m.encode();
         let cid = m.cid();
         catalog.insert(cid, bytes);

@@ -125,6 +125,30 @@ fn opt_text(buf: &mut Vec<u8>, n: &mut usize, name: &str, v: &Option<String>) {
 }
 
 impl ObjectManifest {
+    /// A single-part object without system headers, metadata or checksum: the ETag is
+    /// the hex MD5 of the body.
+    pub fn new(key: String, size: u64, md5: [u8; 16], mtime_ms: u64, body: Option<Cid>) -> Self {
+        Self {
+            key,
+            size,
+            etag: md5.iter().map(|b| format!("{b:02x}")).collect(),
+            md5,
+            sha256: None,
+            mtime_ms,
+            content_type: None,
+            content_encoding: None,
+            content_disposition: None,
+            content_language: None,
+            cache_control: None,
+            expires: None,
+            website_redirect: None,
+            meta: BTreeMap::new(),
+            checksum: None,
+            body,
+            parts: None,
+        }
+    }
+
     /// Canonical encoding. Keys in DAG-CBOR order: b e h k m p s t, then
     /// cc cd ce ck cl ct ex md wr. Absent optional fields are omitted.
     pub fn encode(&self) -> Vec<u8> {
