@@ -7,15 +7,32 @@
 //! - [`format`]: object manifests, chunk indexes, bucket commits.
 //! - [`chunker`]: streaming body chunking and hashing.
 //! - [`segment`]: CAR segment frames and segment indexes.
+//! - [`io`]: the I/O seam (io_uring, blocking files, simulated disk).
+//! - [`plane`]: plane logs — segments, group commit, lifecycle, recovery scan.
+//! - [`catalog`]: buckets, segment records, uploads, keys (embedded on redb).
+//! - [`shard`]: one shard's buckets, trees, caches and commit loop.
+//! - [`engine`]: the thread-per-core engine and its cross-runtime handle.
 //!
-//! Formats are specified byte by byte in `docs/format.md`.
+//! Formats are specified byte by byte in `docs/format.md`; the write and recovery
+//! paths in `docs/ARCHITECTURE.md`.
 
+pub mod api;
 pub mod block;
+pub mod blocks;
 pub mod catalog;
 pub mod cbor;
 pub mod chunker;
+pub mod engine;
+pub mod error;
 pub mod format;
 pub mod io;
+pub mod metrics;
 pub mod mst;
 pub mod plane;
 pub mod segment;
+pub mod shard;
+
+pub use api::*;
+pub use engine::{Engine, EngineConfig, IoMode};
+pub use error::{EngineError, EngineResult};
+pub use shard::{Shard, ShardConfig};

@@ -7,6 +7,7 @@
 
 pub mod sim;
 pub mod std_disk;
+pub mod uring;
 
 use std::io;
 
@@ -57,6 +58,17 @@ impl AlignedBuf {
 
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.raw[self.start..self.start + self.len]
+    }
+
+    /// The backing vector (fully initialised) and the aligned window in it, for I/O
+    /// APIs that take owned buffers; moving the vector keeps its heap block in place.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, usize, usize) {
+        (self.raw, self.start, self.len)
+    }
+
+    pub(crate) fn from_parts(raw: Vec<u8>, start: usize, len: usize) -> Self {
+        debug_assert!(start + len <= raw.len());
+        Self { raw, start, len }
     }
 }
 

@@ -18,7 +18,7 @@
 //! no record cannot be produced by these steps and is reported as corruption.
 
 use super::PlaneError;
-use super::segment::{OpenSegment, car_name, index_name, recover};
+use super::segment::{OpenSegment, car_name, index_name, recover_with};
 use crate::catalog::{Catalog, CatalogError, SegmentRecord, SegmentState, SegmentUpdate};
 use crate::io::{Disk, SegmentFile};
 use crate::segment::{Plane, SegmentId, SegmentIndex};
@@ -81,6 +81,8 @@ pub struct PlaneLog<D: Disk, C> {
     sealed: BTreeMap<u64, SealedSegment<D::File>>,
     next_seq: u64,
     poisoned: bool,
+    /// When the open segment was opened (for `seal_age`).
+    opened_at: std::time::Instant,
 }
 
 impl<D: Disk, C> std::fmt::Debug for PlaneLog<D, C> {
@@ -103,6 +105,20 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
         shard: u32,
         config: PlaneConfig,
     ) -> Result<(Self, PlaneRecovery), PlaneError> {
+        Self::open_with(disk, catalog, plane, shard, config, &mut |_, _, _| {}).await
+    }
+
+    /// [`PlaneLog::open`], showing every block recovered from an open segment (in log
+    /// order, with its bytes) to `visit`: how a shard finds the bucket commits written
+    /// since its last head checkpoint without reading the segments again.
+    pub async fn open_with(
+        disk: Rc<D>,
+        catalog: Arc<C>,
+        plane: Plane,
+        shard: u32,
+        config: PlaneConfig,
+        visit: &mut dyn FnMut(&Cid, Location, &[u8]),
+    ) -> Result<(Self, PlaneRecovery), PlaneError> {
         let mut log = Self {
             disk,
             catalog,
@@ -113,8 +129,9 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
             sealed: BTreeMap::new(),
             next_seq: 1,
             poisoned: false,
+            opened_at: std::time::Instant::now(),
         };
-        let report = log.recover().await?;
+        let report = log.recover(visit).await?;
         log.roll().await?;
         Ok((log, report))
     }
@@ -149,7 +166,10 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
         }
     }
 
-    async fn recover(&mut self) -> Result<PlaneRecovery, PlaneError> {
+    async fn recover(
+        &mut self,
+        visit: &mut dyn FnMut(&Cid, Location, &[u8]),
+    ) -> Result<PlaneRecovery, PlaneError> {
         let mut report = PlaneRecovery::default();
         let records: Vec<SegmentRecord> = self
             .catalog
@@ -192,7 +212,8 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
                             "open segment {car} is missing"
                         )));
                     }
-                    self.recover_open(seq, has(&idx), &mut report).await?;
+                    self.recover_open(seq, has(&idx), &mut report, visit)
+                        .await?;
                 }
                 SegmentState::Sealed | SegmentState::Shipped => {
                     if !has(&car) {
@@ -223,10 +244,15 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
         seq: u64,
         stale_index: bool,
         report: &mut PlaneRecovery,
+        visit: &mut dyn FnMut(&Cid, Location, &[u8]),
     ) -> Result<(), PlaneError> {
         let car = car_name(self.id(seq));
         let file = self.disk.open(&car).await?;
-        let found = recover(&file).await?;
+        let found = recover_with(&file, &mut |cid, offset, block| {
+            let len = block.len() as u32;
+            visit(cid, Location { seq, offset, len }, block);
+        })
+        .await?;
         if stale_index {
             // A seal was interrupted after writing its index: it is rebuilt below.
             self.disk.remove(&index_name(self.id(seq))).await?;
@@ -255,22 +281,47 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
             }
             _ => {
                 // No durable frame: nothing of it was ever acknowledged.
-                let up = SegmentUpdate {
-                    now_ms: now_ms(),
-                    ..SegmentUpdate::default()
-                };
-                self.transition(seq, SegmentState::Open, SegmentState::Retiring, up)
-                    .await?;
-                self.disk.remove(&car).await?;
-                self.disk.sync_dir().await?;
-                self.catalog
-                    .remove_segment(self.id(seq))
-                    .await
-                    .map_err(catalog_err)?;
+                drop(file);
+                self.discard_open(seq).await?;
                 report.removed.push(seq);
             }
         }
         Ok(())
+    }
+
+    /// Deletes an open segment that holds no frame: mark, unlink, fsync the directory,
+    /// drop the record.
+    async fn discard_open(&self, seq: u64) -> Result<(), PlaneError> {
+        let up = SegmentUpdate {
+            now_ms: now_ms(),
+            ..SegmentUpdate::default()
+        };
+        self.transition(seq, SegmentState::Open, SegmentState::Retiring, up)
+            .await?;
+        self.disk.remove(&car_name(self.id(seq))).await?;
+        self.disk.sync_dir().await?;
+        self.catalog
+            .remove_segment(self.id(seq))
+            .await
+            .map_err(catalog_err)
+    }
+
+    /// Clean shutdown: seals the open segment (or deletes it when it holds no frame).
+    /// The log takes no more appends.
+    pub async fn close(&mut self) -> Result<(), PlaneError> {
+        self.check()?;
+        let Some(seg) = self.open.take() else {
+            return Ok(());
+        };
+        let result = if seg.has_frames() {
+            self.seal_segment(seg).await
+        } else {
+            let seq = seg.id().seq;
+            drop(seg);
+            self.discard_open(seq).await
+        };
+        self.poisoned = true; // closed: nothing more is accepted
+        result
     }
 
     async fn finish_retirement(&self, rec: &SegmentRecord) -> Result<(), PlaneError> {
@@ -370,6 +421,7 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
         self.transition(seq, SegmentState::Creating, SegmentState::Open, up)
             .await?;
         self.open = Some(seg);
+        self.opened_at = std::time::Instant::now();
         Ok(())
     }
 
@@ -408,6 +460,33 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
         })
     }
 
+    /// Writes whole pages of appended blocks once at least `min_bytes` are pending (no
+    /// fdatasync): see [`OpenSegment::write_behind`].
+    pub async fn write_behind(&mut self, min_bytes: u64) -> Result<(), PlaneError> {
+        self.check()?;
+        self.open_mut()?.write_behind(min_bytes).await
+    }
+
+    /// Bytes appended to the open segment and not yet written.
+    pub fn unwritten_bytes(&self) -> u64 {
+        self.open.as_ref().map_or(0, OpenSegment::unwritten_bytes)
+    }
+
+    /// Whether the open segment holds a frame and has been open at least `age`.
+    pub fn is_due_for_seal(&self, age: std::time::Duration) -> bool {
+        self.open.as_ref().is_some_and(OpenSegment::has_frames) && self.opened_at.elapsed() >= age
+    }
+
+    /// Whether the log refuses writes after an I/O failure.
+    pub fn is_poisoned(&self) -> bool {
+        self.check().is_err()
+    }
+
+    /// Logical end of the open segment (where the next frame goes).
+    pub fn open_end(&self) -> Option<(u64, u64)> {
+        self.open.as_ref().map(|s| (s.id().seq, s.end()))
+    }
+
     /// Makes every appended block durable (one write and one fdatasync).
     pub async fn commit(&mut self) -> Result<(), PlaneError> {
         self.check()?;
@@ -430,9 +509,24 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
         Ok(bytes)
     }
 
+    /// The whole file of a sealed local segment.
+    pub async fn read_segment(&self, seq: u64) -> Result<Vec<u8>, PlaneError> {
+        let seg = self
+            .sealed
+            .get(&seq)
+            .ok_or_else(|| PlaneError::Corrupt(format!("no local segment {seq}")))?;
+        let len = seg.file.file_len().await?;
+        Ok(seg.file.read_at(0, len as usize).await?)
+    }
+
     /// Indexes of the sealed local segments, by sequence number.
     pub fn sealed_indexes(&self) -> impl Iterator<Item = (u64, &SegmentIndex)> {
         self.sealed.iter().map(|(seq, s)| (*seq, &s.index))
+    }
+
+    /// The sequence number the next segment will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// The open segment's sequence number.

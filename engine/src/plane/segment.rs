@@ -183,11 +183,13 @@ impl<F: SegmentFile> OpenSegment<F> {
             return Ok(self.durable_end);
         }
         let end = self.end;
-        let buf = AlignedBuf::from_padded(&self.tail);
-        let (r, _) = self.file.write_at(buf, self.tail_offset).await;
-        if let Err(e) = r {
-            self.poisoned = true;
-            return Err(PlaneError::Io(e));
+        if !self.tail.is_empty() {
+            let buf = AlignedBuf::from_padded(&self.tail);
+            let (r, _) = self.file.write_at(buf, self.tail_offset).await;
+            if let Err(e) = r {
+                self.poisoned = true;
+                return Err(PlaneError::Io(e));
+            }
         }
         if let Err(e) = self.file.sync_data().await {
             // fsyncgate: after a failed fsync the page cache may have dropped the dirty
@@ -200,6 +202,39 @@ impl<F: SegmentFile> OpenSegment<F> {
         self.tail_offset = keep_from;
         self.durable_end = end;
         Ok(end)
+    }
+
+    /// Bytes appended but not yet written to the file.
+    pub fn unwritten_bytes(&self) -> u64 {
+        self.end - self.tail_offset
+    }
+
+    /// Whether any frame follows the header.
+    pub fn has_frames(&self) -> bool {
+        !self.index.is_empty()
+    }
+
+    /// Writes the whole pages of the unwritten tail (no fdatasync) once there are at
+    /// least `min_bytes` of them, so large bodies go to disk in bounded pieces while
+    /// they stream instead of all at the next commit. Poisons on failure.
+    pub async fn write_behind(&mut self, min_bytes: u64) -> Result<(), PlaneError> {
+        if self.poisoned {
+            return Err(PlaneError::Poisoned);
+        }
+        let upto = self.end - self.end % PAGE_BYTES as u64;
+        if upto <= self.tail_offset || upto - self.tail_offset < min_bytes {
+            return Ok(());
+        }
+        let n = (upto - self.tail_offset) as usize;
+        let buf = AlignedBuf::from_padded(&self.tail[..n]);
+        let (r, _) = self.file.write_at(buf, self.tail_offset).await;
+        if let Err(e) = r {
+            self.poisoned = true;
+            return Err(PlaneError::Io(e));
+        }
+        self.tail.drain(..n);
+        self.tail_offset = upto;
+        Ok(())
     }
 
     /// Reads `len` bytes at `offset` (durable or not yet committed).
@@ -259,6 +294,14 @@ pub struct Recovered {
 /// stops at the first torn, zero or invalid frame. `None` when not even the header is
 /// valid (the segment never had a durable commit).
 pub async fn recover<F: SegmentFile>(file: &F) -> Result<Option<Recovered>, PlaneError> {
+    recover_with(file, &mut |_, _, _| {}).await
+}
+
+/// [`recover`], showing each valid block (CID, offset, bytes) to `visit` as it is found.
+pub async fn recover_with<F: SegmentFile>(
+    file: &F,
+    visit: &mut dyn FnMut(&Cid, u64, &[u8]),
+) -> Result<Option<Recovered>, PlaneError> {
     let len = file.file_len().await?;
     let bytes = file.read_at(0, len as usize).await?;
     let Ok((roots, header_len)) = read_header(&bytes) else {
@@ -276,6 +319,7 @@ pub async fn recover<F: SegmentFile>(file: &F) -> Result<Option<Recovered>, Plan
         match f {
             Ok((at, frame)) => {
                 let offset = (header_len + at + frame.block_offset) as u64;
+                visit(&frame.cid, offset, frame.block);
                 blocks.push((frame.cid, offset, frame.block.len() as u32));
             }
             Err(e) => stopped_by = Some(e.to_string()),

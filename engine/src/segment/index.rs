@@ -212,6 +212,11 @@ pub struct SegmentIndexBuilder {
 }
 
 impl SegmentIndexBuilder {
+    /// Whether no block was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     pub fn new(id: SegmentId) -> Self {
         Self {
             id,

@@ -20,3 +20,36 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// Runs a future on a single-threaded monoio runtime (epoll driver, timers on): the
+/// runtime shards run on, minus io_uring, which simulated-disk tests do not need.
+#[allow(dead_code)]
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("monoio runtime")
+        .block_on(f)
+}
+
+/// A body channel already holding `data` (in pieces of `piece` bytes), closed. For
+/// bodies that fit the channel; larger ones are fed by a task.
+#[allow(dead_code)]
+pub fn body_of(data: &[u8]) -> engine::BodyReceiver {
+    let (tx, rx) = engine::body_channel();
+    if !data.is_empty() {
+        tx.try_send(Ok(bytes::Bytes::copy_from_slice(data)))
+            .expect("body fits the channel");
+    }
+    rx
+}
+
+/// Collects a streamed body.
+#[allow(dead_code)]
+pub async fn collect(mut rx: engine::BodyReceiver) -> Result<Vec<u8>, engine::EngineError> {
+    let mut out = Vec::new();
+    while let Some(p) = rx.recv().await {
+        out.extend_from_slice(&p?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,167 @@
+//! Request and response types of the engine API, shared by the shard and the
+//! cross-runtime [`crate::Engine`] handle. Everything here is `Send`.
+
+use crate::error::{EngineError, EngineResult};
+use crate::format::{Checksum, ObjectManifest};
+use bytes::Bytes;
+use cid::Cid;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A streamed body: pieces in order, or the error that ended the stream. Bounded, so
+/// a producer faster than the consumer waits (backpressure end to end).
+pub type BodyReceiver = tokio::sync::mpsc::Receiver<Result<Bytes, EngineError>>;
+pub type BodySender = tokio::sync::mpsc::Sender<Result<Bytes, EngineError>>;
+
+/// Pieces in flight per streamed body, each at most a chunk.
+pub const BODY_CHANNEL_PIECES: usize = 4;
+
+/// A bounded body channel.
+pub fn body_channel() -> (BodySender, BodyReceiver) {
+    tokio::sync::mpsc::channel(BODY_CHANNEL_PIECES)
+}
+
+/// What a PUT carries besides the body, and what to check the body against.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Declared body length (Content-Length): a shorter body fails with
+    /// [`EngineError::IncompleteBody`], a longer one with [`EngineError::EntityTooLarge`].
+    pub content_length: Option<u64>,
+    /// Content-MD5 to check ([`EngineError::BadDigest`]).
+    pub content_md5: Option<[u8; 16]>,
+    /// SHA-256 the request was signed with ([`EngineError::Sha256Mismatch`]).
+    pub content_sha256: Option<[u8; 32]>,
+    /// Compute and store the body's SHA-256 even when not checking it.
+    pub want_sha256: bool,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
+    pub website_redirect: Option<String>,
+    /// User metadata, names lower-cased, without `x-amz-meta-`.
+    pub meta: BTreeMap<String, String>,
+    /// An additional checksum the frontend verified, stored to be echoed back.
+    pub checksum: Option<Checksum>,
+}
+
+impl PutOptions {
+    /// The manifest for a body with these options.
+    pub(crate) fn manifest(
+        &self,
+        key: String,
+        size: u64,
+        md5: [u8; 16],
+        sha256: Option<[u8; 32]>,
+        mtime_ms: u64,
+        body: Option<Cid>,
+    ) -> ObjectManifest {
+        let mut m = ObjectManifest::new(key, size, md5, mtime_ms, body);
+        m.sha256 = sha256;
+        m.content_type = self.content_type.clone();
+        m.content_encoding = self.content_encoding.clone();
+        m.content_disposition = self.content_disposition.clone();
+        m.content_language = self.content_language.clone();
+        m.cache_control = self.cache_control.clone();
+        m.expires = self.expires.clone();
+        m.website_redirect = self.website_redirect.clone();
+        m.meta = self.meta.clone();
+        m.checksum = self.checksum.clone();
+        m
+    }
+}
+
+/// An object as stored: its manifest and the manifest's CID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub manifest: Arc<ObjectManifest>,
+    pub manifest_cid: Cid,
+}
+
+/// A byte range as a client asks for it (`Range: bytes=…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `first-last`, inclusive; `last` may lie past the end.
+    FromTo { first: u64, last: u64 },
+    /// `first-`
+    From { first: u64 },
+    /// `-n`: the last `n` bytes.
+    Suffix { len: u64 },
+}
+
+impl ByteRange {
+    /// The half-open byte range `[start, end)` this selects in an object of `size`
+    /// bytes, or [`EngineError::InvalidRange`].
+    pub fn resolve(self, size: u64) -> EngineResult<(u64, u64)> {
+        let invalid = Err(EngineError::InvalidRange { size });
+        match self {
+            Self::FromTo { first, last } if first <= last && first < size => {
+                Ok((first, last.saturating_add(1).min(size)))
+            }
+            Self::From { first } if first < size => Ok((first, size)),
+            Self::Suffix { len } if len > 0 && size > 0 => Ok((size - len.min(size), size)),
+            _ => invalid,
+        }
+    }
+}
+
+/// A GET's answer: the object, the byte range served, and its bytes as a stream.
+#[derive(Debug)]
+pub struct GetOutcome {
+    pub info: ObjectInfo,
+    /// `[start, end)` of the body being sent.
+    pub range: (u64, u64),
+    pub body: BodyReceiver,
+}
+
+/// One LIST entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSummary {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub mtime_ms: u64,
+}
+
+/// A LIST request (ListObjects v1 and v2 both map onto it).
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// List keys strictly after this one (marker, start-after, continuation token).
+    pub start_after: Option<String>,
+    pub max_keys: usize,
+}
+
+/// One LIST page, entries and common prefixes each in key order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListResponse {
+    pub objects: Vec<ObjectSummary>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+    /// Where the next page starts after (the last key or common prefix returned).
+    pub next_marker: Option<String>,
+}
+
+/// A bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created_ms: u64,
+    pub shard: u32,
+}
+
+/// A bucket's committed head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketHead {
+    pub commit: Cid,
+    pub seq: u64,
+    pub root: Cid,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,239 @@
+//! Per-shard block lookup: the block index (where each block is in the plane logs) and
+//! the block cache (recently read or written blocks, bounded in bytes).
+//!
+//! Memory: an index entry is a 32-byte SHA-256 digest and a 16-byte location, 48 bytes
+//! in a hash table kept at most 7/8 full with one control byte per slot — about 56
+//! bytes per block at best and 110 just after the table doubles. One million 1 MiB
+//! chunks (1 TiB of bodies) cost 56–110 MB; one million 4 KiB objects (each a chunk,
+//! a chunk index and a manifest, plus their share of MST nodes) about 3.5 million
+//! entries, 200–390 MB.
+
+use crate::mst::node::DigestHasher;
+use crate::plane::Location;
+use crate::segment::Plane;
+use bytes::Bytes;
+use cid::Cid;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+
+/// A block's SHA-256 digest: the key of the index and the cache. Raw and DAG-CBOR
+/// blocks with the same digest have the same bytes, so one entry serves both CIDs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BlockKey(pub [u8; 32]);
+
+impl BlockKey {
+    /// The key of a SHA-256 CID (`None` for any other hash).
+    pub fn of(cid: &Cid) -> Option<Self> {
+        crate::block::sha256_digest(cid).map(Self)
+    }
+}
+
+impl Hash for BlockKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(w));
+    }
+}
+
+/// Where a block is: plane, segment, offset and length, packed in 16 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BlockLoc {
+    seq: u32,
+    offset: u32,
+    len: u32,
+    plane: Plane,
+}
+
+impl BlockLoc {
+    /// Packs a plane-log location. Segments are at most 4 GiB and a shard's planes
+    /// hold fewer than 2^32 segments each (the shard checks `seal_bytes` at start).
+    pub fn new(plane: Plane, loc: Location) -> Self {
+        Self {
+            seq: loc.seq as u32,
+            offset: loc.offset as u32,
+            len: loc.len,
+            plane,
+        }
+    }
+
+    pub fn plane(&self) -> Plane {
+        self.plane
+    }
+
+    pub fn location(&self) -> Location {
+        Location {
+            seq: u64::from(self.seq),
+            offset: u64::from(self.offset),
+            len: self.len,
+        }
+    }
+}
+
+/// Block → location, for every block in the shard's local segments.
+#[derive(Debug, Default)]
+pub struct BlockIndex {
+    map: HashMap<BlockKey, BlockLoc, DigestHasher>,
+}
+
+impl BlockIndex {
+    pub fn get(&self, key: &BlockKey) -> Option<BlockLoc> {
+        self.map.get(key).copied()
+    }
+
+    pub fn contains(&self, key: &BlockKey) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// Records a block's location; a block written again keeps its first location.
+    pub fn insert(&mut self, key: BlockKey, loc: BlockLoc) {
+        self.map.entry(key).or_insert(loc);
+    }
+
+    /// Points a block at a new copy (compaction moving live blocks).
+    pub fn relocate(&mut self, key: BlockKey, loc: BlockLoc) {
+        self.map.insert(key, loc);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Eviction work per insert is bounded: at most this many clock steps.
+const MAX_EVICTION_STEPS: usize = 32;
+/// Bookkeeping charged per cached block besides its bytes.
+const SLOT_OVERHEAD_BYTES: usize = 96;
+
+#[derive(Debug)]
+struct Slot {
+    bytes: Bytes,
+    touched: bool,
+}
+
+/// A CLOCK cache of verified blocks, bounded in bytes. Blocks larger than an eighth of
+/// the budget are not cached (one big body must not flush everything else).
+#[derive(Debug)]
+pub struct BlockCache {
+    map: HashMap<BlockKey, Slot, DigestHasher>,
+    clock: VecDeque<BlockKey>,
+    bytes: usize,
+    capacity_bytes: usize,
+}
+
+impl BlockCache {
+    pub fn new(capacity_bytes: usize) -> Self {
+        Self {
+            map: HashMap::default(),
+            clock: VecDeque::new(),
+            bytes: 0,
+            capacity_bytes,
+        }
+    }
+
+    pub fn get(&mut self, key: &BlockKey) -> Option<Bytes> {
+        let slot = self.map.get_mut(key)?;
+        slot.touched = true;
+        Some(slot.bytes.clone())
+    }
+
+    pub fn insert(&mut self, key: BlockKey, bytes: Bytes) {
+        let size = bytes.len() + SLOT_OVERHEAD_BYTES;
+        if size > self.capacity_bytes / 8 {
+            return;
+        }
+        let slot = Slot {
+            bytes,
+            touched: false,
+        };
+        match self.map.insert(key, slot) {
+            Some(old) => self.bytes -= old.bytes.len() + SLOT_OVERHEAD_BYTES,
+            None => self.clock.push_back(key),
+        }
+        self.bytes += size;
+        for _ in 0..MAX_EVICTION_STEPS {
+            if self.bytes <= self.capacity_bytes {
+                return;
+            }
+            let Some(k) = self.clock.pop_front() else {
+                return;
+            };
+            let Some(slot) = self.map.get_mut(&k) else {
+                continue;
+            };
+            if std::mem::take(&mut slot.touched) {
+                self.clock.push_back(k);
+            } else if let Some(gone) = self.map.remove(&k) {
+                self.bytes -= gone.bytes.len() + SLOT_OVERHEAD_BYTES;
+            }
+        }
+    }
+
+    /// Bytes held, bookkeeping included.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> BlockKey {
+        let mut k = [0u8; 32];
+        k[..4].copy_from_slice(&i.to_le_bytes());
+        BlockKey(k)
+    }
+
+    #[test]
+    fn cache_stays_within_budget_and_keeps_touched_blocks() {
+        let mut c = BlockCache::new(64 * 1024);
+        c.insert(key(0), Bytes::from(vec![7u8; 1000]));
+        for i in 1..1000 {
+            assert!(c.get(&key(0)).is_some(), "touched block evicted at {i}");
+            c.insert(key(i), Bytes::from(vec![1u8; 1000]));
+            assert!(c.bytes() <= 64 * 1024 + 1000 + SLOT_OVERHEAD_BYTES);
+        }
+        assert!(c.len() < 70);
+    }
+
+    #[test]
+    fn large_blocks_are_not_cached() {
+        let mut c = BlockCache::new(64 * 1024);
+        c.insert(key(1), Bytes::from(vec![0u8; 9000]));
+        assert!(c.get(&key(1)).is_none());
+    }
+
+    #[test]
+    fn index_keeps_first_location_until_relocated() {
+        let mut ix = BlockIndex::default();
+        let at = |seq| {
+            BlockLoc::new(
+                Plane::Data,
+                Location {
+                    seq,
+                    offset: 10,
+                    len: 5,
+                },
+            )
+        };
+        ix.insert(key(1), at(1));
+        ix.insert(key(1), at(2));
+        assert_eq!(ix.get(&key(1)).map(|l| l.location().seq), Some(1));
+        ix.relocate(key(1), at(3));
+        assert_eq!(ix.get(&key(1)).map(|l| l.location().seq), Some(3));
+        assert_eq!(std::mem::size_of::<BlockLoc>(), 16);
+    }
+}

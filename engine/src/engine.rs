@@ -1,0 +1,3 @@
+pub struct Engine;
+pub struct EngineConfig;
+pub enum IoMode {}

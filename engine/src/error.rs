@@ -1,0 +1,141 @@
+//! The engine's errors: what a caller can act on. The frontend maps each variant to one
+//! S3 error code and HTTP status in a single table.
+
+use crate::catalog::CatalogError;
+
+/// Engine failures. `Clone`, because one failed group commit answers every request in
+/// its batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("bucket {0} does not exist")]
+    NoSuchBucket(String),
+    #[error("bucket {0} already exists")]
+    BucketAlreadyExists(String),
+    #[error("bucket {0} is not empty")]
+    BucketNotEmpty(String),
+    #[error("invalid bucket name {name:?}: {reason}")]
+    InvalidBucketName { name: String, reason: &'static str },
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// The range starts at or after the end of the object.
+    #[error("range not satisfiable for an object of {size} bytes")]
+    InvalidRange { size: u64 },
+    /// The body ended before the declared length.
+    #[error("body ended after {got} of {expected} bytes")]
+    IncompleteBody { got: u64, expected: u64 },
+    /// The body is longer than declared, or than a single PUT may be.
+    #[error("body exceeds {limit} bytes")]
+    EntityTooLarge { limit: u64 },
+    /// The body does not match its Content-MD5.
+    #[error("body does not match Content-MD5")]
+    BadDigest,
+    /// The body does not match the SHA-256 the request was signed with.
+    #[error("body does not match x-amz-content-sha256")]
+    Sha256Mismatch,
+    /// The body stream failed (client gone, bad chunk signature).
+    #[error("body stream failed: {0}")]
+    Body(String),
+    /// A node of the bucket's tree would exceed the format's entry limit.
+    #[error("too many keys share one tree node")]
+    KeyspaceFull,
+    /// An earlier write or sync failed on this shard: it takes no more writes.
+    #[error("shard {0} stopped after an I/O failure")]
+    Poisoned(u32),
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    /// A block failed verification or a structure is inconsistent.
+    #[error("storage is corrupt: {0}")]
+    Corrupt(String),
+    #[error("I/O failed: {0}")]
+    Io(String),
+    #[error("catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    /// The engine could not start.
+    #[error("cannot start: {0}")]
+    Startup(String),
+}
+
+impl From<crate::plane::PlaneError> for EngineError {
+    fn from(e: crate::plane::PlaneError) -> Self {
+        use crate::plane::PlaneError as P;
+        match e {
+            P::Catalog(c) => Self::Catalog(c),
+            P::Corrupt(s) => Self::Corrupt(s),
+            other => Self::Io(other.to_string()),
+        }
+    }
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;
+
+/// Checks an S3 bucket name (the general-purpose bucket rules).
+pub fn validate_bucket_name(name: &str) -> EngineResult<()> {
+    let bad = |reason| {
+        Err(EngineError::InvalidBucketName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    let b = name.as_bytes();
+    if !(3..=63).contains(&b.len()) {
+        return bad("must be 3 to 63 characters long");
+    }
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+    {
+        return bad("may hold only lowercase letters, digits, dots and hyphens");
+    }
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return bad("must begin and end with a letter or digit");
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return bad("must not have adjacent dots or a dot next to a hyphen");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return bad("must not look like an IP address");
+    }
+    for p in ["xn--", "sthree-", "amzn-s3-demo-"] {
+        if name.starts_with(p) {
+            return bad("uses a reserved prefix");
+        }
+    }
+    for s in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] {
+        if name.ends_with(s) {
+            return bad("uses a reserved suffix");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_bucket_name as v;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        for ok in ["abc", "my-bucket.1", "a1b", &"a".repeat(63)] {
+            assert!(v(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ab",
+            &"a".repeat(64),
+            "ABC",
+            "a_b",
+            "-ab",
+            "ab-",
+            "a..b",
+            "a.-b",
+            "192.168.1.1",
+            "xn--abc",
+            "abc-s3alias",
+            "ab c",
+        ] {
+            assert!(v(bad).is_err(), "{bad}");
+        }
+    }
+}

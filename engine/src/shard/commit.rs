@@ -1,0 +1,489 @@
+//! The group-commit loop (ARCHITECTURE.md, write path steps 3–6):
+//!
+//! 3. take the whole pending batch; fdatasync the data segment — it covers every chunk
+//!    the batch references, because a request joins the batch only after its chunks
+//!    were appended;
+//! 4. apply the batch to the buckets' working trees, encode the changed nodes, append
+//!    manifests, chunk indexes, nodes and one commit per changed bucket to the catalog
+//!    segment; fdatasync the catalog segment;
+//! 5. (Postgres mode: compare-and-swap the roots — not in this catalog);
+//! 6. publish the new trees to readers, then answer every request of the batch.
+//!
+//! Requests keep arriving while a batch syncs; they form the next batch. Any failed
+//! write or sync poisons the shard and fails the whole batch: nothing after the last
+//! successful catalog sync is ever acknowledged.
+
+use super::{BucketState, Shard};
+use crate::api::{BucketHead, now_ms};
+use crate::blocks::{BlockKey, BlockLoc};
+use crate::catalog::{BucketRecord, Catalog, HeadCheckpoint};
+use crate::error::{EngineError, EngineResult};
+use crate::format::Commit;
+use crate::io::Disk;
+use crate::mst::{Mst, NodeCid};
+use crate::segment::Plane;
+use bytes::Bytes;
+use cid::Cid;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// Blocks at most this large are kept in the block cache when written.
+const CACHE_ON_WRITE_BYTES: usize = 64 << 10;
+
+/// A change waiting for the next group commit.
+#[derive(Debug)]
+pub(crate) struct Op {
+    pub bucket: String,
+    pub kind: OpKind,
+    pub reply: oneshot::Sender<EngineResult<OpDone>>,
+}
+
+#[derive(Debug)]
+pub(crate) enum OpKind {
+    /// Sets `key` to `manifest`; `blocks` (chunk index, manifest) go to the catalog plane.
+    Put {
+        key: String,
+        manifest: Cid,
+        blocks: Vec<(Cid, Vec<u8>)>,
+    },
+    Delete {
+        key: String,
+    },
+    CreateBucket,
+    DeleteBucket,
+}
+
+#[derive(Debug)]
+pub(crate) enum OpDone {
+    Put,
+    /// The manifest the key had, if any.
+    Deleted(Option<Cid>),
+    BucketCreated,
+    BucketDeleted,
+}
+
+/// A snapshot of a shard's state, for health and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardStats {
+    pub buckets: usize,
+    pub blocks: usize,
+    pub poisoned: bool,
+}
+
+/// What step 4 prepares: blocks to append and the heads they make.
+#[derive(Default)]
+struct Prepared {
+    blocks: Vec<(Cid, Vec<u8>)>,
+    trees: HashMap<String, Mst>,
+    heads: BTreeMap<String, BucketHead>,
+    created: Vec<String>,
+    deleted: Vec<String>,
+    replies: Vec<(oneshot::Sender<EngineResult<OpDone>>, EngineResult<OpDone>)>,
+}
+
+impl<D: Disk, C: Catalog> Shard<D, C> {
+    /// Queues a change for the next group commit and waits for its outcome.
+    pub(crate) async fn submit(&self, bucket: &str, kind: OpKind) -> EngineResult<OpDone> {
+        self.check_writable()?;
+        let (reply, rx) = oneshot::channel();
+        self.batch.borrow_mut().push(Op {
+            bucket: bucket.to_owned(),
+            kind,
+            reply,
+        });
+        self.batch_ready.notify_one();
+        rx.await.map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// The commit loop: runs until the shard closes (after committing what is queued).
+    pub async fn run_commits(self: Rc<Self>) {
+        loop {
+            let ops = self.take_batch();
+            if ops.is_empty() {
+                if self.closing.get() {
+                    self.batch_done.notify_waiters();
+                    return;
+                }
+                let wait = self.config.seal_age.min(std::time::Duration::from_secs(1));
+                let _ = monoio::time::timeout(wait, self.batch_ready.notified()).await;
+                if let Err(e) = self.seal_if_due().await {
+                    self.poison(&e);
+                }
+                continue;
+            }
+            self.metrics.batches.fetch_add(1, Relaxed);
+            self.metrics.batch_ops.fetch_add(ops.len() as u64, Relaxed);
+            self.committing.set(true);
+            let result = self.run_batch(ops).await;
+            self.committing.set(false);
+            if let Err(e) = result {
+                self.poison(&e);
+            }
+            if let Err(e) = self.seal_if_due().await {
+                self.poison(&e);
+            }
+            self.batch_done.notify_waiters();
+        }
+    }
+
+    fn take_batch(&self) -> Vec<Op> {
+        let mut b = self.batch.borrow_mut();
+        let n = b.len().min(self.config.max_batch_ops);
+        let ops: Vec<Op> = b.drain(..n).collect();
+        if !b.is_empty() {
+            self.batch_ready.notify_one();
+        }
+        ops
+    }
+
+    async fn run_batch(&self, ops: Vec<Op>) -> EngineResult<()> {
+        if self.is_poisoned() {
+            let e = EngineError::Poisoned(self.id);
+            for op in ops {
+                let _ = op.reply.send(Err(e.clone()));
+            }
+            return Ok(());
+        }
+        // Step 3: the chunks every request of the batch references become durable.
+        let started = Instant::now();
+        let synced = self.data.lock().await.commit().await;
+        self.metrics.data_fsync.record(started.elapsed());
+        if let Err(e) = synced {
+            let e = EngineError::from(e);
+            fail_all(ops, &e);
+            return Err(e);
+        }
+        // Step 4: the batch's tree changes and commits, then the catalog sync.
+        let mut prep = Prepared::default();
+        for op in ops {
+            let result = self.apply(&op.bucket, op.kind, &mut prep).await;
+            prep.replies.push((op.reply, result));
+        }
+        self.finish_trees(&mut prep).await?;
+        if let Err(e) = self.write_catalog(&prep.blocks).await {
+            fail_replies(prep.replies, &e);
+            return Err(e);
+        }
+        // Bucket records change only after the blocks they rely on are durable.
+        if let Err(e) = self.record_buckets(&mut prep).await {
+            fail_replies(prep.replies, &e);
+            return Err(e);
+        }
+        // Step 6: publish, then acknowledge.
+        self.publish(&mut prep);
+        for (reply, result) in prep.replies {
+            let _ = reply.send(result);
+        }
+        Ok(())
+    }
+
+    /// The bucket's working tree for this batch (taken out of the map until published).
+    fn tree<'p>(&self, bucket: &str, prep: &'p mut Prepared) -> EngineResult<&'p mut Mst> {
+        if prep.deleted.iter().any(|b| b == bucket) {
+            return Err(EngineError::NoSuchBucket(bucket.to_owned()));
+        }
+        if !prep.trees.contains_key(bucket) {
+            let mut map = self.buckets.borrow_mut();
+            let st = map
+                .get_mut(bucket)
+                .ok_or_else(|| EngineError::NoSuchBucket(bucket.to_owned()))?;
+            prep.trees
+                .insert(bucket.to_owned(), std::mem::take(&mut st.working));
+        }
+        prep.trees
+            .get_mut(bucket)
+            .ok_or_else(|| EngineError::NoSuchBucket(bucket.to_owned()))
+    }
+
+    async fn apply(&self, bucket: &str, kind: OpKind, prep: &mut Prepared) -> EngineResult<OpDone> {
+        match kind {
+            OpKind::Put {
+                key,
+                manifest,
+                blocks,
+            } => {
+                let mut tree = std::mem::take(self.tree(bucket, prep)?);
+                let r = self
+                    .with_nodes(|n| tree.insert(key.as_bytes(), manifest, n))
+                    .await;
+                prep.trees.insert(bucket.to_owned(), tree);
+                r?;
+                prep.blocks.extend(blocks);
+                Ok(OpDone::Put)
+            }
+            OpKind::Delete { key } => {
+                let mut tree = std::mem::take(self.tree(bucket, prep)?);
+                let r = self.with_nodes(|n| tree.remove(key.as_bytes(), n)).await;
+                prep.trees.insert(bucket.to_owned(), tree);
+                Ok(OpDone::Deleted(r?))
+            }
+            OpKind::CreateBucket => {
+                if self.buckets.borrow().contains_key(bucket)
+                    || prep.created.iter().any(|b| b == bucket)
+                {
+                    return Err(EngineError::BucketAlreadyExists(bucket.to_owned()));
+                }
+                // The genesis commit: an empty tree. Written before the bucket's record,
+                // so recovery never finds a record whose head is missing, and a bucket
+                // created again after a delete starts from its own genesis.
+                let empty = crate::mst::node::EMPTY_NODE_BYTES.to_vec();
+                let root = crate::block::cid_dag_cbor(&empty);
+                debug_assert_eq!(root, NodeCid::empty_tree().to_cid());
+                prep.blocks.push((root, empty));
+                let commit = Commit {
+                    bucket: bucket.to_owned(),
+                    root,
+                    prev: None,
+                    seq: 1,
+                    time_ms: now_ms(),
+                };
+                let bytes = commit.encode();
+                let cid = crate::block::cid_dag_cbor(&bytes);
+                prep.blocks.push((cid, bytes));
+                prep.heads.insert(
+                    bucket.to_owned(),
+                    BucketHead {
+                        commit: cid,
+                        seq: 1,
+                        root,
+                    },
+                );
+                prep.created.push(bucket.to_owned());
+                Ok(OpDone::BucketCreated)
+            }
+            OpKind::DeleteBucket => {
+                if !self.tree(bucket, prep)?.is_empty() {
+                    return Err(EngineError::BucketNotEmpty(bucket.to_owned()));
+                }
+                prep.deleted.push(bucket.to_owned());
+                Ok(OpDone::BucketDeleted)
+            }
+        }
+    }
+
+    /// Encodes every changed tree and appends one commit per changed bucket.
+    async fn finish_trees(&self, prep: &mut Prepared) -> EngineResult<()> {
+        let names: Vec<String> = prep.trees.keys().cloned().collect();
+        for name in names {
+            if prep.deleted.contains(&name) {
+                continue;
+            }
+            let Some(tree) = prep.trees.get_mut(&name) else {
+                continue;
+            };
+            let old = self.buckets.borrow().get(&name).map(|b| b.head);
+            let Some(old) = old else { continue };
+            let mut blocks = Vec::new();
+            let root = tree.commit(&mut *self.nodes.borrow_mut(), &mut blocks);
+            if root == old.root {
+                continue; // nothing changed (deletes of absent keys)
+            }
+            prep.blocks.extend(blocks);
+            let commit = Commit {
+                bucket: name.clone(),
+                root,
+                prev: Some(old.commit),
+                seq: old.seq + 1,
+                time_ms: now_ms(),
+            };
+            let bytes = commit.encode();
+            let cid = crate::block::cid_dag_cbor(&bytes);
+            prep.blocks.push((cid, bytes));
+            prep.heads.insert(
+                name,
+                BucketHead {
+                    commit: cid,
+                    seq: commit.seq,
+                    root,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Appends the blocks not already stored, then one fdatasync.
+    async fn write_catalog(&self, blocks: &[(Cid, Vec<u8>)]) -> EngineResult<()> {
+        let mut log = self.meta.lock().await;
+        for (cid, bytes) in blocks {
+            let key = BlockKey::of(cid)
+                .ok_or_else(|| EngineError::Corrupt(format!("{cid} is not SHA-256")))?;
+            if self.index.borrow().contains(&key) {
+                continue;
+            }
+            let loc = log.append(cid, bytes).await?;
+            self.index
+                .borrow_mut()
+                .insert(key, BlockLoc::new(Plane::Catalog, loc));
+            if bytes.len() <= CACHE_ON_WRITE_BYTES {
+                self.cache
+                    .borrow_mut()
+                    .insert(key, Bytes::copy_from_slice(bytes));
+            }
+        }
+        let started = Instant::now();
+        let synced = log.commit().await;
+        self.metrics.catalog_fsync.record(started.elapsed());
+        Ok(synced?)
+    }
+
+    async fn record_buckets(&self, prep: &mut Prepared) -> EngineResult<()> {
+        for name in &prep.created {
+            let rec = BucketRecord {
+                name: name.clone(),
+                shard: self.id,
+                created_ms: now_ms(),
+            };
+            self.catalog.create_bucket(rec).await?;
+        }
+        for name in &prep.deleted {
+            self.catalog.delete_bucket(name).await?;
+        }
+        Ok(())
+    }
+
+    fn publish(&self, prep: &mut Prepared) {
+        let mut map = self.buckets.borrow_mut();
+        let mut dirty = self.dirty_heads.borrow_mut();
+        for name in &prep.deleted {
+            map.remove(name);
+            prep.trees.remove(name);
+            dirty.remove(name);
+        }
+        for name in &prep.created {
+            let head = prep.heads[name];
+            map.insert(
+                name.clone(),
+                BucketState {
+                    working: Mst::new(),
+                    published: Mst::new(),
+                    head,
+                },
+            );
+        }
+        for (name, tree) in prep.trees.drain() {
+            if let Some(st) = map.get_mut(&name) {
+                st.published = tree.clone();
+                st.working = tree;
+            }
+        }
+        for (name, head) in &prep.heads {
+            if let Some(st) = map.get_mut(name) {
+                st.head = *head;
+                dirty.insert(name.clone());
+            }
+        }
+    }
+
+    /// Seals segments open longer than `seal_age`; after the catalog plane rolls, the
+    /// heads are checkpointed so recovery reads only the newer segments.
+    pub(crate) async fn seal_if_due(&self) -> EngineResult<()> {
+        if self.is_poisoned() || self.closing.get() {
+            return Ok(());
+        }
+        let age = self.config.seal_age;
+        {
+            let mut data = self.data.lock().await;
+            if data.is_due_for_seal(age) {
+                data.roll().await?;
+                self.metrics.segments_sealed.fetch_add(1, Relaxed);
+            }
+        }
+        {
+            let mut meta = self.meta.lock().await;
+            if meta.is_due_for_seal(age) {
+                meta.roll().await?;
+                self.metrics.segments_sealed.fetch_add(1, Relaxed);
+            }
+        }
+        self.checkpoint_if_rolled().await
+    }
+
+    /// Checkpoints every changed head once the catalog plane has moved to a new segment
+    /// (by `seal_age`, or because the last one filled up).
+    pub(crate) async fn checkpoint_if_rolled(&self) -> EngineResult<()> {
+        let open_seq = self.meta.lock().await.open_seq().unwrap_or(0);
+        if open_seq == self.checkpoint_seq.get() {
+            return Ok(());
+        }
+        self.checkpoint_dirty(open_seq).await?;
+        self.checkpoint_seq.set(open_seq);
+        Ok(())
+    }
+
+    /// Records the heads that moved since the last checkpoint. Every commit after this
+    /// call lands in a catalog segment numbered `segment_seq` or later: recovery scans
+    /// from the highest `segment_seq` recorded.
+    async fn checkpoint_dirty(&self, segment_seq: u64) -> EngineResult<()> {
+        let names = std::mem::take(&mut *self.dirty_heads.borrow_mut());
+        let heads: Vec<HeadCheckpoint> = {
+            let map = self.buckets.borrow();
+            names
+                .iter()
+                .filter_map(|n| {
+                    map.get(n).map(|st| HeadCheckpoint {
+                        bucket: n.clone(),
+                        commit: st.head.commit,
+                        seq: st.head.seq,
+                        segment_seq,
+                        offset: 0,
+                    })
+                })
+                .collect()
+        };
+        if heads.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.catalog.checkpoint_heads(&heads).await {
+            // Not recorded: keep them dirty so a later checkpoint covers them.
+            self.dirty_heads.borrow_mut().extend(names);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: refuse new writes, commit what is queued, seal both planes and
+    /// checkpoint every changed head.
+    pub async fn close(&self) -> EngineResult<()> {
+        self.closing.set(true);
+        self.batch_ready.notify_one();
+        while !self.batch.borrow().is_empty() || self.committing.get() {
+            self.batch_done.notified().await;
+        }
+        if self.is_poisoned() {
+            return Err(EngineError::Poisoned(self.id));
+        }
+        self.data.lock().await.close().await?;
+        let next_seq = {
+            let mut meta = self.meta.lock().await;
+            meta.close().await?;
+            meta.next_seq()
+        };
+        self.checkpoint_dirty(next_seq).await
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        ShardStats {
+            buckets: self.buckets.borrow().len(),
+            blocks: self.index.borrow().len(),
+            poisoned: self.is_poisoned(),
+        }
+    }
+}
+
+fn fail_all(ops: Vec<Op>, e: &EngineError) {
+    for op in ops {
+        let _ = op.reply.send(Err(e.clone()));
+    }
+}
+
+fn fail_replies(
+    replies: Vec<(oneshot::Sender<EngineResult<OpDone>>, EngineResult<OpDone>)>,
+    e: &EngineError,
+) {
+    for (reply, _) in replies {
+        let _ = reply.send(Err(e.clone()));
+    }
+}

@@ -1,0 +1,257 @@
+//! A shard: the buckets placed on it, their trees, and its two plane logs, driven by one
+//! thread. All state is single-threaded (`Rc`, `RefCell`); the plane logs sit behind
+//! async mutexes because appends, reads and the commit loop interleave at awaits.
+//!
+//! - [`commit`]: the group-commit loop (the write path's steps 3–6) and sealing;
+//! - [`objects`]: the request handlers (buckets, PUT, GET, HEAD, DELETE, LIST, COPY);
+//! - [`recovery`]: opening a shard — block index, bucket heads re-derived from the
+//!   catalog plane after the last checkpoint.
+//!
+//! Invariant: no `RefCell` borrow is held across an await.
+
+mod commit;
+mod objects;
+mod recovery;
+
+use crate::api::BucketHead;
+use crate::block::verify_block;
+use crate::blocks::{BlockCache, BlockIndex, BlockKey, BlockLoc};
+use crate::catalog::Catalog;
+use crate::error::{EngineError, EngineResult};
+use crate::io::Disk;
+use crate::metrics::ShardMetrics;
+use crate::mst::{Mst, MstError, NodeCid, NodeStore};
+use crate::plane::{Location, PlaneLog};
+use crate::segment::Plane;
+use bytes::Bytes;
+use cid::Cid;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::sync::{Mutex, Notify};
+
+pub use commit::ShardStats;
+
+/// Per-shard settings.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    /// Size of a segment file; it is sealed when the next frame does not fit.
+    pub seal_bytes: u64,
+    /// A segment holding frames is sealed once it has been open this long.
+    pub seal_age: Duration,
+    /// Body chunk size.
+    pub chunk_bytes: usize,
+    /// Budget of the decoded MST node cache.
+    pub node_cache_bytes: usize,
+    /// Budget of the block cache (manifests, chunk indexes, chunks).
+    pub block_cache_bytes: usize,
+    /// A streaming body's pages are written once this many are pending, without waiting
+    /// for the commit: large bodies reach the disk in bounded pieces, and a commit's
+    /// fsync waits for at most one piece.
+    pub write_behind_bytes: u64,
+    /// Largest body a single PUT may carry.
+    pub max_put_bytes: u64,
+    /// Most requests one group commit takes; the rest wait for the next.
+    pub max_batch_ops: usize,
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        Self {
+            seal_bytes: 64 << 20,
+            seal_age: Duration::from_secs(5),
+            chunk_bytes: crate::chunker::DEFAULT_CHUNK_BYTES,
+            node_cache_bytes: 64 << 20,
+            block_cache_bytes: 256 << 20,
+            write_behind_bytes: 1 << 20,
+            max_put_bytes: 5 << 30,
+            max_batch_ops: 4096,
+        }
+    }
+}
+
+impl ShardConfig {
+    pub(crate) fn check(&self) -> EngineResult<()> {
+        let bad = |s: &str| Err(EngineError::Startup(s.to_owned()));
+        if self.seal_bytes < (1 << 20) || self.seal_bytes > (4 << 30) - 4096 {
+            return bad("seal_bytes must be between 1 MiB and 4 GiB");
+        }
+        if self.chunk_bytes == 0 || self.chunk_bytes as u64 > crate::format::chunks::MAX_CHUNK_BYTES
+        {
+            return bad("chunk_bytes must be between 1 byte and 16 MiB");
+        }
+        if self.chunk_bytes as u64 * 2 > self.seal_bytes {
+            return bad("chunk_bytes must be at most half of seal_bytes");
+        }
+        if self.max_batch_ops == 0 {
+            return bad("max_batch_ops must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// A bucket's trees: `working` takes the changes of the batch being committed,
+/// `published` is what readers see (the last durable commit).
+#[derive(Debug)]
+pub(crate) struct BucketState {
+    pub working: Mst,
+    pub published: Mst,
+    pub head: BucketHead,
+}
+
+/// One shard.
+pub struct Shard<D: Disk, C: Catalog> {
+    pub(crate) id: u32,
+    pub(crate) config: ShardConfig,
+    pub(crate) catalog: Arc<C>,
+    pub(crate) data: Mutex<PlaneLog<D, C>>,
+    pub(crate) meta: Mutex<PlaneLog<D, C>>,
+    pub(crate) index: RefCell<BlockIndex>,
+    pub(crate) cache: RefCell<BlockCache>,
+    pub(crate) nodes: RefCell<NodeStore>,
+    pub(crate) buckets: RefCell<HashMap<String, BucketState>>,
+    pub(crate) batch: RefCell<Vec<commit::Op>>,
+    pub(crate) batch_ready: Notify,
+    /// Raised by the commit loop after each batch and when it stops.
+    pub(crate) batch_done: Notify,
+    /// Buckets whose head moved since the last checkpoint.
+    pub(crate) dirty_heads: RefCell<BTreeSet<String>>,
+    /// Catalog-plane segment open at the last checkpoint.
+    pub(crate) checkpoint_seq: Cell<u64>,
+    pub(crate) closing: Cell<bool>,
+    /// A batch is between being taken and being answered.
+    pub(crate) committing: Cell<bool>,
+    pub(crate) metrics: Arc<ShardMetrics>,
+}
+
+impl<D: Disk, C: Catalog> std::fmt::Debug for Shard<D, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("id", &self.id)
+            .field("buckets", &self.buckets.borrow().len())
+            .field("blocks", &self.index.borrow().len())
+            .finish()
+    }
+}
+
+pub(crate) fn mst_error(e: MstError) -> EngineError {
+    match e {
+        MstError::InvalidKey(k) => EngineError::InvalidKey(k.to_string()),
+        MstError::NodeFull => EngineError::KeyspaceFull,
+        other => EngineError::Corrupt(other.to_string()),
+    }
+}
+
+impl<D: Disk, C: Catalog> Shard<D, C> {
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub fn metrics(&self) -> &Arc<ShardMetrics> {
+        &self.metrics
+    }
+
+    /// Whether an I/O failure stopped the shard's writes.
+    pub fn is_poisoned(&self) -> bool {
+        self.metrics.poisoned.load(Relaxed)
+    }
+
+    pub(crate) fn poison(&self, why: &EngineError) {
+        if !self.metrics.poisoned.swap(true, Relaxed) {
+            tracing::error!(shard = self.id, error = %why, "shard poisoned: writes refused");
+        }
+    }
+
+    pub(crate) fn check_writable(&self) -> EngineResult<()> {
+        if self.is_poisoned() {
+            Err(EngineError::Poisoned(self.id))
+        } else if self.closing.get() {
+            Err(EngineError::ShuttingDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Names of the buckets on this shard.
+    pub fn bucket_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.buckets.borrow().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// A bucket's committed head.
+    pub fn head(&self, bucket: &str) -> EngineResult<BucketHead> {
+        self.buckets
+            .borrow()
+            .get(bucket)
+            .map(|b| b.head)
+            .ok_or_else(|| EngineError::NoSuchBucket(bucket.to_owned()))
+    }
+
+    pub(crate) fn published(&self, bucket: &str) -> EngineResult<Mst> {
+        self.buckets
+            .borrow()
+            .get(bucket)
+            .map(|b| b.published.clone())
+            .ok_or_else(|| EngineError::NoSuchBucket(bucket.to_owned()))
+    }
+
+    pub(crate) fn locate(&self, cid: &Cid) -> EngineResult<(BlockKey, Option<BlockLoc>)> {
+        let key = BlockKey::of(cid)
+            .ok_or_else(|| EngineError::Corrupt(format!("{cid} is not a SHA-256 block")))?;
+        Ok((key, self.index.borrow().get(&key)))
+    }
+
+    /// A block's bytes, from the cache or a plane log, verified against its CID.
+    pub async fn read_block(&self, cid: &Cid) -> EngineResult<Bytes> {
+        let (key, loc) = self.locate(cid)?;
+        if let Some(b) = self.cache.borrow_mut().get(&key) {
+            self.metrics.block_cache_hits.fetch_add(1, Relaxed);
+            return Ok(b);
+        }
+        self.metrics.block_cache_misses.fetch_add(1, Relaxed);
+        let loc = loc.ok_or_else(|| EngineError::Corrupt(format!("block {cid} is missing")))?;
+        let bytes = self.read_at(loc.plane(), loc.location()).await?;
+        if verify_block(cid, &bytes).is_err() {
+            tracing::error!(shard = self.id, block = %cid, "block failed verification");
+            return Err(EngineError::Corrupt(format!(
+                "block {cid} does not match its CID"
+            )));
+        }
+        let bytes = Bytes::from(bytes);
+        self.cache.borrow_mut().insert(key, bytes.clone());
+        Ok(bytes)
+    }
+
+    async fn read_at(&self, plane: Plane, loc: Location) -> EngineResult<Vec<u8>> {
+        let log = match plane {
+            Plane::Data => &self.data,
+            Plane::Catalog => &self.meta,
+        };
+        Ok(log.lock().await.read(loc).await?)
+    }
+
+    /// Runs a tree operation, fetching each node it finds missing and retrying.
+    pub(crate) async fn with_nodes<T>(
+        &self,
+        mut op: impl FnMut(&mut NodeStore) -> Result<T, MstError>,
+    ) -> EngineResult<T> {
+        loop {
+            let r = op(&mut self.nodes.borrow_mut());
+            match r {
+                Err(MstError::Missing(nc)) => self.fetch_node(nc).await?,
+                other => return other.map_err(mst_error),
+            }
+        }
+    }
+
+    async fn fetch_node(&self, nc: NodeCid) -> EngineResult<()> {
+        let bytes = self.read_block(&nc.to_cid()).await?;
+        self.nodes
+            .borrow_mut()
+            .insert_block(&nc, bytes.to_vec())
+            .map_err(mst_error)
+    }
+}

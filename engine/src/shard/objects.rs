@@ -1,0 +1,435 @@
+//! Request handlers: what each engine call does on its shard.
+
+use super::Shard;
+use super::commit::{OpDone, OpKind};
+use crate::api::{
+    BodyReceiver, BodySender, ByteRange, GetOutcome, ListRequest, ListResponse, ObjectInfo,
+    ObjectSummary, PutOptions, body_channel, now_ms,
+};
+use crate::block::cid_dag_cbor;
+use crate::blocks::{BlockKey, BlockLoc};
+use crate::catalog::Catalog;
+use crate::chunker::Chunker;
+use crate::error::{EngineError, EngineResult};
+use crate::format::chunks::Located;
+use crate::format::{ChunkIndex, ObjectManifest, build_chunk_index};
+use crate::io::Disk;
+use crate::mst::{ListItem, ListQuery, Lister, validate_key};
+use crate::segment::Plane;
+use bytes::Bytes;
+use cid::Cid;
+use sha2::{Digest, Sha256};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Data chunks at most this large are kept in the block cache when written.
+const CACHE_ON_WRITE_BYTES: usize = 64 << 10;
+
+fn corrupt(what: impl std::fmt::Display) -> EngineError {
+    EngineError::Corrupt(what.to_string())
+}
+
+fn check_key(key: &str) -> EngineResult<()> {
+    validate_key(key.as_bytes()).map_err(|e| EngineError::InvalidKey(e.to_string()))
+}
+
+impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
+    /// Creates a bucket on this shard (its genesis commit is durable before its record).
+    pub async fn create_bucket(&self, name: &str) -> EngineResult<()> {
+        crate::error::validate_bucket_name(name)?;
+        if self.catalog.bucket(name).await?.is_some() {
+            return Err(EngineError::BucketAlreadyExists(name.to_owned()));
+        }
+        self.submit(name, OpKind::CreateBucket).await.map(|_| ())
+    }
+
+    /// Deletes a bucket if it holds no object.
+    pub async fn delete_bucket(&self, name: &str) -> EngineResult<()> {
+        self.published(name)?;
+        self.submit(name, OpKind::DeleteBucket).await.map(|_| ())
+    }
+
+    /// Stores an object from a streamed body. The body is chunked, hashed and appended
+    /// as it arrives; the object becomes visible, and the call returns, only after the
+    /// group commit that includes it is durable.
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: PutOptions,
+        mut body: BodyReceiver,
+    ) -> EngineResult<ObjectInfo> {
+        check_key(key)?;
+        self.published(bucket)?;
+        self.check_writable()?;
+        let limit = opts.content_length.map_or(self.config.max_put_bytes, |n| {
+            n.min(self.config.max_put_bytes)
+        });
+        if opts
+            .content_length
+            .is_some_and(|n| n > self.config.max_put_bytes)
+        {
+            return Err(EngineError::EntityTooLarge {
+                limit: self.config.max_put_bytes,
+            });
+        }
+        let want_sha = opts.want_sha256 || opts.content_sha256.is_some();
+        let mut chunker = Chunker::new(self.config.chunk_bytes, want_sha);
+        while let Some(piece) = body.recv().await {
+            let piece = piece?;
+            if chunker.size() + piece.len() as u64 > limit {
+                return Err(EngineError::EntityTooLarge { limit });
+            }
+            let mut rest = &piece[..];
+            while !rest.is_empty() {
+                rest = &rest[chunker.push(rest)..];
+                if let Some(chunk) = chunker.take_chunk() {
+                    self.store_chunk(&chunk.cid, &chunk.data).await?;
+                    chunker.recycle(chunk.data);
+                }
+            }
+        }
+        let size = chunker.size();
+        let mut digests = chunker.finish();
+        if let Some(last) = digests.last_chunk.take() {
+            self.store_chunk(&last.cid, &last.data).await?;
+        }
+        if let Some(expected) = opts.content_length
+            && size != expected
+        {
+            return Err(EngineError::IncompleteBody {
+                got: size,
+                expected,
+            });
+        }
+        if opts.content_md5.is_some_and(|m| m != digests.md5) {
+            return Err(EngineError::BadDigest);
+        }
+        if opts.content_sha256.is_some() && opts.content_sha256 != digests.sha256 {
+            return Err(EngineError::Sha256Mismatch);
+        }
+        let mut blocks = Vec::new();
+        let root = build_chunk_index(vec![digests.run], &mut blocks);
+        let manifest = opts.manifest(
+            key.to_owned(),
+            size,
+            digests.md5,
+            digests.sha256,
+            now_ms(),
+            root,
+        );
+        let info = self.commit_manifest(bucket, manifest, blocks).await?;
+        self.metrics.puts.fetch_add(1, Relaxed);
+        self.metrics.put_bytes.fetch_add(size, Relaxed);
+        Ok(info)
+    }
+
+    /// Joins the next group commit with a manifest (and the blocks it needs).
+    async fn commit_manifest(
+        &self,
+        bucket: &str,
+        manifest: ObjectManifest,
+        mut blocks: Vec<(Cid, Vec<u8>)>,
+    ) -> EngineResult<ObjectInfo> {
+        let bytes = manifest.encode();
+        let cid = cid_dag_cbor(&bytes);
+        blocks.push((cid, bytes));
+        let key = manifest.key.clone();
+        let kind = OpKind::Put {
+            key,
+            manifest: cid,
+            blocks,
+        };
+        self.submit(bucket, kind).await?;
+        Ok(ObjectInfo {
+            manifest: Arc::new(manifest),
+            manifest_cid: cid,
+        })
+    }
+
+    /// Appends a body chunk to the data plane unless the shard already holds it.
+    async fn store_chunk(&self, cid: &Cid, data: &[u8]) -> EngineResult<()> {
+        let key = BlockKey::of(cid).ok_or_else(|| corrupt("chunk CID is not SHA-256"))?;
+        if self.index.borrow().contains(&key) {
+            return Ok(());
+        }
+        let mut log = self.data.lock().await;
+        self.check_writable()?;
+        let appended = log.append(cid, data).await;
+        let loc = match appended {
+            Ok(loc) => loc,
+            Err(e) => {
+                let e = EngineError::from(e);
+                self.poison(&e);
+                return Err(e);
+            }
+        };
+        self.index
+            .borrow_mut()
+            .insert(key, BlockLoc::new(Plane::Data, loc));
+        if data.len() <= CACHE_ON_WRITE_BYTES {
+            self.cache
+                .borrow_mut()
+                .insert(key, Bytes::copy_from_slice(data));
+        }
+        if let Err(e) = log.write_behind(self.config.write_behind_bytes).await {
+            let e = EngineError::from(e);
+            self.poison(&e);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// An object's manifest, from the bucket's committed tree.
+    pub async fn head_object(&self, bucket: &str, key: &str) -> EngineResult<ObjectInfo> {
+        check_key(key)?;
+        let tree = self.published(bucket)?;
+        let found = self.with_nodes(|n| tree.get(key.as_bytes(), n)).await?;
+        let cid = found.ok_or(EngineError::NoSuchKey)?;
+        let manifest = self.manifest(&cid).await?;
+        Ok(ObjectInfo {
+            manifest,
+            manifest_cid: cid,
+        })
+    }
+
+    async fn manifest(&self, cid: &Cid) -> EngineResult<Arc<ObjectManifest>> {
+        let bytes = self.read_block(cid).await?;
+        ObjectManifest::decode(&bytes)
+            .map(Arc::new)
+            .map_err(|e| corrupt(format!("manifest {cid}: {e}")))
+    }
+
+    /// An object's bytes (all, or a range), streamed by a task of this shard; every
+    /// block is verified against its CID before it is sent.
+    pub async fn get_object(
+        self: &Rc<Self>,
+        bucket: &str,
+        key: &str,
+        range: Option<ByteRange>,
+    ) -> EngineResult<GetOutcome> {
+        let info = self.head_object(bucket, key).await?;
+        let size = info.manifest.size;
+        let (start, end) = match range {
+            Some(r) => r.resolve(size)?,
+            None => (0, size),
+        };
+        let (tx, rx) = body_channel();
+        if let Some(root) = info.manifest.body
+            && end > start
+        {
+            let shard = self.clone();
+            monoio::spawn(async move { shard.stream_body(root, start, end, tx).await });
+        }
+        self.metrics.gets.fetch_add(1, Relaxed);
+        self.metrics.get_bytes.fetch_add(end - start, Relaxed);
+        Ok(GetOutcome {
+            info,
+            range: (start, end),
+            body: rx,
+        })
+    }
+
+    async fn stream_body(&self, root: Cid, start: u64, end: u64, tx: BodySender) {
+        if let Err(e) = self.send_range(root, start, end, &tx).await {
+            tracing::error!(shard = self.id, error = %e, "GET body failed");
+            let _ = tx.send(Err(e)).await;
+        }
+    }
+
+    /// Sends the bytes `[start, end)` of the body indexed by `root`, in order.
+    async fn send_range(
+        &self,
+        root: Cid,
+        start: u64,
+        end: u64,
+        tx: &BodySender,
+    ) -> EngineResult<()> {
+        let mut stack = vec![root];
+        while let Some(cid) = stack.pop() {
+            let bytes = self.read_block(&cid).await?;
+            let index = ChunkIndex::decode(&bytes).map_err(|e| corrupt(format!("{cid}: {e}")))?;
+            match index.locate(start, end) {
+                Located::Children(children) => stack.extend(children.iter().rev().map(|c| c.link)),
+                Located::Chunks(refs) => {
+                    for r in refs {
+                        let data = self.read_block(&r.cid).await?;
+                        if data.len() as u64 != r.len {
+                            return Err(corrupt(format!("chunk {} has the wrong length", r.cid)));
+                        }
+                        let from = (start.max(r.offset) - r.offset) as usize;
+                        let to = (end.min(r.offset + r.len) - r.offset) as usize;
+                        if tx.send(Ok(data.slice(from..to))).await.is_err() {
+                            return Ok(()); // the reader went away
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a key (succeeds whether or not it existed); returns the manifest it had.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> EngineResult<Option<Cid>> {
+        check_key(key)?;
+        self.published(bucket)?;
+        self.metrics.deletes.fetch_add(1, Relaxed);
+        match self
+            .submit(
+                bucket,
+                OpKind::Delete {
+                    key: key.to_owned(),
+                },
+            )
+            .await?
+        {
+            OpDone::Deleted(old) => Ok(old),
+            _ => Ok(None),
+        }
+    }
+
+    /// One LIST page from the bucket's committed tree.
+    pub async fn list_objects(&self, bucket: &str, req: ListRequest) -> EngineResult<ListResponse> {
+        let tree = self.published(bucket)?;
+        self.metrics.lists.fetch_add(1, Relaxed);
+        let query = ListQuery {
+            prefix: req.prefix.into_bytes(),
+            delimiter: req
+                .delimiter
+                .filter(|d| !d.is_empty())
+                .map(String::into_bytes),
+            start_after: req.start_after.map(String::into_bytes),
+            max_keys: req.max_keys,
+        };
+        let mut lister = Lister::new(&tree, query);
+        let page = self.with_nodes(|n| lister.run(n)).await?;
+        let text =
+            |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| corrupt("key is not UTF-8"));
+        let mut out = ListResponse {
+            truncated: page.truncated,
+            ..ListResponse::default()
+        };
+        if page.truncated {
+            out.next_marker = page.items.last().map(|i| text(i.marker())).transpose()?;
+        }
+        for item in page.items {
+            match item {
+                ListItem::Object { key, value } => {
+                    let m = self.manifest(&value).await?;
+                    out.objects.push(ObjectSummary {
+                        key: text(&key)?,
+                        size: m.size,
+                        etag: m.etag.clone(),
+                        mtime_ms: m.mtime_ms,
+                    });
+                }
+                ListItem::CommonPrefix(p) => out.common_prefixes.push(text(&p)?),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Copies an object within this shard: a new manifest over the same chunks, so no
+    /// body byte is read or written. `replace` sets new metadata (REPLACE directive);
+    /// `None` keeps the source's (COPY directive).
+    pub async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+        replace: Option<PutOptions>,
+    ) -> EngineResult<ObjectInfo> {
+        check_key(dst_key)?;
+        self.published(dst_bucket)?;
+        let src = self.head_object(src_bucket, src_key).await?;
+        let m = &src.manifest;
+        let mut copy = match replace {
+            Some(opts) => {
+                let mut c = opts.manifest(dst_key.to_owned(), m.size, m.md5, m.sha256, 0, m.body);
+                if c.checksum.is_none() {
+                    c.checksum = m.checksum.clone();
+                }
+                c
+            }
+            None => ObjectManifest::clone(m),
+        };
+        copy.key = dst_key.to_owned();
+        copy.etag = m.etag.clone();
+        copy.parts = m.parts.clone();
+        copy.mtime_ms = now_ms();
+        self.commit_manifest(dst_bucket, copy, Vec::new()).await
+    }
+
+    /// Checks every block of an object (manifest, chunk indexes, chunks) against its
+    /// CID and the body against its MD5; returns the body size.
+    pub async fn verify_object(&self, bucket: &str, key: &str) -> EngineResult<u64> {
+        let info = self.head_object(bucket, key).await?;
+        let (tx, mut rx) = body_channel();
+        let mut md5 = md5::Md5::new();
+        let mut sha = Sha256::new();
+        let mut n = 0u64;
+        if let Some(root) = info.manifest.body {
+            let size = info.manifest.size;
+            let send = async move {
+                let r = self.send_range(root, 0, size, &tx).await;
+                drop(tx);
+                r
+            };
+            let recv = async {
+                while let Some(p) = rx.recv().await {
+                    let p = p?;
+                    n += p.len() as u64;
+                    md5.update(&p);
+                    sha.update(&p);
+                }
+                Ok::<_, EngineError>(())
+            };
+            let (a, b) = futures_join(send, recv).await;
+            a?;
+            b?;
+        }
+        if n != info.manifest.size || <[u8; 16]>::from(md5.finalize()) != info.manifest.md5 {
+            return Err(corrupt(format!("object {key} does not match its manifest")));
+        }
+        if let Some(want) = info.manifest.sha256
+            && <[u8; 32]>::from(sha.finalize()) != want
+        {
+            return Err(corrupt(format!("object {key} does not match its SHA-256")));
+        }
+        Ok(n)
+    }
+}
+
+/// Polls two futures on the current task until both finish.
+async fn futures_join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none()
+            && let std::task::Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let std::task::Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
+        }
+        if ra.is_some() && rb.is_some() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    match (ra, rb) {
+        (Some(a), Some(b)) => (a, b),
+        _ => unreachable!("both futures finished"),
+    }
+}
