@@ -47,6 +47,23 @@ pub struct PutOptions {
 }
 
 impl PutOptions {
+    /// The options that recreate `m`'s headers and metadata (a copy keeping them).
+    pub fn from_manifest(m: &ObjectManifest) -> Self {
+        Self {
+            content_type: m.content_type.clone(),
+            content_encoding: m.content_encoding.clone(),
+            content_disposition: m.content_disposition.clone(),
+            content_language: m.content_language.clone(),
+            cache_control: m.cache_control.clone(),
+            expires: m.expires.clone(),
+            website_redirect: m.website_redirect.clone(),
+            meta: m.meta.clone(),
+            checksum: m.checksum.clone(),
+            want_sha256: m.sha256.is_some(),
+            ..Self::default()
+        }
+    }
+
     /// The manifest for a body with these options.
     pub(crate) fn manifest(
         &self,

@@ -5,6 +5,7 @@
 //! Writes take owned, page-aligned buffers at page-aligned offsets (what O_DIRECT and
 //! io_uring need); a write returns its buffer for reuse.
 
+pub mod any;
 pub mod sim;
 pub mod std_disk;
 pub mod uring;

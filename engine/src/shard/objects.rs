@@ -386,7 +386,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 }
                 Ok::<_, EngineError>(())
             };
-            let (a, b) = futures_join(send, recv).await;
+            let (a, b) = crate::engine::join(send, recv).await;
             a?;
             b?;
         }
@@ -399,37 +399,5 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             return Err(corrupt(format!("object {key} does not match its SHA-256")));
         }
         Ok(n)
-    }
-}
-
-/// Polls two futures on the current task until both finish.
-async fn futures_join<A: std::future::Future, B: std::future::Future>(
-    a: A,
-    b: B,
-) -> (A::Output, B::Output) {
-    let mut a = std::pin::pin!(a);
-    let mut b = std::pin::pin!(b);
-    let (mut ra, mut rb) = (None, None);
-    std::future::poll_fn(|cx| {
-        if ra.is_none()
-            && let std::task::Poll::Ready(v) = a.as_mut().poll(cx)
-        {
-            ra = Some(v);
-        }
-        if rb.is_none()
-            && let std::task::Poll::Ready(v) = b.as_mut().poll(cx)
-        {
-            rb = Some(v);
-        }
-        if ra.is_some() && rb.is_some() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    match (ra, rb) {
-        (Some(a), Some(b)) => (a, b),
-        _ => unreachable!("both futures finished"),
     }
 }
