@@ -110,7 +110,9 @@ impl Engine<EmbeddedCatalog> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| EngineError::Startup(format!("{}: {e}", config.data_dir.display())))?;
         let lock = lock_dir(&config.data_dir)?;
-        let catalog = Arc::new(EmbeddedCatalog::open(&config.data_dir.join("catalog.redb"))?);
+        let catalog = Arc::new(EmbeddedCatalog::open(
+            &config.data_dir.join("catalog.redb"),
+        )?);
         Self::start_locked(config, catalog, lock)
     }
 }
@@ -161,7 +163,13 @@ fn uring_help() -> String {
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("Max locked memory"))
-                .map(|l| l.split_whitespace().skip(3).take(2).collect::<Vec<_>>().join(" "))
+                .map(|l| {
+                    l.split_whitespace()
+                        .skip(3)
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
         })
         .unwrap_or_else(|| "unknown".into());
     if disabled != 0 {
@@ -193,7 +201,11 @@ impl<C: Catalog + 'static> Engine<C> {
         Self::start_locked(config, catalog, lock)
     }
 
-    fn start_locked(config: EngineConfig, catalog: Arc<C>, lock: std::fs::File) -> EngineResult<Self> {
+    fn start_locked(
+        config: EngineConfig,
+        catalog: Arc<C>,
+        lock: std::fs::File,
+    ) -> EngineResult<Self> {
         config.shard.check()?;
         let cores = match config.cores {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -263,7 +275,12 @@ impl<C: Catalog + 'static> Engine<C> {
             engine.stop_threads();
             return Err(e);
         }
-        tracing::info!(cores, shards = shard_count, io_uring = uring, "engine started");
+        tracing::info!(
+            cores,
+            shards = shard_count,
+            io_uring = uring,
+            "engine started"
+        );
         Ok(engine)
     }
 
@@ -314,7 +331,10 @@ impl<C: Catalog + 'static> Engine<C> {
             .get(id as usize)
             .cloned()
             .ok_or(EngineError::ShuttingDown)?;
-        sender.send(job).await.map_err(|_| EngineError::ShuttingDown)?;
+        sender
+            .send(job)
+            .await
+            .map_err(|_| EngineError::ShuttingDown)?;
         rx.await.map_err(|_| EngineError::ShuttingDown)?
     }
 
@@ -400,8 +420,10 @@ impl<C: Catalog + 'static> Engine<C> {
     ) -> EngineResult<ObjectInfo> {
         let id = self.shard_of(bucket)?;
         let (b, k) = (bucket.to_owned(), key.to_owned());
-        self.call(id, move |s| async move { s.put_object(&b, &k, opts, body).await })
-            .await
+        self.call(id, move |s| async move {
+            s.put_object(&b, &k, opts, body).await
+        })
+        .await
     }
 
     /// Stores an object from an in-memory body.
@@ -444,8 +466,11 @@ impl<C: Catalog + 'static> Engine<C> {
     ) -> EngineResult<GetOutcome> {
         let id = self.shard_of(bucket)?;
         let (b, k) = (bucket.to_owned(), key.to_owned());
-        self.call(id, move |s| async move { s.get_object(&b, &k, range).await })
-            .await
+        self.call(
+            id,
+            move |s| async move { s.get_object(&b, &k, range).await },
+        )
+        .await
     }
 
     /// Deletes a key; succeeds whether or not it existed.
@@ -602,7 +627,8 @@ impl<C: Catalog + 'static> ExecutorCtx<C> {
                     return;
                 }
             };
-            let opened = Shard::open(id, Rc::new(disk), self.catalog.clone(), self.config.clone()).await;
+            let opened =
+                Shard::open(id, Rc::new(disk), self.catalog.clone(), self.config.clone()).await;
             match opened {
                 Ok((shard, _)) => {
                     let _ = self.ready.send(Ok((id, shard.metrics().clone())));
@@ -623,7 +649,10 @@ impl<C: Catalog + 'static> ExecutorCtx<C> {
 }
 
 /// Runs each job for `shard` as its own task until the engine drops the channel.
-async fn dispatch<C: Catalog + 'static>(shard: Rc<Shard<AnyDisk, C>>, mut rx: mpsc::Receiver<Job<C>>) {
+async fn dispatch<C: Catalog + 'static>(
+    shard: Rc<Shard<AnyDisk, C>>,
+    mut rx: mpsc::Receiver<Job<C>>,
+) {
     while let Some(job) = rx.recv().await {
         monoio::spawn(job(shard.clone()));
     }

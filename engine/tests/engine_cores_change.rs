@@ -21,7 +21,9 @@ fn config(dir: &Path, cores: usize) -> EngineConfig {
 }
 
 fn body(n: usize, seed: u8) -> Bytes {
-    (0..n).map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
+        .collect()
 }
 
 async fn read(e: &Engine, bucket: &str, key: &str) -> Vec<u8> {
@@ -58,29 +60,50 @@ async fn buckets_survive_core_count_changes() {
         if round == 0 {
             e.create_bucket(&a).await.unwrap();
             e.create_bucket(&b).await.unwrap();
-            let shards: Vec<u32> = e.list_buckets().await.unwrap().iter().map(|b| b.shard).collect();
+            let shards: Vec<u32> = e
+                .list_buckets()
+                .await
+                .unwrap()
+                .iter()
+                .map(|b| b.shard)
+                .collect();
             assert_eq!(shards.len(), 2);
             assert_ne!(shards[0], shards[1], "buckets on different shards");
         }
         // Everything written before is still there…
         for (bk, k, data) in &expect {
-            assert_eq!(&read(&e, bk, k).await, data, "{bk}/{k} after restart on {cores} cores");
+            assert_eq!(
+                &read(&e, bk, k).await,
+                data,
+                "{bk}/{k} after restart on {cores} cores"
+            );
         }
         // …and both buckets take writes, including a large streamed body.
         for (i, bk) in [&a, &b].into_iter().enumerate() {
             let key = format!("round{round}/obj{i}");
             let data = body(300_000 + round * 1000 + i, round as u8);
-            let info = e.put_bytes(bk, &key, PutOptions::default(), data.clone()).await.unwrap();
+            let info = e
+                .put_bytes(bk, &key, PutOptions::default(), data.clone())
+                .await
+                .unwrap();
             assert_eq!(info.manifest.size, data.len() as u64);
             expect.push((bk.clone(), key, data));
         }
         let created = format!("made-on-{cores}-cores-{round}");
         e.create_bucket(&created).await.unwrap();
-        e.put_bytes(&created, "k", PutOptions::default(), body(10, 1)).await.unwrap();
+        e.put_bytes(&created, "k", PutOptions::default(), body(10, 1))
+            .await
+            .unwrap();
         expect.push((created, "k".into(), body(10, 1)));
         // Copy across shards streams and checks the body.
-        let copied = e.copy_object(&a, &expect[0].1.clone(), &b, &format!("copy{round}"), None).await.unwrap();
-        assert_eq!(copied.manifest.md5, e.head_object(&a, &expect[0].1).await.unwrap().manifest.md5);
+        let copied = e
+            .copy_object(&a, &expect[0].1.clone(), &b, &format!("copy{round}"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            copied.manifest.md5,
+            e.head_object(&a, &expect[0].1).await.unwrap().manifest.md5
+        );
         e.shutdown().await.unwrap();
     }
 }
@@ -104,7 +127,9 @@ async fn blocking_io_mode_works_the_same() {
     let e = Engine::open(c.clone()).expect("start");
     assert!(!e.uses_io_uring());
     e.create_bucket("blocking").await.unwrap();
-    e.put_bytes("blocking", "x", PutOptions::default(), body(5000, 2)).await.unwrap();
+    e.put_bytes("blocking", "x", PutOptions::default(), body(5000, 2))
+        .await
+        .unwrap();
     e.shutdown().await.unwrap();
     drop(e);
     let e = Engine::open(c).expect("restart");

@@ -75,8 +75,8 @@ impl Default for ShardConfig {
 impl ShardConfig {
     pub(crate) fn check(&self) -> EngineResult<()> {
         let bad = |s: &str| Err(EngineError::Startup(s.to_owned()));
-        if self.seal_bytes < (1 << 20) || self.seal_bytes > (4 << 30) - 4096 {
-            return bad("seal_bytes must be between 1 MiB and 4 GiB");
+        if self.seal_bytes < (64 << 10) || self.seal_bytes > (4 << 30) - 4096 {
+            return bad("seal_bytes must be between 64 KiB and 4 GiB");
         }
         if self.chunk_bytes == 0 || self.chunk_bytes as u64 > crate::format::chunks::MAX_CHUNK_BYTES
         {
