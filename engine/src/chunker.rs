@@ -64,6 +64,8 @@ pub struct Chunker {
     cids: Vec<Cid>,
     full: Option<Chunk>,
     spare: Option<Vec<u8>>,
+    /// The body's expected length, if known: a small body gets a small buffer.
+    size_hint: Option<u64>,
 }
 
 impl Chunker {
@@ -81,7 +83,14 @@ impl Chunker {
             cids: Vec::new(),
             full: None,
             spare: None,
+            size_hint: None,
         }
+    }
+
+    /// Tells the chunker how long the body will be, so buffers for small bodies are
+    /// sized to them instead of to a whole chunk.
+    pub fn set_size_hint(&mut self, total_bytes: u64) {
+        self.size_hint = Some(total_bytes);
     }
 
     pub fn chunk_size(&self) -> usize {
@@ -102,7 +111,12 @@ impl Chunker {
         if self.buf.capacity() == 0 {
             self.buf = self.spare.take().unwrap_or_default();
             self.buf.clear();
-            self.buf.reserve_exact(self.chunk_size);
+            // Without a hint, start small and let the buffer grow: a 4 KiB body must
+            // not cost a fresh 1 MiB allocation.
+            let left = self
+                .size_hint
+                .map_or(64 << 10, |n| n.saturating_sub(self.size).max(1) as usize);
+            self.buf.reserve_exact(self.chunk_size.min(left.max(data.len())));
         }
         let n = data.len().min(self.chunk_size - self.buf.len());
         let piece = &data[..n];

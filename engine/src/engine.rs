@@ -434,6 +434,8 @@ impl<C: Catalog + 'static> Engine<C> {
         opts: PutOptions,
         data: Bytes,
     ) -> EngineResult<ObjectInfo> {
+        let mut opts = opts;
+        opts.content_length.get_or_insert(data.len() as u64);
         let (tx, rx) = body_channel();
         let feed = async move {
             let piece = 1 << 20;

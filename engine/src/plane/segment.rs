@@ -47,6 +47,8 @@ pub struct OpenSegment<F> {
     /// SHA-256 of bytes `[0, end)`, kept as they are appended.
     sha256: Sha256,
     poisoned: bool,
+    /// The write buffer, kept between commits.
+    scratch: Option<AlignedBuf>,
 }
 
 impl<F: SegmentFile> OpenSegment<F> {
@@ -84,6 +86,7 @@ impl<F: SegmentFile> OpenSegment<F> {
             index: SegmentIndexBuilder::new(id),
             sha256: Sha256::new(),
             poisoned: false,
+            scratch: None,
         };
         let header = id.header();
         seg.push_bytes(&header);
@@ -118,6 +121,7 @@ impl<F: SegmentFile> OpenSegment<F> {
             index,
             sha256: Sha256::new_with_prefix(&bytes),
             poisoned: false,
+            scratch: None,
         })
     }
 
@@ -184,8 +188,9 @@ impl<F: SegmentFile> OpenSegment<F> {
         }
         let end = self.end;
         if !self.tail.is_empty() {
-            let buf = AlignedBuf::from_padded(&self.tail);
-            let (r, _) = self.file.write_at(buf, self.tail_offset).await;
+            let buf = AlignedBuf::reuse_padded(self.scratch.take(), &self.tail);
+            let (r, buf) = self.file.write_at(buf, self.tail_offset).await;
+            self.scratch = Some(buf);
             if let Err(e) = r {
                 self.poisoned = true;
                 return Err(PlaneError::Io(e));
@@ -226,8 +231,9 @@ impl<F: SegmentFile> OpenSegment<F> {
             return Ok(());
         }
         let n = (upto - self.tail_offset) as usize;
-        let buf = AlignedBuf::from_padded(&self.tail[..n]);
-        let (r, _) = self.file.write_at(buf, self.tail_offset).await;
+        let buf = AlignedBuf::reuse_padded(self.scratch.take(), &self.tail[..n]);
+        let (r, buf) = self.file.write_at(buf, self.tail_offset).await;
+        self.scratch = Some(buf);
         if let Err(e) = r {
             self.poisoned = true;
             return Err(PlaneError::Io(e));

@@ -76,6 +76,9 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
         let want_sha = opts.want_sha256 || opts.content_sha256.is_some();
         let mut chunker = Chunker::new(self.config.chunk_bytes, want_sha);
+        if let Some(n) = opts.content_length {
+            chunker.set_size_hint(n);
+        }
         while let Some(piece) = body.recv().await {
             let piece = piece?;
             if chunker.size() + piece.len() as u64 > limit {
