@@ -21,6 +21,15 @@ pub fn body_channel() -> (BodySender, BodyReceiver) {
     tokio::sync::mpsc::channel(BODY_CHANNEL_PIECES)
 }
 
+/// Digests of a whole body computed by the caller while it streamed the body to the
+/// shard: hashing on the caller's thread runs in parallel with the shard's chunk
+/// hashing, so one stream is not limited by MD5 and SHA-256 on one core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyDigests {
+    pub md5: [u8; 16],
+    pub sha256: Option<[u8; 32]>,
+}
+
 /// What a PUT carries besides the body, and what to check the body against.
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {

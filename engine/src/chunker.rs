@@ -48,6 +48,7 @@ pub struct Body {
     pub last_chunk: Option<Chunk>,
     /// The body's chunks as one run (offset 0), ready for the chunk index.
     pub run: Run,
+    /// MD5 of the body (zeros from a [`Chunker::chunks_only`]).
     pub md5: [u8; 16],
     pub sha256: Option<[u8; 32]>,
 }
@@ -57,7 +58,8 @@ pub struct Chunker {
     chunk_size: usize,
     buf: Vec<u8>,
     chunk_hash: Sha256,
-    md5: Md5,
+    /// `None` when the caller hashes the body with MD5 itself (on another thread).
+    md5: Option<Md5>,
     whole_sha256: Option<Sha256>,
     /// Bytes pushed so far.
     size: u64,
@@ -77,7 +79,7 @@ impl Chunker {
             chunk_size,
             buf: Vec::new(),
             chunk_hash: Sha256::new(),
-            md5: Md5::new(),
+            md5: Some(Md5::new()),
             whole_sha256: whole_sha256.then(Sha256::new),
             size: 0,
             cids: Vec::new(),
@@ -85,6 +87,14 @@ impl Chunker {
             spare: None,
             size_hint: None,
         }
+    }
+
+    /// A chunker that cuts and hashes chunks only: the body's MD5 (and whole SHA-256)
+    /// are computed elsewhere, and [`Body::md5`] is all zeros.
+    pub fn chunks_only(chunk_size: usize) -> Self {
+        let mut c = Self::new(chunk_size, false);
+        c.md5 = None;
+        c
     }
 
     /// Tells the chunker how long the body will be, so buffers for small bodies are
@@ -120,7 +130,9 @@ impl Chunker {
         }
         let n = data.len().min(self.chunk_size - self.buf.len());
         let piece = &data[..n];
-        self.md5.update(piece);
+        if let Some(h) = &mut self.md5 {
+            h.update(piece);
+        }
         self.chunk_hash.update(piece);
         if let Some(h) = &mut self.whole_sha256 {
             h.update(piece);
@@ -171,7 +183,7 @@ impl Chunker {
                 chunk_size: self.chunk_size as u64,
                 chunks: self.cids,
             },
-            md5: self.md5.finalize().into(),
+            md5: self.md5.map_or([0; 16], |h| h.finalize().into()),
             sha256: self.whole_sha256.map(|h| h.finalize().into()),
         }
     }

@@ -12,7 +12,7 @@
 //! a start with more cores spreads them out again.
 
 use crate::api::{
-    BodyReceiver, BucketHead, BucketInfo, ByteRange, GetOutcome, ListRequest, ListResponse,
+    BodyDigests, BodyReceiver, BucketHead, BucketInfo, ByteRange, GetOutcome, ListRequest, ListResponse,
     ObjectInfo, PutOptions, body_channel,
 };
 use crate::catalog::{Catalog, EmbeddedCatalog};
@@ -23,6 +23,7 @@ use crate::io::uring::UringDisk;
 use crate::metrics::ShardMetrics;
 use crate::shard::{Shard, ShardConfig};
 use bytes::Bytes;
+use sha2::Digest;
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -410,20 +411,45 @@ impl<C: Catalog + 'static> Engine<C> {
         self.call(id, move |s| async move { s.head(&n) }).await
     }
 
-    /// Stores an object whose body arrives on `body` (see [`body_channel`]).
+    /// Stores an object whose body arrives on `body` (see [`body_channel`]). The body's
+    /// MD5 (and SHA-256 when asked) is computed here, on the caller's thread, while the
+    /// shard cuts and hashes the chunks: one stream uses two cores.
     pub async fn put_object(
         &self,
         bucket: &str,
         key: &str,
         opts: PutOptions,
-        body: BodyReceiver,
+        mut body: BodyReceiver,
     ) -> EngineResult<ObjectInfo> {
         let id = self.shard_of(bucket)?;
+        let want_sha = opts.want_sha256 || opts.content_sha256.is_some();
+        let (tx, rx) = body_channel();
+        let (dtx, drx) = oneshot::channel();
+        let forward = async move {
+            let mut md5 = md5::Md5::new();
+            let mut sha = want_sha.then(sha2::Sha256::new);
+            while let Some(piece) = body.recv().await {
+                if let Ok(b) = &piece {
+                    md5.update(b);
+                    if let Some(h) = &mut sha {
+                        h.update(b);
+                    }
+                }
+                let failed = piece.is_err();
+                if tx.send(piece).await.is_err() || failed {
+                    return; // the shard stopped reading (it reports why)
+                }
+            }
+            let _ = dtx.send(BodyDigests {
+                md5: md5.finalize().into(),
+                sha256: sha.map(|h| h.finalize().into()),
+            });
+        };
         let (b, k) = (bucket.to_owned(), key.to_owned());
-        self.call(id, move |s| async move {
-            s.put_object(&b, &k, opts, body).await
-        })
-        .await
+        let put = self.call(id, move |s| async move {
+            s.put_object_with(&b, &k, opts, rx, Some(drx)).await
+        });
+        join(forward, put).await.1
     }
 
     /// Stores an object from an in-memory body.

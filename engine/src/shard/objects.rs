@@ -3,7 +3,7 @@
 use super::Shard;
 use super::commit::{OpDone, OpKind};
 use crate::api::{
-    BodyReceiver, BodySender, ByteRange, GetOutcome, ListRequest, ListResponse, ObjectInfo,
+    BodyDigests, BodyReceiver, BodySender, ByteRange, GetOutcome, ListRequest, ListResponse, ObjectInfo,
     ObjectSummary, PutOptions, body_channel, now_ms,
 };
 use crate::block::cid_dag_cbor;
@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use tokio::sync::oneshot;
 
 /// Data chunks at most this large are kept in the block cache when written.
 const CACHE_ON_WRITE_BYTES: usize = 64 << 10;
@@ -58,7 +59,20 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         bucket: &str,
         key: &str,
         opts: PutOptions,
+        body: BodyReceiver,
+    ) -> EngineResult<ObjectInfo> {
+        self.put_object_with(bucket, key, opts, body, None).await
+    }
+
+    /// [`Shard::put_object`] for a caller that hashes the whole body itself and sends
+    /// the digests on `digests` once the body has ended.
+    pub async fn put_object_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: PutOptions,
         mut body: BodyReceiver,
+        digests: Option<oneshot::Receiver<BodyDigests>>,
     ) -> EngineResult<ObjectInfo> {
         check_key(key)?;
         self.published(bucket)?;
@@ -75,7 +89,10 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             });
         }
         let want_sha = opts.want_sha256 || opts.content_sha256.is_some();
-        let mut chunker = Chunker::new(self.config.chunk_bytes, want_sha);
+        let mut chunker = match digests {
+            Some(_) => Chunker::chunks_only(self.config.chunk_bytes),
+            None => Chunker::new(self.config.chunk_bytes, want_sha),
+        };
         if let Some(n) = opts.content_length {
             chunker.set_size_hint(n);
         }
@@ -94,10 +111,17 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             }
         }
         let size = chunker.size();
-        let mut digests = chunker.finish();
-        if let Some(last) = digests.last_chunk.take() {
+        let mut body_hashes = chunker.finish();
+        if let Some(last) = body_hashes.last_chunk.take() {
             self.store_chunk(&last.cid, &last.data).await?;
         }
+        let (md5, sha256) = match digests {
+            Some(rx) => {
+                let d = rx.await.map_err(|_| EngineError::Body("body digests never arrived".into()))?;
+                (d.md5, d.sha256)
+            }
+            None => (body_hashes.md5, body_hashes.sha256),
+        };
         if let Some(expected) = opts.content_length
             && size != expected
         {
@@ -106,19 +130,19 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 expected,
             });
         }
-        if opts.content_md5.is_some_and(|m| m != digests.md5) {
+        if opts.content_md5.is_some_and(|m| m != md5) {
             return Err(EngineError::BadDigest);
         }
-        if opts.content_sha256.is_some() && opts.content_sha256 != digests.sha256 {
+        if opts.content_sha256.is_some() && opts.content_sha256 != sha256 {
             return Err(EngineError::Sha256Mismatch);
         }
         let mut blocks = Vec::new();
-        let root = build_chunk_index(vec![digests.run], &mut blocks);
+        let root = build_chunk_index(vec![body_hashes.run], &mut blocks);
         let manifest = opts.manifest(
             key.to_owned(),
             size,
-            digests.md5,
-            digests.sha256,
+            md5,
+            sha256,
             now_ms(),
             root,
         );
