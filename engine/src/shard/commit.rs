@@ -84,7 +84,7 @@ struct Prepared {
     replies: Vec<(oneshot::Sender<EngineResult<OpDone>>, EngineResult<OpDone>)>,
 }
 
-impl<D: Disk, C: Catalog> Shard<D, C> {
+impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// Queues a change for the next group commit and waits for its outcome.
     pub(crate) async fn submit(&self, bucket: &str, kind: OpKind) -> EngineResult<OpDone> {
         self.check_writable()?;
@@ -99,13 +99,18 @@ impl<D: Disk, C: Catalog> Shard<D, C> {
     }
 
     /// The commit loop: runs until the shard closes (after committing what is queued).
+    ///
+    /// Two stages, so two batches are in flight at once: this task takes a batch and
+    /// makes its chunks durable (step 3) while the catalog stage applies, writes and
+    /// syncs the batch before it (steps 4–6). Batches reach the catalog stage in order,
+    /// and each one's data sync completes before its catalog sync starts.
     pub async fn run_commits(self: Rc<Self>) {
+        let catalog_stage = monoio::spawn(self.clone().run_catalog_stage());
         loop {
             let ops = self.take_batch();
             if ops.is_empty() {
                 if self.closing.get() {
-                    self.batch_done.notify_waiters();
-                    return;
+                    break;
                 }
                 let wait = self.config.seal_age.min(std::time::Duration::from_secs(1));
                 let _ = monoio::time::timeout(wait, self.batch_ready.notified()).await;
@@ -116,15 +121,46 @@ impl<D: Disk, C: Catalog> Shard<D, C> {
             }
             self.metrics.batches.fetch_add(1, Relaxed);
             self.metrics.batch_ops.fetch_add(ops.len() as u64, Relaxed);
-            self.committing.set(true);
-            let result = self.run_batch(ops).await;
-            self.committing.set(false);
-            if let Err(e) = result {
+            self.in_flight.set(self.in_flight.get() + 1);
+            match self.sync_data(ops).await {
+                Some(ops) => {
+                    self.synced.borrow_mut().push_back(ops);
+                    self.synced_ready.notify_one();
+                }
+                None => {
+                    self.in_flight.set(self.in_flight.get() - 1);
+                    self.batch_done.notify_waiters();
+                }
+            }
+            // At most one synced batch waits for the catalog stage.
+            while self.synced.borrow().len() > 1 {
+                self.catalog_done.notified().await;
+            }
+        }
+        self.data_stage_done.set(true);
+        self.synced_ready.notify_one();
+        catalog_stage.await;
+        self.batch_done.notify_waiters();
+    }
+
+    async fn run_catalog_stage(self: Rc<Self>) {
+        loop {
+            let next = self.synced.borrow_mut().pop_front();
+            let Some(ops) = next else {
+                if self.data_stage_done.get() {
+                    return;
+                }
+                self.synced_ready.notified().await;
+                continue;
+            };
+            if let Err(e) = self.catalog_batch(ops).await {
                 self.poison(&e);
             }
             if let Err(e) = self.seal_if_due().await {
                 self.poison(&e);
             }
+            self.in_flight.set(self.in_flight.get() - 1);
+            self.catalog_done.notify_waiters();
             self.batch_done.notify_waiters();
         }
     }
@@ -139,22 +175,32 @@ impl<D: Disk, C: Catalog> Shard<D, C> {
         ops
     }
 
-    async fn run_batch(&self, ops: Vec<Op>) -> EngineResult<()> {
+    /// Step 3: the chunks every request of the batch references become durable.
+    /// Returns the batch, or `None` after failing it.
+    async fn sync_data(&self, ops: Vec<Op>) -> Option<Vec<Op>> {
         if self.is_poisoned() {
-            let e = EngineError::Poisoned(self.id);
-            for op in ops {
-                let _ = op.reply.send(Err(e.clone()));
-            }
-            return Ok(());
+            fail_all(ops, &EngineError::Poisoned(self.id));
+            return None;
         }
-        // Step 3: the chunks every request of the batch references become durable.
         let started = Instant::now();
         let synced = self.data.lock().await.commit().await;
         self.metrics.data_fsync.record(started.elapsed());
-        if let Err(e) = synced {
-            let e = EngineError::from(e);
-            fail_all(ops, &e);
-            return Err(e);
+        match synced {
+            Ok(_) => Some(ops),
+            Err(e) => {
+                let e = EngineError::from(e);
+                self.poison(&e);
+                fail_all(ops, &e);
+                None
+            }
+        }
+    }
+
+    /// Steps 4–6 for a batch whose chunks are durable.
+    async fn catalog_batch(&self, ops: Vec<Op>) -> EngineResult<()> {
+        if self.is_poisoned() {
+            fail_all(ops, &EngineError::Poisoned(self.id));
+            return Ok(());
         }
         // Step 4: the batch's tree changes and commits, then the catalog sync.
         let mut prep = Prepared::default();
@@ -380,9 +426,15 @@ impl<D: Disk, C: Catalog> Shard<D, C> {
     /// Seals segments open longer than `seal_age`; after the catalog plane rolls, the
     /// heads are checkpointed so recovery reads only the newer segments.
     pub(crate) async fn seal_if_due(&self) -> EngineResult<()> {
-        if self.is_poisoned() || self.closing.get() {
+        if self.is_poisoned() || self.closing.get() || self.sealing.replace(true) {
             return Ok(());
         }
+        let r = self.seal_due_segments().await;
+        self.sealing.set(false);
+        r
+    }
+
+    async fn seal_due_segments(&self) -> EngineResult<()> {
         let age = self.config.seal_age;
         {
             let mut data = self.data.lock().await;
@@ -449,7 +501,7 @@ impl<D: Disk, C: Catalog> Shard<D, C> {
     pub async fn close(&self) -> EngineResult<()> {
         self.closing.set(true);
         self.batch_ready.notify_one();
-        while !self.batch.borrow().is_empty() || self.committing.get() {
+        while !self.batch.borrow().is_empty() || self.in_flight.get() > 0 {
             self.batch_done.notified().await;
         }
         if self.is_poisoned() {

@@ -121,8 +121,15 @@ pub struct Shard<D: Disk, C: Catalog> {
     /// Catalog-plane segment open at the last checkpoint.
     pub(crate) checkpoint_seq: Cell<u64>,
     pub(crate) closing: Cell<bool>,
-    /// A batch is between being taken and being answered.
-    pub(crate) committing: Cell<bool>,
+    /// Batches taken and not yet answered.
+    pub(crate) in_flight: Cell<usize>,
+    /// Batches whose data is durable, waiting for the catalog stage.
+    pub(crate) synced: RefCell<std::collections::VecDeque<Vec<commit::Op>>>,
+    pub(crate) synced_ready: Notify,
+    pub(crate) catalog_done: Notify,
+    pub(crate) data_stage_done: Cell<bool>,
+    /// A seal or checkpoint is running.
+    pub(crate) sealing: Cell<bool>,
     pub(crate) metrics: Arc<ShardMetrics>,
 }
 

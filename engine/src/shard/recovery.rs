@@ -156,7 +156,12 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             dirty_heads: RefCell::new(BTreeSet::new()),
             checkpoint_seq: Cell::new(0),
             closing: Cell::new(false),
-            committing: Cell::new(false),
+            in_flight: Cell::new(0),
+            synced: RefCell::new(std::collections::VecDeque::new()),
+            synced_ready: Notify::new(),
+            catalog_done: Notify::new(),
+            data_stage_done: Cell::new(false),
+            sealing: Cell::new(false),
             metrics: Arc::new(ShardMetrics::default()),
             config,
         });
