@@ -12,7 +12,7 @@
 //! a start with more cores spreads them out again.
 
 use crate::api::{
-    BodyDigests, BodyReceiver, BucketHead, BucketInfo, ByteRange, GetOutcome, ListRequest, ListResponse,
+    BodyDigests, BodyReceiver, BodySource, BucketHead, INLINE_BODY_BYTES, BucketInfo, ByteRange, GetOutcome, ListRequest, ListResponse,
     ObjectInfo, PutOptions, body_channel,
 };
 use crate::catalog::{Catalog, EmbeddedCatalog};
@@ -422,6 +422,9 @@ impl<C: Catalog + 'static> Engine<C> {
         mut body: BodyReceiver,
     ) -> EngineResult<ObjectInfo> {
         let id = self.shard_of(bucket)?;
+        if opts.content_length.is_some_and(|n| n <= INLINE_BODY_BYTES) {
+            return self.put_inline(id, bucket, key, opts, body).await;
+        }
         let want_sha = opts.want_sha256 || opts.content_sha256.is_some();
         let (tx, rx) = body_channel();
         let (dtx, drx) = oneshot::channel();
@@ -447,9 +450,53 @@ impl<C: Catalog + 'static> Engine<C> {
         };
         let (b, k) = (bucket.to_owned(), key.to_owned());
         let put = self.call(id, move |s| async move {
-            s.put_object_with(&b, &k, opts, rx, Some(drx)).await
+            s.put_object_with(&b, &k, opts, rx.into(), Some(drx)).await
         });
         join(forward, put).await.1
+    }
+
+    /// A small body is collected and hashed here, then crosses to the shard in one job.
+    async fn put_inline(
+        &self,
+        id: u32,
+        bucket: &str,
+        key: &str,
+        opts: PutOptions,
+        mut body: BodyReceiver,
+    ) -> EngineResult<ObjectInfo> {
+        let declared = opts.content_length.unwrap_or(0);
+        let mut first: Option<Bytes> = None;
+        let mut more: Vec<u8> = Vec::new();
+        while let Some(piece) = body.recv().await {
+            let piece = piece?;
+            let got = first.as_ref().map_or(0, Bytes::len) + more.len() + piece.len();
+            if got as u64 > declared {
+                return Err(EngineError::EntityTooLarge { limit: declared });
+            }
+            match &first {
+                None => first = Some(piece),
+                Some(f) => {
+                    if more.is_empty() {
+                        more.extend_from_slice(f);
+                    }
+                    more.extend_from_slice(&piece);
+                }
+            }
+        }
+        let data = if more.is_empty() { first.unwrap_or_default() } else { Bytes::from(more) };
+        let digests = BodyDigests {
+            md5: md5::Md5::digest(&data).into(),
+            sha256: (opts.want_sha256 || opts.content_sha256.is_some())
+                .then(|| sha2::Sha256::digest(&data).into()),
+        };
+        let (dtx, drx) = oneshot::channel();
+        let _ = dtx.send(digests);
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        self.call(id, move |s| async move {
+            let body = BodySource::Inline(Some(data));
+            s.put_object_with(&b, &k, opts, body, Some(drx)).await
+        })
+        .await
     }
 
     /// Stores an object from an in-memory body.

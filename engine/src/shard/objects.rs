@@ -3,7 +3,7 @@
 use super::Shard;
 use super::commit::{OpDone, OpKind};
 use crate::api::{
-    BodyDigests, BodyReceiver, BodySender, ByteRange, GetOutcome, ListRequest, ListResponse, ObjectInfo,
+    BodyDigests, BodyReceiver, BodySender, BodySource, ByteRange, GetOutcome, ListRequest, ListResponse, ObjectInfo,
     ObjectSummary, PutOptions, body_channel, now_ms,
 };
 use crate::block::cid_dag_cbor;
@@ -61,7 +61,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         opts: PutOptions,
         body: BodyReceiver,
     ) -> EngineResult<ObjectInfo> {
-        self.put_object_with(bucket, key, opts, body, None).await
+        self.put_object_with(bucket, key, opts, body.into(), None).await
     }
 
     /// [`Shard::put_object`] for a caller that hashes the whole body itself and sends
@@ -71,7 +71,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         bucket: &str,
         key: &str,
         opts: PutOptions,
-        mut body: BodyReceiver,
+        mut body: BodySource,
         digests: Option<oneshot::Receiver<BodyDigests>>,
     ) -> EngineResult<ObjectInfo> {
         check_key(key)?;
@@ -96,7 +96,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         if let Some(n) = opts.content_length {
             chunker.set_size_hint(n);
         }
-        while let Some(piece) = body.recv().await {
+        while let Some(piece) = body.next().await {
             let piece = piece?;
             if chunker.size() + piece.len() as u64 > limit {
                 return Err(EngineError::EntityTooLarge { limit });
