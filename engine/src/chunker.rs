@@ -126,7 +126,8 @@ impl Chunker {
             let left = self
                 .size_hint
                 .map_or(64 << 10, |n| n.saturating_sub(self.size).max(1) as usize);
-            self.buf.reserve_exact(self.chunk_size.min(left.max(data.len())));
+            self.buf
+                .reserve_exact(self.chunk_size.min(left.max(data.len())));
         }
         let n = data.len().min(self.chunk_size - self.buf.len());
         let piece = &data[..n];

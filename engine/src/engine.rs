@@ -12,8 +12,8 @@
 //! a start with more cores spreads them out again.
 
 use crate::api::{
-    BodyDigests, BodyReceiver, BodySource, BucketHead, INLINE_BODY_BYTES, BucketInfo, ByteRange, GetOutcome, ListRequest, ListResponse,
-    ObjectInfo, PutOptions, body_channel,
+    BodyDigests, BodyReceiver, BodySource, BucketHead, BucketInfo, ByteRange, GetOutcome,
+    INLINE_BODY_BYTES, ListRequest, ListResponse, ObjectInfo, PutOptions, body_channel,
 };
 use crate::catalog::{Catalog, EmbeddedCatalog};
 use crate::error::{EngineError, EngineResult, validate_bucket_name};
@@ -483,7 +483,11 @@ impl<C: Catalog + 'static> Engine<C> {
                 }
             }
         }
-        let data = if more.is_empty() { first.unwrap_or_default() } else { Bytes::from(more) };
+        let data = if more.is_empty() {
+            first.unwrap_or_default()
+        } else {
+            Bytes::from(more)
+        };
         let digests = BodyDigests {
             md5: md5::Md5::digest(&data).into(),
             sha256: (opts.want_sha256 || opts.content_sha256.is_some())
@@ -687,6 +691,7 @@ impl<C: Catalog + 'static> ExecutorCtx<C> {
 
     async fn serve(self) {
         let mut tasks = Vec::new();
+        let mut shards = Vec::new();
         for (id, rx) in self.shards {
             let dir = self.data_dir.join(format!("shard-{id:04}"));
             let disk = if self.uring {
@@ -707,8 +712,9 @@ impl<C: Catalog + 'static> ExecutorCtx<C> {
             match opened {
                 Ok((shard, _)) => {
                     let _ = self.ready.send(Ok((id, shard.metrics().clone())));
-                    monoio::spawn(shard.clone().run_commits());
-                    tasks.push(monoio::spawn(dispatch(shard, rx)));
+                    let commits = monoio::spawn(shard.clone().run_commits());
+                    tasks.push(monoio::spawn(dispatch(shard.clone(), rx)));
+                    shards.push((shard, commits));
                 }
                 Err(e) => {
                     tracing::error!(shard = id, error = %e, "shard failed to open");
@@ -719,6 +725,12 @@ impl<C: Catalog + 'static> ExecutorCtx<C> {
         }
         for t in tasks {
             t.await;
+        }
+        // The engine is gone: let the commit loops finish what is queued and stop, so
+        // every shard (and its hold on the catalog) is dropped before the thread ends.
+        for (shard, commits) in shards {
+            shard.stop();
+            commits.await;
         }
     }
 }

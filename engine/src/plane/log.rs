@@ -18,7 +18,7 @@
 //! no record cannot be produced by these steps and is reported as corruption.
 
 use super::PlaneError;
-use super::segment::{OpenSegment, car_name, index_name, recover_with};
+use super::segment::{OpenSegment, car_name, index_name, scan};
 use crate::catalog::{Catalog, CatalogError, SegmentRecord, SegmentState, SegmentUpdate};
 use crate::io::{Disk, SegmentFile};
 use crate::segment::{Plane, SegmentId, SegmentIndex};
@@ -248,7 +248,7 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
     ) -> Result<(), PlaneError> {
         let car = car_name(self.id(seq));
         let file = self.disk.open(&car).await?;
-        let found = recover_with(&file, &mut |cid, offset, block| {
+        let found = scan(&file, &mut |cid, offset, block| {
             let len = block.len() as u32;
             visit(cid, Location { seq, offset, len }, block);
         })
@@ -258,7 +258,7 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
             self.disk.remove(&index_name(self.id(seq))).await?;
         }
         match found {
-            Some(rec) if !rec.blocks.is_empty() => {
+            Some((rec, bytes)) if !rec.blocks.is_empty() => {
                 if rec.id != self.id(seq) {
                     return Err(PlaneError::Corrupt(format!(
                         "{car} names segment {:?}",
@@ -275,7 +275,7 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
                         },
                     ));
                 }
-                let seg = OpenSegment::reopen(file, &rec).await?;
+                let seg = OpenSegment::reopen_from(file, &rec, bytes).await?;
                 self.seal_segment(seg).await?;
                 report.sealed.push(seq);
             }

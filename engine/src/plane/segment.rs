@@ -14,7 +14,7 @@
 use super::PlaneError;
 use crate::io::{AlignedBuf, Disk, PAGE_BYTES, SegmentFile, round_up_to_page};
 use crate::segment::frame::{frame_len, read_header, write_frame};
-use crate::segment::{Frames, SegmentId, SegmentIndex, SegmentIndexBuilder};
+use crate::segment::{FrameError, Frames, SegmentId, SegmentIndex, SegmentIndexBuilder};
 use cid::Cid;
 use sha2::{Digest, Sha256};
 
@@ -96,8 +96,19 @@ impl<F: SegmentFile> OpenSegment<F> {
     /// Reopens a segment found by recovery: its valid frames end at `recovered.end`.
     /// Later appends overwrite whatever followed (a torn tail).
     pub async fn reopen(file: F, recovered: &Recovered) -> Result<Self, PlaneError> {
-        let capacity_bytes = file.file_len().await?;
         let bytes = file.read_at(0, recovered.end as usize).await?;
+        Self::reopen_from(file, recovered, bytes).await
+    }
+
+    /// [`OpenSegment::reopen`] with the segment's bytes already read by the scan (at
+    /// least `[0, recovered.end)`), so recovery reads each open segment once.
+    pub async fn reopen_from(
+        file: F,
+        recovered: &Recovered,
+        mut bytes: Vec<u8>,
+    ) -> Result<Self, PlaneError> {
+        let capacity_bytes = file.file_len().await?;
+        bytes.truncate(recovered.end as usize);
         if bytes.len() as u64 != recovered.end {
             return Err(PlaneError::Corrupt(
                 "segment shorter than its recovered end".into(),
@@ -308,34 +319,83 @@ pub async fn recover_with<F: SegmentFile>(
     file: &F,
     visit: &mut dyn FnMut(&Cid, u64, &[u8]),
 ) -> Result<Option<Recovered>, PlaneError> {
+    Ok(scan(file, visit).await?.map(|(r, _)| r))
+}
+
+/// Recovery reads open segments in pieces of this size: large sequential reads, and
+/// the pre-written zeros after the last frame are not read at all.
+const SCAN_PIECE_BYTES: usize = 8 << 20;
+
+/// [`recover_with`], also returning the bytes read (at least the valid prefix, for
+/// [`OpenSegment::reopen_from`]). Reads piece by piece and stops at the first frame
+/// that is not valid, so the time is proportional to the data, not the file size.
+pub async fn scan<F: SegmentFile>(
+    file: &F,
+    visit: &mut dyn FnMut(&Cid, u64, &[u8]),
+) -> Result<Option<(Recovered, Vec<u8>)>, PlaneError> {
     let len = file.file_len().await?;
-    let bytes = file.read_at(0, len as usize).await?;
-    let Ok((roots, header_len)) = read_header(&bytes) else {
-        return Ok(None);
-    };
-    let Some(id) = roots.first().and_then(SegmentId::from_header_root) else {
-        return Err(PlaneError::Corrupt(
-            "segment header does not name a segment".into(),
-        ));
-    };
-    let mut frames = Frames::new(&bytes[header_len..]);
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut header: Option<(SegmentId, usize)> = None;
+    let mut pos = 0usize; // end of the last valid frame (absolute)
     let mut blocks = Vec::new();
     let mut stopped_by = None;
-    for f in frames.by_ref() {
-        match f {
-            Ok((at, frame)) => {
-                let offset = (header_len + at + frame.block_offset) as u64;
-                visit(&frame.cid, offset, frame.block);
-                blocks.push((frame.cid, offset, frame.block.len() as u32));
+    loop {
+        let at_eof = bytes.len() as u64 >= len;
+        if !at_eof {
+            let want = (len - bytes.len() as u64).min(SCAN_PIECE_BYTES as u64) as usize;
+            let piece = file.read_at(bytes.len() as u64, want).await?;
+            if piece.is_empty() {
+                return Err(PlaneError::Corrupt(
+                    "segment shrank while being scanned".into(),
+                ));
             }
-            Err(e) => stopped_by = Some(e.to_string()),
+            bytes.extend_from_slice(&piece);
+        }
+        let at_eof = bytes.len() as u64 >= len;
+        let (id, header_len) = match header {
+            Some(h) => h,
+            None => match read_header(&bytes) {
+                Ok((roots, n)) => {
+                    let Some(id) = roots.first().and_then(SegmentId::from_header_root) else {
+                        return Err(PlaneError::Corrupt(
+                            "segment header does not name a segment".into(),
+                        ));
+                    };
+                    pos = n;
+                    header = Some((id, n));
+                    (id, n)
+                }
+                Err(FrameError::Truncated { .. }) if !at_eof => continue,
+                Err(_) => return Ok(None),
+            },
+        };
+        let _ = header_len;
+        let mut done = false;
+        let mut frames = Frames::new(&bytes[pos..]);
+        let base = pos;
+        for f in frames.by_ref() {
+            match f {
+                Ok((at, frame)) => {
+                    let offset = (base + at + frame.block_offset) as u64;
+                    visit(&frame.cid, offset, frame.block);
+                    blocks.push((frame.cid, offset, frame.block.len() as u32));
+                }
+                Err(FrameError::Truncated { .. }) if !at_eof => {}
+                Err(e) => {
+                    stopped_by = Some(e.to_string());
+                    done = true;
+                }
+            }
+        }
+        pos = base + frames.position();
+        if done || at_eof || pos as u64 >= len {
+            let rec = Recovered {
+                id,
+                end: pos as u64,
+                blocks,
+                stopped_by,
+            };
+            return Ok(Some((rec, bytes)));
         }
     }
-    let end = (header_len + frames.position()) as u64;
-    Ok(Some(Recovered {
-        id,
-        end,
-        blocks,
-        stopped_by,
-    }))
 }

@@ -496,6 +496,14 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         Ok(())
     }
 
+    /// Stops taking writes; the commit loop finishes the queued batches and returns.
+    /// Open segments stay open (recovery seals them): for a clean stop use
+    /// [`Shard::close`].
+    pub fn stop(&self) {
+        self.closing.set(true);
+        self.batch_ready.notify_one();
+    }
+
     /// Clean shutdown: refuse new writes, commit what is queued, seal both planes and
     /// checkpoint every changed head.
     pub async fn close(&self) -> EngineResult<()> {

@@ -3,8 +3,8 @@
 use super::Shard;
 use super::commit::{OpDone, OpKind};
 use crate::api::{
-    BodyDigests, BodyReceiver, BodySender, BodySource, ByteRange, GetOutcome, ListRequest, ListResponse, ObjectInfo,
-    ObjectSummary, PutOptions, body_channel, now_ms,
+    BodyDigests, BodyReceiver, BodySender, BodySource, ByteRange, GetOutcome, ListRequest,
+    ListResponse, ObjectInfo, ObjectSummary, PutOptions, body_channel, now_ms,
 };
 use crate::block::cid_dag_cbor;
 use crate::blocks::{BlockKey, BlockLoc};
@@ -61,7 +61,8 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         opts: PutOptions,
         body: BodyReceiver,
     ) -> EngineResult<ObjectInfo> {
-        self.put_object_with(bucket, key, opts, body.into(), None).await
+        self.put_object_with(bucket, key, opts, body.into(), None)
+            .await
     }
 
     /// [`Shard::put_object`] for a caller that hashes the whole body itself and sends
@@ -117,7 +118,9 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
         let (md5, sha256) = match digests {
             Some(rx) => {
-                let d = rx.await.map_err(|_| EngineError::Body("body digests never arrived".into()))?;
+                let d = rx
+                    .await
+                    .map_err(|_| EngineError::Body("body digests never arrived".into()))?;
                 (d.md5, d.sha256)
             }
             None => (body_hashes.md5, body_hashes.sha256),
@@ -138,14 +141,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
         let mut blocks = Vec::new();
         let root = build_chunk_index(vec![body_hashes.run], &mut blocks);
-        let manifest = opts.manifest(
-            key.to_owned(),
-            size,
-            md5,
-            sha256,
-            now_ms(),
-            root,
-        );
+        let manifest = opts.manifest(key.to_owned(), size, md5, sha256, now_ms(), root);
         let info = self.commit_manifest(bucket, manifest, blocks).await?;
         self.metrics.puts.fetch_add(1, Relaxed);
         self.metrics.put_bytes.fetch_add(size, Relaxed);
