@@ -145,7 +145,7 @@ async fn case(seed: u64) -> (usize, bool) {
         .await
         .unwrap_or_else(|e| panic!("seed {seed}: recovery failed: {e}"));
     // Every key holds an allowed value.
-    let model = model.borrow();
+    let model = std::mem::take(&mut *model.borrow_mut());
     for (key, k) in model.iter() {
         let got: Value = match shard.get_object("crash", key, None).await {
             Ok(o) => Some(

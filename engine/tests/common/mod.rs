@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests.
 
 /// A small deterministic generator (xorshift64), so seeded cases replay exactly.
+#[allow(dead_code)]
 pub struct Rng(pub u64);
 
+#[allow(dead_code)]
 impl Rng {
     /// A generator for `seed` (any value, zero included).
     pub fn seeded(seed: u64) -> Self {
