@@ -36,6 +36,28 @@ pub struct Location {
     pub len: u32,
 }
 
+/// A commit's fdatasync, run without holding the plane log.
+pub struct CommitJob<F> {
+    file: Rc<F>,
+    seq: u64,
+    end: u64,
+}
+
+impl<F: SegmentFile> CommitJob<F> {
+    pub async fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data().await
+    }
+}
+
+impl<F> std::fmt::Debug for CommitJob<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitJob")
+            .field("seq", &self.seq)
+            .field("end", &self.end)
+            .finish()
+    }
+}
+
 /// Plane-log settings.
 #[derive(Debug, Clone, Copy)]
 pub struct PlaneConfig {
@@ -485,6 +507,36 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
     /// Logical end of the open segment (where the next frame goes).
     pub fn open_end(&self) -> Option<(u64, u64)> {
         self.open.as_ref().map(|s| (s.id().seq, s.end()))
+    }
+
+    /// First half of a commit that lets appends and reads continue during the fsync:
+    /// writes the pending pages and returns what to sync. Then call
+    /// `job.sync().await` without holding the log, and [`PlaneLog::finish_commit`].
+    pub async fn start_commit(&mut self) -> Result<Option<CommitJob<D::File>>, PlaneError> {
+        self.check()?;
+        let seg = self.open_mut()?;
+        let seq = seg.id().seq;
+        Ok(seg
+            .start_commit()
+            .await?
+            .map(|(file, end)| CommitJob { file, seq, end }))
+    }
+
+    /// Ends a commit with its fdatasync result. A failure poisons the log. If the
+    /// segment was sealed in the meantime the seal made it durable.
+    pub fn finish_commit(
+        &mut self,
+        job: CommitJob<D::File>,
+        synced: std::io::Result<()>,
+    ) -> Result<(), PlaneError> {
+        let result = match self.open.as_mut().filter(|s| s.id().seq == job.seq) {
+            Some(seg) => seg.finish_commit(job.end, synced).map(|_| ()),
+            None => synced.map_err(PlaneError::Io),
+        };
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
     }
 
     /// Makes every appended block durable (one write and one fdatasync).

@@ -8,7 +8,7 @@
 pub mod log;
 pub mod segment;
 
-pub use log::{Location, PlaneConfig, PlaneLog, PlaneRecovery};
+pub use log::{CommitJob, Location, PlaneConfig, PlaneLog, PlaneRecovery};
 pub use segment::{OpenSegment, Recovered, car_name, index_name, recover};
 
 /// Plane-log failures.

@@ -17,6 +17,7 @@ use crate::segment::frame::{frame_len, read_header, write_frame};
 use crate::segment::{FrameError, Frames, SegmentId, SegmentIndex, SegmentIndexBuilder};
 use cid::Cid;
 use sha2::{Digest, Sha256};
+use std::rc::Rc;
 
 /// Pre-written zeros are written in pieces of this size.
 const PREWRITE_PIECE_BYTES: usize = 1 << 20;
@@ -35,7 +36,8 @@ pub fn index_name(id: SegmentId) -> String {
 #[derive(Debug)]
 pub struct OpenSegment<F> {
     id: SegmentId,
-    file: F,
+    /// Shared so a commit's fdatasync can run without holding the segment.
+    file: Rc<F>,
     /// Size of the pre-written file: frames must end within it.
     capacity_bytes: u64,
     /// Bytes from `tail_offset` (a page boundary) to `end`.
@@ -77,7 +79,7 @@ impl<F: SegmentFile> OpenSegment<F> {
         disk.sync_dir().await?;
         let mut seg = Self {
             id,
-            file,
+            file: Rc::new(file),
             capacity_bytes,
             tail: Vec::new(),
             tail_offset: 0,
@@ -123,7 +125,7 @@ impl<F: SegmentFile> OpenSegment<F> {
         let tail_offset = recovered.end - recovered.end % PAGE_BYTES as u64;
         Ok(Self {
             id: recovered.id,
-            file,
+            file: Rc::new(file),
             capacity_bytes,
             tail: bytes[tail_offset as usize..].to_vec(),
             tail_offset,
@@ -252,6 +254,49 @@ impl<F: SegmentFile> OpenSegment<F> {
         self.tail.drain(..n);
         self.tail_offset = upto;
         Ok(())
+    }
+
+    /// The first half of a commit that does not hold the segment across its fsync:
+    /// writes the pending pages (the partial last page rewritten with the same leading
+    /// bytes) and returns the file and the end the next fdatasync makes durable, or
+    /// `None` when nothing is pending. Then: `file.sync_data()` without the segment,
+    /// and [`OpenSegment::finish_commit`]. Appends may continue in between.
+    pub async fn start_commit(&mut self) -> Result<Option<(Rc<F>, u64)>, PlaneError> {
+        if self.poisoned {
+            return Err(PlaneError::Poisoned);
+        }
+        if self.end == self.durable_end {
+            return Ok(None);
+        }
+        let end = self.end;
+        if !self.tail.is_empty() {
+            let buf = AlignedBuf::reuse_padded(self.scratch.take(), &self.tail);
+            let (r, buf) = self.file.write_at(buf, self.tail_offset).await;
+            self.scratch = Some(buf);
+            if let Err(e) = r {
+                self.poisoned = true;
+                return Err(PlaneError::Io(e));
+            }
+        }
+        // Written (not yet synced): reads of these bytes can go to the file now.
+        let keep_from = end - end % PAGE_BYTES as u64;
+        self.tail.drain(..(keep_from - self.tail_offset) as usize);
+        self.tail_offset = keep_from;
+        Ok(Some((self.file.clone(), end)))
+    }
+
+    /// Ends a commit begun by [`OpenSegment::start_commit`] with its fdatasync result.
+    pub fn finish_commit(&mut self, end: u64, synced: std::io::Result<()>) -> Result<u64, PlaneError> {
+        if let Err(e) = synced {
+            // fsyncgate: never report these bytes durable; refuse everything after.
+            self.poisoned = true;
+            return Err(PlaneError::Io(e));
+        }
+        if self.poisoned {
+            return Err(PlaneError::Poisoned);
+        }
+        self.durable_end = self.durable_end.max(end);
+        Ok(self.durable_end)
     }
 
     /// Reads `len` bytes at `offset` (durable or not yet committed).

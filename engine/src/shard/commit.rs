@@ -183,10 +183,10 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             return None;
         }
         let started = Instant::now();
-        let synced = self.data.lock().await.commit().await;
+        let synced = commit_plane(&self.data).await;
         self.metrics.data_fsync.record(started.elapsed());
         match synced {
-            Ok(_) => Some(ops),
+            Ok(()) => Some(ops),
             Err(e) => {
                 let e = EngineError::from(e);
                 self.poison(&e);
@@ -352,27 +352,35 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
 
     /// Appends the blocks not already stored, then one fdatasync.
     async fn write_catalog(&self, blocks: &[(Cid, Vec<u8>)]) -> EngineResult<()> {
+        self.append_catalog(blocks).await?;
+        let started = Instant::now();
+        let synced = commit_plane(&self.meta).await;
+        self.metrics.catalog_fsync.record(started.elapsed());
+        Ok(synced?)
+    }
+
+    async fn append_catalog(&self, blocks: &[(Cid, Vec<u8>)]) -> EngineResult<()> {
         let mut log = self.meta.lock().await;
         for (cid, bytes) in blocks {
             let key = BlockKey::of(cid)
                 .ok_or_else(|| EngineError::Corrupt(format!("{cid} is not SHA-256")))?;
-            if self.index.borrow().contains(&key) {
+            // Reuse only a catalog-plane copy: it was synced by an earlier batch. A
+            // data-plane copy with the same bytes may not be durable yet.
+            let stored = self.index.borrow().get(&key);
+            if stored.is_some_and(|l| l.plane() == Plane::Catalog) {
                 continue;
             }
             let loc = log.append(cid, bytes).await?;
             self.index
                 .borrow_mut()
-                .insert(key, BlockLoc::new(Plane::Catalog, loc));
+                .relocate(key, BlockLoc::new(Plane::Catalog, loc));
             if bytes.len() <= CACHE_ON_WRITE_BYTES {
                 self.cache
                     .borrow_mut()
                     .insert(key, Bytes::copy_from_slice(bytes));
             }
         }
-        let started = Instant::now();
-        let synced = log.commit().await;
-        self.metrics.catalog_fsync.record(started.elapsed());
-        Ok(synced?)
+        Ok(())
     }
 
     async fn record_buckets(&self, prep: &mut Prepared) -> EngineResult<()> {
@@ -531,6 +539,18 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             poisoned: self.is_poisoned(),
         }
     }
+}
+
+/// Commits a plane without holding it across the fdatasync: appends (and reads) go on
+/// while the disk syncs.
+async fn commit_plane<D: Disk, C: Catalog>(
+    log: &tokio::sync::Mutex<crate::plane::PlaneLog<D, C>>,
+) -> Result<(), crate::plane::PlaneError> {
+    let Some(job) = log.lock().await.start_commit().await? else {
+        return Ok(());
+    };
+    let synced = job.sync().await;
+    log.lock().await.finish_commit(job, synced)
 }
 
 fn fail_all(ops: Vec<Op>, e: &EngineError) {
