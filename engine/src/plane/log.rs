@@ -105,6 +105,62 @@ pub struct PlaneLog<D: Disk, C> {
     poisoned: bool,
     /// When the open segment was opened (for `seal_age`).
     opened_at: std::time::Instant,
+    /// A pre-written segment (recorded `Open`, no frame) ready to take over at the next
+    /// roll, so a roll does not write `seal_bytes` of zeros while appends wait.
+    spare: Option<OpenSegment<D::File>>,
+    spare_pending: bool,
+}
+
+/// Creating a spare segment, run without holding the plane log.
+pub struct SpareJob<D: Disk, C> {
+    disk: Rc<D>,
+    catalog: Arc<C>,
+    id: SegmentId,
+    seal_bytes: u64,
+}
+
+impl<D: Disk, C> std::fmt::Debug for SpareJob<D, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpareJob").field("id", &self.id).finish()
+    }
+}
+
+impl<D: Disk, C: Catalog> SpareJob<D, C> {
+    /// Records, creates and pre-writes the segment (the lifecycle's create steps).
+    pub async fn run(self) -> Result<OpenSegment<D::File>, PlaneError> {
+        create_recorded(self.disk.as_ref(), self.catalog.as_ref(), self.id, self.seal_bytes).await
+    }
+}
+
+/// Record `Creating` → create and pre-write the file, fsync it and the directory →
+/// record `Open`.
+async fn create_recorded<D: Disk, C: Catalog>(
+    disk: &D,
+    catalog: &C,
+    id: SegmentId,
+    seal_bytes: u64,
+) -> Result<OpenSegment<D::File>, PlaneError> {
+    let now = now_ms();
+    let rec = SegmentRecord {
+        id,
+        state: SegmentState::Creating,
+        size_bytes: 0,
+        sha256: None,
+        location: None,
+        created_ms: now,
+        updated_ms: now,
+    };
+    catalog.create_segment(rec).await.map_err(catalog_err)?;
+    let seg = OpenSegment::create(disk, id, seal_bytes).await?;
+    let up = SegmentUpdate {
+        now_ms: now_ms(),
+        ..SegmentUpdate::default()
+    };
+    catalog
+        .transition_segment(id, SegmentState::Creating, SegmentState::Open, up)
+        .await
+        .map_err(catalog_err)?;
+    Ok(seg)
 }
 
 impl<D: Disk, C> std::fmt::Debug for PlaneLog<D, C> {
@@ -152,6 +208,8 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
             next_seq: 1,
             poisoned: false,
             opened_at: std::time::Instant::now(),
+            spare: None,
+            spare_pending: false,
         };
         let report = log.recover(visit).await?;
         log.roll().await?;
@@ -332,6 +390,11 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
     /// The log takes no more appends.
     pub async fn close(&mut self) -> Result<(), PlaneError> {
         self.check()?;
+        if let Some(spare) = self.spare.take() {
+            let seq = spare.id().seq;
+            drop(spare);
+            self.discard_open(seq).await?;
+        }
         let Some(seg) = self.open.take() else {
             return Ok(());
         };
@@ -418,32 +481,58 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
         if let Some(seg) = self.open.take() {
             self.seal_segment(seg).await?;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let id = self.id(seq);
-        let now = now_ms();
-        let rec = SegmentRecord {
-            id,
-            state: SegmentState::Creating,
-            size_bytes: 0,
-            sha256: None,
-            location: None,
-            created_ms: now,
-            updated_ms: now,
+        let seg = match self.spare.take() {
+            Some(spare) => spare,
+            None => {
+                let id = self.id(self.next_seq);
+                self.next_seq += 1;
+                create_recorded(self.disk.as_ref(), self.catalog.as_ref(), id, self.config.seal_bytes)
+                    .await?
+            }
         };
-        self.catalog
-            .create_segment(rec)
-            .await
-            .map_err(catalog_err)?;
-        let seg = OpenSegment::create(self.disk.as_ref(), id, self.config.seal_bytes).await?;
-        let up = SegmentUpdate {
-            now_ms: now_ms(),
-            ..SegmentUpdate::default()
-        };
-        self.transition(seq, SegmentState::Creating, SegmentState::Open, up)
-            .await?;
         self.open = Some(seg);
         self.opened_at = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// Starts preparing a spare segment if none is ready or being made.
+    pub fn begin_spare(&mut self) -> Option<SpareJob<D, C>> {
+        if self.spare.is_some() || self.spare_pending || self.check().is_err() {
+            return None;
+        }
+        self.spare_pending = true;
+        let id = self.id(self.next_seq);
+        self.next_seq += 1;
+        Some(SpareJob {
+            disk: self.disk.clone(),
+            catalog: self.catalog.clone(),
+            id,
+            seal_bytes: self.config.seal_bytes,
+        })
+    }
+
+    /// Hands over a spare made by a [`SpareJob`]. A spare numbered below the open
+    /// segment (a roll went ahead without it) is deleted: segments must be used in
+    /// the order of their numbers, which is the log order recovery relies on.
+    pub async fn install_spare(
+        &mut self,
+        spare: Result<OpenSegment<D::File>, PlaneError>,
+    ) -> Result<(), PlaneError> {
+        self.spare_pending = false;
+        let seg = match spare {
+            Ok(seg) => seg,
+            Err(e) => {
+                self.poisoned = true;
+                return Err(e);
+            }
+        };
+        let stale = self.open.as_ref().is_some_and(|o| o.id().seq > seg.id().seq);
+        if stale || self.check().is_err() {
+            let seq = seg.id().seq;
+            drop(seg);
+            return self.discard_open(seq).await;
+        }
+        self.spare = Some(seg);
         Ok(())
     }
 

@@ -107,6 +107,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     pub async fn run_commits(self: Rc<Self>) {
         let catalog_stage = monoio::spawn(self.clone().run_catalog_stage());
         loop {
+            self.ensure_spares();
             let ops = self.take_batch();
             if ops.is_empty() {
                 if self.closing.get() {
@@ -143,8 +144,32 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         self.batch_done.notify_waiters();
     }
 
+    /// Keeps a pre-written spare segment ready in each plane, made by a task of its
+    /// own, so a roll does not stall appends while `seal_bytes` of zeros are written.
+    fn ensure_spares(self: &Rc<Self>) {
+        for plane in [Plane::Data, Plane::Catalog] {
+            let log = self.plane(plane);
+            let Ok(mut guard) = log.try_lock() else {
+                continue;
+            };
+            let Some(job) = guard.begin_spare() else {
+                continue;
+            };
+            drop(guard);
+            let shard = self.clone();
+            monoio::spawn(async move {
+                let made = job.run().await;
+                let installed = shard.plane(plane).lock().await.install_spare(made).await;
+                if let Err(e) = installed {
+                    shard.poison(&e.into());
+                }
+            });
+        }
+    }
+
     async fn run_catalog_stage(self: Rc<Self>) {
         loop {
+            self.ensure_spares();
             let next = self.synced.borrow_mut().pop_front();
             let Some(ops) = next else {
                 if self.data_stage_done.get() {

@@ -232,12 +232,15 @@ impl<D: Disk, C: Catalog> Shard<D, C> {
         Ok(bytes)
     }
 
-    async fn read_at(&self, plane: Plane, loc: Location) -> EngineResult<Vec<u8>> {
-        let log = match plane {
+    pub(crate) fn plane(&self, plane: Plane) -> &Mutex<PlaneLog<D, C>> {
+        match plane {
             Plane::Data => &self.data,
             Plane::Catalog => &self.meta,
-        };
-        Ok(log.lock().await.read(loc).await?)
+        }
+    }
+
+    async fn read_at(&self, plane: Plane, loc: Location) -> EngineResult<Vec<u8>> {
+        Ok(self.plane(plane).lock().await.read(loc).await?)
     }
 
     /// Runs a tree operation, fetching each node it finds missing and retrying.
