@@ -128,7 +128,13 @@ impl<D: Disk, C> std::fmt::Debug for SpareJob<D, C> {
 impl<D: Disk, C: Catalog> SpareJob<D, C> {
     /// Records, creates and pre-writes the segment (the lifecycle's create steps).
     pub async fn run(self) -> Result<OpenSegment<D::File>, PlaneError> {
-        create_recorded(self.disk.as_ref(), self.catalog.as_ref(), self.id, self.seal_bytes).await
+        create_recorded(
+            self.disk.as_ref(),
+            self.catalog.as_ref(),
+            self.id,
+            self.seal_bytes,
+        )
+        .await
     }
 }
 
@@ -486,8 +492,13 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
             None => {
                 let id = self.id(self.next_seq);
                 self.next_seq += 1;
-                create_recorded(self.disk.as_ref(), self.catalog.as_ref(), id, self.config.seal_bytes)
-                    .await?
+                create_recorded(
+                    self.disk.as_ref(),
+                    self.catalog.as_ref(),
+                    id,
+                    self.config.seal_bytes,
+                )
+                .await?
             }
         };
         self.open = Some(seg);
@@ -526,7 +537,10 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
                 return Err(e);
             }
         };
-        let stale = self.open.as_ref().is_some_and(|o| o.id().seq > seg.id().seq);
+        let stale = self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.id().seq > seg.id().seq);
         if stale || self.check().is_err() {
             let seq = seg.id().seq;
             drop(seg);

@@ -286,7 +286,11 @@ impl<F: SegmentFile> OpenSegment<F> {
     }
 
     /// Ends a commit begun by [`OpenSegment::start_commit`] with its fdatasync result.
-    pub fn finish_commit(&mut self, end: u64, synced: std::io::Result<()>) -> Result<u64, PlaneError> {
+    pub fn finish_commit(
+        &mut self,
+        end: u64,
+        synced: std::io::Result<()>,
+    ) -> Result<u64, PlaneError> {
         if let Err(e) = synced {
             // fsyncgate: never report these bytes durable; refuse everything after.
             self.poisoned = true;
