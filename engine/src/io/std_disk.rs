@@ -39,29 +39,7 @@ impl StdDisk {
     }
 
     fn open_with(&self, name: &str, create: bool) -> io::Result<File> {
-        let path = self.dir.join(name);
-        let mut opts = OpenOptions::new();
-        opts.read(true).write(true);
-        if create {
-            opts.create_new(true);
-        }
-        if self.is_direct() {
-            match opts.clone().custom_flags(libc::O_DIRECT).open(&path) {
-                Ok(f) => return Ok(f),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    // The filesystem refuses O_DIRECT: fall back to buffered I/O with the
-                    // same fdatasync points, and say so once.
-                    if self.direct.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(
-                            dir = %self.dir.display(),
-                            "filesystem refuses O_DIRECT; using buffered writes with fdatasync"
-                        );
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        opts.open(&path)
+        open_file(&self.dir, name, create, &self.direct)
     }
 }
 
@@ -144,4 +122,37 @@ pub(crate) fn list_files(dir: &Path) -> io::Result<Vec<String>> {
     }
     names.sort();
     Ok(names)
+}
+
+/// Opens (or creates, failing if it exists) `dir/name` for reading and writing, with
+/// O_DIRECT while `direct` holds. A filesystem that refuses O_DIRECT (EINVAL: tmpfs,
+/// some overlays) clears `direct` with one warning; the file is then opened buffered,
+/// with the same fdatasync points.
+pub(crate) fn open_file(
+    dir: &Path,
+    name: &str,
+    create: bool,
+    direct: &AtomicBool,
+) -> io::Result<File> {
+    let path = dir.join(name);
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true);
+    if create {
+        opts.create_new(true);
+    }
+    if direct.load(Ordering::Relaxed) {
+        match opts.clone().custom_flags(libc::O_DIRECT).open(&path) {
+            Ok(f) => return Ok(f),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                if direct.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        "filesystem refuses O_DIRECT; using buffered writes with fdatasync"
+                    );
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    opts.open(&path)
 }

@@ -8,9 +8,8 @@
 
 use super::{AlignedBuf, Disk, PAGE_BYTES, SegmentFile, round_up_to_page};
 use monoio::buf::{IoBuf, IoBufMut};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -52,29 +51,7 @@ impl UringDisk {
     }
 
     fn open_with(&self, name: &str, create: bool) -> io::Result<UringFile> {
-        let path = self.dir.join(name);
-        let mut opts = OpenOptions::new();
-        opts.read(true).write(true);
-        if create {
-            opts.create_new(true);
-        }
-        let file = if self.is_direct() {
-            match opts.clone().custom_flags(libc::O_DIRECT).open(&path) {
-                Ok(f) => f,
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    if self.direct.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(
-                            dir = %self.dir.display(),
-                            "filesystem refuses O_DIRECT; using buffered writes with fdatasync"
-                        );
-                    }
-                    opts.open(&path)?
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            opts.open(&path)?
-        };
+        let file = super::std_disk::open_file(&self.dir, name, create, &self.direct)?;
         let meta = file.try_clone()?;
         Ok(UringFile {
             ring: monoio::fs::File::from_std(file)?,

@@ -193,33 +193,25 @@ impl<F: SegmentFile> OpenSegment<F> {
     /// Makes every appended frame durable: writes the pages from the last partial page
     /// to the end, then fdatasync. Returns the new durable end. Poisons on failure.
     pub async fn commit(&mut self) -> Result<u64, PlaneError> {
-        if self.poisoned {
-            return Err(PlaneError::Poisoned);
-        }
-        if self.end == self.durable_end {
-            return Ok(self.durable_end);
-        }
-        let end = self.end;
-        if !self.tail.is_empty() {
-            let buf = AlignedBuf::reuse_padded(self.scratch.take(), &self.tail);
-            let (r, buf) = self.file.write_at(buf, self.tail_offset).await;
-            self.scratch = Some(buf);
-            if let Err(e) = r {
-                self.poisoned = true;
-                return Err(PlaneError::Io(e));
+        match self.start_commit().await? {
+            None => Ok(self.durable_end),
+            Some((file, end)) => {
+                let synced = file.sync_data().await;
+                self.finish_commit(end, synced)
             }
         }
-        if let Err(e) = self.file.sync_data().await {
-            // fsyncgate: after a failed fsync the page cache may have dropped the dirty
-            // pages; retrying could report lost data as durable. Poison instead.
+    }
+
+    /// Writes the first `n` tail bytes (zero-padded to a page) at `tail_offset` from the
+    /// reused scratch buffer. Poisons on failure.
+    async fn write_tail(&mut self, n: usize) -> Result<(), PlaneError> {
+        let buf = AlignedBuf::reuse_padded(self.scratch.take(), &self.tail[..n]);
+        let (r, buf) = self.file.write_at(buf, self.tail_offset).await;
+        self.scratch = Some(buf);
+        r.map_err(|e| {
             self.poisoned = true;
-            return Err(PlaneError::Io(e));
-        }
-        let keep_from = end - end % PAGE_BYTES as u64;
-        self.tail.drain(..(keep_from - self.tail_offset) as usize);
-        self.tail_offset = keep_from;
-        self.durable_end = end;
-        Ok(end)
+            PlaneError::Io(e)
+        })
     }
 
     /// Bytes appended but not yet written to the file.
@@ -244,13 +236,7 @@ impl<F: SegmentFile> OpenSegment<F> {
             return Ok(());
         }
         let n = (upto - self.tail_offset) as usize;
-        let buf = AlignedBuf::reuse_padded(self.scratch.take(), &self.tail[..n]);
-        let (r, buf) = self.file.write_at(buf, self.tail_offset).await;
-        self.scratch = Some(buf);
-        if let Err(e) = r {
-            self.poisoned = true;
-            return Err(PlaneError::Io(e));
-        }
+        self.write_tail(n).await?;
         self.tail.drain(..n);
         self.tail_offset = upto;
         Ok(())
@@ -270,13 +256,7 @@ impl<F: SegmentFile> OpenSegment<F> {
         }
         let end = self.end;
         if !self.tail.is_empty() {
-            let buf = AlignedBuf::reuse_padded(self.scratch.take(), &self.tail);
-            let (r, buf) = self.file.write_at(buf, self.tail_offset).await;
-            self.scratch = Some(buf);
-            if let Err(e) = r {
-                self.poisoned = true;
-                return Err(PlaneError::Io(e));
-            }
+            self.write_tail(self.tail.len()).await?;
         }
         // Written (not yet synced): reads of these bytes can go to the file now.
         let keep_from = end - end % PAGE_BYTES as u64;
@@ -292,7 +272,8 @@ impl<F: SegmentFile> OpenSegment<F> {
         synced: std::io::Result<()>,
     ) -> Result<u64, PlaneError> {
         if let Err(e) = synced {
-            // fsyncgate: never report these bytes durable; refuse everything after.
+            // fsyncgate: after a failed fsync the page cache may have dropped the dirty
+            // pages; retrying could report lost data as durable. Poison instead.
             self.poisoned = true;
             return Err(PlaneError::Io(e));
         }
