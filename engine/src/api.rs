@@ -81,6 +81,20 @@ pub struct PutOptions {
     pub meta: BTreeMap<String, String>,
     /// An additional checksum the frontend verified, stored to be echoed back.
     pub checksum: Option<Checksum>,
+    /// A condition on the key's current object, checked in the shard when the write
+    /// joins its group commit, so no other write to the key can slip in between.
+    pub condition: Option<PutCondition>,
+}
+
+/// A conditional write (`If-None-Match: *`, `If-Match: "etag"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutCondition {
+    /// Only if the key holds no object ([`EngineError::PreconditionFailed`] otherwise).
+    IfNoneMatchAny,
+    /// Only if the key's object has this ETag (without quotes); a missing key fails
+    /// with [`EngineError::NoSuchKey`], another ETag with
+    /// [`EngineError::PreconditionFailed`].
+    IfMatch(String),
 }
 
 impl PutOptions {

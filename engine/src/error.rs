@@ -35,6 +35,9 @@ pub enum EngineError {
     /// The body does not match the SHA-256 the request was signed with.
     #[error("body does not match x-amz-content-sha256")]
     Sha256Mismatch,
+    /// A conditional write's condition did not hold.
+    #[error("the condition on the key's current object does not hold")]
+    PreconditionFailed,
     /// The body stream failed (client gone, bad chunk signature).
     #[error("body stream failed: {0}")]
     Body(String),

@@ -14,11 +14,11 @@
 //! successful catalog sync is ever acknowledged.
 
 use super::{BucketState, Shard};
-use crate::api::{BucketHead, now_ms};
+use crate::api::{BucketHead, PutCondition, now_ms};
 use crate::blocks::{BlockKey, BlockLoc};
 use crate::catalog::{BucketRecord, Catalog, HeadCheckpoint};
 use crate::error::{EngineError, EngineResult};
-use crate::format::Commit;
+use crate::format::{Commit, ObjectManifest};
 use crate::io::Disk;
 use crate::mst::{Mst, NodeCid};
 use crate::segment::Plane;
@@ -48,6 +48,7 @@ pub(crate) enum OpKind {
         key: String,
         manifest: Cid,
         blocks: Vec<(Cid, Vec<u8>)>,
+        condition: Option<PutCondition>,
     },
     Delete {
         key: String,
@@ -269,17 +270,57 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             .ok_or_else(|| EngineError::NoSuchBucket(bucket.to_owned()))
     }
 
+    /// Checks a conditional write against the key's object as of this point in the
+    /// batch (an earlier write in the same batch counts).
+    async fn check_condition(
+        &self,
+        tree: &Mst,
+        key: &str,
+        condition: &PutCondition,
+        prep: &Prepared,
+    ) -> EngineResult<()> {
+        let current = self.with_nodes(|n| tree.get(key.as_bytes(), n)).await?;
+        let etag = match (condition, current) {
+            (PutCondition::IfNoneMatchAny, None) => return Ok(()),
+            (PutCondition::IfNoneMatchAny, Some(_)) => return Err(EngineError::PreconditionFailed),
+            (PutCondition::IfMatch(_), None) => return Err(EngineError::NoSuchKey),
+            (PutCondition::IfMatch(etag), Some(_)) => etag,
+        };
+        let cid = current.unwrap_or_else(|| unreachable!("matched Some above"));
+        // The manifest may have been written by this very batch and not be on disk yet.
+        let bytes = match prep.blocks.iter().rev().find(|(c, _)| *c == cid) {
+            Some((_, b)) => Bytes::copy_from_slice(b),
+            None => self.read_block(&cid).await?,
+        };
+        let m = ObjectManifest::decode(&bytes)
+            .map_err(|e| EngineError::Corrupt(format!("manifest {cid}: {e}")))?;
+        if m.etag == *etag {
+            Ok(())
+        } else {
+            Err(EngineError::PreconditionFailed)
+        }
+    }
+
     async fn apply(&self, bucket: &str, kind: OpKind, prep: &mut Prepared) -> EngineResult<OpDone> {
         match kind {
             OpKind::Put {
                 key,
                 manifest,
                 blocks,
+                condition,
             } => {
                 let mut tree = std::mem::take(self.tree(bucket, prep)?);
-                let r = self
-                    .with_nodes(|n| tree.insert(key.as_bytes(), manifest, n))
-                    .await;
+                let r = match condition {
+                    Some(c) => self.check_condition(&tree, &key, &c, prep).await,
+                    None => Ok(()),
+                };
+                let r = match r {
+                    Ok(()) => {
+                        self.with_nodes(|n| tree.insert(key.as_bytes(), manifest, n))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
                 prep.trees.insert(bucket.to_owned(), tree);
                 r?;
                 prep.blocks.extend(blocks);

@@ -4,7 +4,7 @@ use super::Shard;
 use super::commit::{OpDone, OpKind};
 use crate::api::{
     BodyDigests, BodyReceiver, BodySender, BodySource, ByteRange, GetOutcome, ListRequest,
-    ListResponse, ObjectInfo, ObjectSummary, PutOptions, body_channel, now_ms,
+    ListResponse, ObjectInfo, ObjectSummary, PutCondition, PutOptions, body_channel, now_ms,
 };
 use crate::block::cid_dag_cbor;
 use crate::blocks::{BlockKey, BlockLoc};
@@ -142,7 +142,9 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let mut blocks = Vec::new();
         let root = build_chunk_index(vec![body_hashes.run], &mut blocks);
         let manifest = opts.manifest(key.to_owned(), size, md5, sha256, now_ms(), root);
-        let info = self.commit_manifest(bucket, manifest, blocks).await?;
+        let info = self
+            .commit_manifest(bucket, manifest, blocks, opts.condition)
+            .await?;
         self.metrics.puts.fetch_add(1, Relaxed);
         self.metrics.put_bytes.fetch_add(size, Relaxed);
         Ok(info)
@@ -154,6 +156,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         bucket: &str,
         manifest: ObjectManifest,
         mut blocks: Vec<(Cid, Vec<u8>)>,
+        condition: Option<PutCondition>,
     ) -> EngineResult<ObjectInfo> {
         let bytes = manifest.encode();
         let cid = cid_dag_cbor(&bytes);
@@ -163,6 +166,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             key,
             manifest: cid,
             blocks,
+            condition,
         };
         self.submit(bucket, kind).await?;
         Ok(ObjectInfo {
@@ -382,7 +386,8 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         copy.etag = m.etag.clone();
         copy.parts = m.parts.clone();
         copy.mtime_ms = now_ms();
-        self.commit_manifest(dst_bucket, copy, Vec::new()).await
+        self.commit_manifest(dst_bucket, copy, Vec::new(), None)
+            .await
     }
 
     /// Checks every block of an object (manifest, chunk indexes, chunks) against its
