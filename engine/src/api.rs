@@ -84,7 +84,14 @@ pub struct PutOptions {
     /// A condition on the key's current object, checked in the shard when the write
     /// joins its group commit, so no other write to the key can slip in between.
     pub condition: Option<PutCondition>,
+    /// An additional checksum known only once the body has ended (a trailer, or one
+    /// computed by the caller while streaming): the caller fills the slot before it
+    /// ends the body, and it is used when `checksum` is `None`.
+    pub late_checksum: Option<LateChecksum>,
 }
+
+/// See [`PutOptions::late_checksum`].
+pub type LateChecksum = Arc<std::sync::Mutex<Option<Checksum>>>;
 
 /// A conditional write (`If-None-Match: *`, `If-Match: "etag"`).
 #[derive(Debug, Clone, PartialEq, Eq)]

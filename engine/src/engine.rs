@@ -552,6 +552,20 @@ impl<C: Catalog + 'static> Engine<C> {
         .await
     }
 
+    /// The bytes of an object already looked up with [`Engine::head_object`], so
+    /// conditions checked on `info` hold for the bytes served.
+    pub async fn get_object_at(
+        &self,
+        bucket: &str,
+        info: &ObjectInfo,
+        range: Option<ByteRange>,
+    ) -> EngineResult<GetOutcome> {
+        let id = self.shard_of(bucket)?;
+        let info = info.clone();
+        self.call(id, move |s| async move { s.read_object(info, range) })
+            .await
+    }
+
     /// Deletes a key; succeeds whether or not it existed.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> EngineResult<()> {
         let id = self.shard_of(bucket)?;

@@ -75,6 +75,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         mut body: BodySource,
         digests: Option<oneshot::Receiver<BodyDigests>>,
     ) -> EngineResult<ObjectInfo> {
+        let mut opts = opts;
         check_key(key)?;
         self.published(bucket)?;
         self.check_writable()?;
@@ -138,6 +139,11 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
         if opts.content_sha256.is_some() && opts.content_sha256 != sha256 {
             return Err(EngineError::Sha256Mismatch);
+        }
+        if opts.checksum.is_none()
+            && let Some(slot) = &opts.late_checksum
+        {
+            opts.checksum = slot.lock().ok().and_then(|c| c.clone());
         }
         let mut blocks = Vec::new();
         let root = build_chunk_index(vec![body_hashes.run], &mut blocks);
@@ -237,6 +243,18 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         range: Option<ByteRange>,
     ) -> EngineResult<GetOutcome> {
         let info = self.head_object(bucket, key).await?;
+        self.read_object(info, range)
+    }
+
+    /// The bytes of an object the caller already looked up (after checking conditions
+    /// on it), so the bytes sent belong to exactly that object even if the key has
+    /// changed since. Dead chunks are kept until compaction copies them out of a
+    /// segment, and compaction keeps chunks that a running read holds.
+    pub fn read_object(
+        self: &Rc<Self>,
+        info: ObjectInfo,
+        range: Option<ByteRange>,
+    ) -> EngineResult<GetOutcome> {
         let size = info.manifest.size;
         let (start, end) = match range {
             Some(r) => r.resolve(size)?,

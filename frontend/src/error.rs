@@ -1,0 +1,134 @@
+//! The one table that turns engine errors into S3 errors.
+//!
+//! Every engine failure a client can see passes through [`s3_error`]; nothing else in
+//! the frontend invents a status code for an engine error.
+
+use engine::EngineError;
+use s3s::{S3Error, S3ErrorCode};
+
+/// The S3 error for an engine error.
+pub fn s3_error(e: EngineError) -> S3Error {
+    use S3ErrorCode as C;
+    let code = match &e {
+        EngineError::NoSuchBucket(_) => C::NoSuchBucket,
+        // One account owns every bucket of a node: an existing bucket is always ours.
+        EngineError::BucketAlreadyExists(_) => C::BucketAlreadyOwnedByYou,
+        EngineError::BucketNotEmpty(_) => C::BucketNotEmpty,
+        EngineError::InvalidBucketName { .. } => C::InvalidBucketName,
+        EngineError::NoSuchKey => C::NoSuchKey,
+        EngineError::InvalidKey(msg) if msg.contains("long") => C::KeyTooLongError,
+        EngineError::InvalidKey(_) => C::InvalidArgument,
+        EngineError::InvalidRange { .. } => C::InvalidRange,
+        EngineError::IncompleteBody { .. } => C::IncompleteBody,
+        EngineError::EntityTooLarge { .. } => C::EntityTooLarge,
+        EngineError::BadDigest => C::BadDigest,
+        EngineError::Sha256Mismatch => custom("XAmzContentSHA256Mismatch"),
+        EngineError::PreconditionFailed => C::PreconditionFailed,
+        EngineError::Body(_) => C::IncompleteBody,
+        EngineError::Poisoned(_) | EngineError::ShuttingDown => C::ServiceUnavailable,
+        EngineError::KeyspaceFull
+        | EngineError::Corrupt(_)
+        | EngineError::Io(_)
+        | EngineError::Catalog(_)
+        | EngineError::Startup(_) => C::InternalError,
+        _ => C::InternalError,
+    };
+    let message = match &e {
+        // Internal details stay in the server log, not in the client's answer.
+        EngineError::Corrupt(_) | EngineError::Io(_) | EngineError::Catalog(_) => {
+            "We encountered an internal error. Please try again.".to_owned()
+        }
+        EngineError::NoSuchKey => "The specified key does not exist.".to_owned(),
+        EngineError::NoSuchBucket(_) => "The specified bucket does not exist.".to_owned(),
+        EngineError::PreconditionFailed => {
+            "At least one of the pre-conditions you specified did not hold".to_owned()
+        }
+        other => sentence(other.to_string()),
+    };
+    if code == C::InternalError {
+        tracing::error!(error = %e, "engine error");
+    }
+    let mut err = S3Error::with_message(code, message);
+    if err.code().status_code().is_none() {
+        err.set_status_code(hyper::StatusCode::BAD_REQUEST);
+    }
+    if let EngineError::InvalidRange { size } = e {
+        err.set_headers(range_headers(size));
+    }
+    err
+}
+
+/// A code s3s does not know by name (it has no status of its own: 400 is set).
+pub fn custom(code: &'static str) -> S3ErrorCode {
+    S3ErrorCode::Custom(code.into())
+}
+
+fn sentence(mut s: String) -> String {
+    if let Some(first) = s.get(..1) {
+        let up = first.to_ascii_uppercase();
+        s.replace_range(..1, &up);
+    }
+    s.push('.');
+    s
+}
+
+/// `416` answers say how long the object is.
+fn range_headers(size: u64) -> hyper::HeaderMap {
+    let mut h = hyper::HeaderMap::new();
+    if let Ok(v) = format!("bytes */{size}").parse() {
+        h.insert(hyper::header::CONTENT_RANGE, v);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_client_error_has_its_s3_code_and_status() {
+        let cases = [
+            (EngineError::NoSuchBucket("b".into()), "NoSuchBucket", 404),
+            (EngineError::NoSuchKey, "NoSuchKey", 404),
+            (
+                EngineError::BucketNotEmpty("b".into()),
+                "BucketNotEmpty",
+                409,
+            ),
+            (
+                EngineError::BucketAlreadyExists("b".into()),
+                "BucketAlreadyOwnedByYou",
+                409,
+            ),
+            (EngineError::BadDigest, "BadDigest", 400),
+            (
+                EngineError::IncompleteBody {
+                    got: 1,
+                    expected: 2,
+                },
+                "IncompleteBody",
+                400,
+            ),
+            (EngineError::InvalidRange { size: 3 }, "InvalidRange", 416),
+            (EngineError::PreconditionFailed, "PreconditionFailed", 412),
+            (
+                EngineError::EntityTooLarge { limit: 1 },
+                "EntityTooLarge",
+                400,
+            ),
+            (EngineError::Poisoned(0), "ServiceUnavailable", 503),
+            (EngineError::Io("disk".into()), "InternalError", 500),
+        ];
+        for (e, code, status) in cases {
+            let s = s3_error(e);
+            assert_eq!(s.code().as_str(), code);
+            assert_eq!(s.code().status_code().map(|c| c.as_u16()), Some(status));
+        }
+    }
+
+    #[test]
+    fn internal_details_are_not_sent_to_clients() {
+        let s = s3_error(EngineError::Io("/data/shard-0000/seg secret path".into()));
+        assert!(!s.message().unwrap_or_default().contains("/data"));
+    }
+}

@@ -1,0 +1,25 @@
+//! ingot-engine's S3 frontend.
+//!
+//! A tokio runtime runs hyper and [s3s]: s3s parses requests, checks SigV4 (headers,
+//! presigned URLs, aws-chunked bodies with signed chunks or checksum trailers) and
+//! writes S3's XML; [`s3::IngotS3`] turns each operation into calls on the engine's
+//! shards; [`error::s3_error`] is the one table from engine errors to S3 errors.
+//! The frontend never touches engine files.
+//!
+//! No global state: [`Frontend::bind`] takes its configuration and an engine slot,
+//! [`Frontend::serve`] runs until the shutdown future resolves.
+
+pub mod body;
+pub mod checksum;
+pub mod conditions;
+pub mod error;
+mod list;
+pub mod metrics;
+mod objects;
+pub mod s3;
+pub mod server;
+
+pub use metrics::Metrics;
+pub use objects::MAX_PUT_BYTES;
+pub use s3::{EngineSlot, IngotS3};
+pub use server::{Frontend, FrontendConfig, FrontendError};

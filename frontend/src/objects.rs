@@ -1,0 +1,643 @@
+//! PutObject, GetObject, HeadObject, DeleteObject(s) and CopyObject.
+
+use crate::body::{PumpFailure, into_blob, pump};
+use crate::checksum::{ExpectedChecksum, echo};
+use crate::conditions::{Conditions, NotModified};
+use crate::s3::{IngotS3, engine_err, invalid_argument, timestamp};
+use engine::format::ObjectManifest;
+use engine::{ByteRange, EngineError, ObjectInfo, PutCondition, PutOptions};
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The largest single PUT S3 accepts.
+pub const MAX_PUT_BYTES: u64 = 5 << 30;
+/// User metadata limit (names and values, UTF-8 bytes).
+const MAX_METADATA_BYTES: usize = 2048;
+/// Keys a DeleteObjects request may name.
+const MAX_DELETE_KEYS: usize = 1000;
+
+fn decode_md5(v: &str) -> S3Result<[u8; 16]> {
+    base64_simd::STANDARD
+        .decode_to_vec(v.trim())
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .ok_or_else(|| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidDigest,
+                "The Content-MD5 you specified was invalid.",
+            )
+        })
+}
+
+/// The hex SHA-256 a request was signed with, when it names the payload's hash.
+fn signed_sha256(headers: &hyper::HeaderMap) -> S3Result<Option<[u8; 32]>> {
+    let Some(v) = headers.get("x-amz-content-sha256") else {
+        return Ok(None);
+    };
+    let v = v.to_str().unwrap_or_default();
+    if v.len() != 64 {
+        return Ok(None); // UNSIGNED-PAYLOAD, STREAMING-*: nothing to check here
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in v.as_bytes().chunks(2).enumerate() {
+        let hex = std::str::from_utf8(pair).ok();
+        out[i] = hex
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .ok_or_else(|| invalid_argument("x-amz-content-sha256 must be 64 hex digits"))?;
+    }
+    Ok(Some(out))
+}
+
+fn metadata(m: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
+    let m: BTreeMap<String, String> = m
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    let bytes: usize = m.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_METADATA_BYTES {
+        return Err(S3Error::with_message(
+            S3ErrorCode::MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size.",
+        ));
+    }
+    Ok(m)
+}
+
+fn http_date(t: &Timestamp) -> Option<String> {
+    let mut buf = Vec::new();
+    t.format(TimestampFormat::HttpDate, &mut buf).ok()?;
+    String::from_utf8(buf).ok()
+}
+
+fn parse_http_date(s: &str) -> Option<Timestamp> {
+    Timestamp::parse(TimestampFormat::HttpDate, s).ok()
+}
+
+fn put_condition(input: &PutObjectInput) -> S3Result<Option<PutCondition>> {
+    let not_impl = |what: &str| {
+        Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            format!("{what} is not supported on writes."),
+        ))
+    };
+    match (&input.if_none_match, &input.if_match) {
+        (Some(_), Some(_)) => not_impl("If-Match together with If-None-Match"),
+        (Some(ETagCondition::Any), None) => Ok(Some(PutCondition::IfNoneMatchAny)),
+        (Some(_), None) => not_impl("If-None-Match with an ETag (only * is)"),
+        (None, Some(ETagCondition::ETag(e))) => {
+            Ok(Some(PutCondition::IfMatch(e.value().to_owned())))
+        }
+        (None, Some(ETagCondition::Any)) => not_impl("If-Match: *"),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Headers of an object as S3 reports them on GET and HEAD.
+struct ObjectHeaders {
+    content_type: Option<String>,
+    expires: Option<Timestamp>,
+    metadata: Option<Metadata>,
+}
+
+fn object_headers(m: &ObjectManifest) -> ObjectHeaders {
+    ObjectHeaders {
+        content_type: Some(
+            m.content_type
+                .clone()
+                .unwrap_or_else(|| "binary/octet-stream".to_owned()),
+        ),
+        expires: m.expires.as_deref().and_then(parse_http_date),
+        metadata: (!m.meta.is_empty()).then(|| m.meta.clone().into_iter().collect()),
+    }
+}
+
+/// The byte range of part `n` of an object (a single-part object has one part).
+fn part_range(m: &ObjectManifest, n: i32) -> S3Result<(u64, u64, i32)> {
+    let sizes = m.parts.clone().unwrap_or_else(|| vec![m.size]);
+    let bad = || {
+        let mut e = S3Error::with_message(
+            crate::error::custom("InvalidPartNumber"),
+            "The requested partnumber is not satisfiable",
+        );
+        e.set_status_code(hyper::StatusCode::RANGE_NOT_SATISFIABLE);
+        e
+    };
+    let idx = usize::try_from(n)
+        .ok()
+        .filter(|i| (1..=sizes.len()).contains(i))
+        .ok_or_else(bad)?;
+    let start: u64 = sizes[..idx - 1].iter().sum();
+    Ok((start, start + sizes[idx - 1], sizes.len() as i32))
+}
+
+fn byte_range(r: &Range) -> ByteRange {
+    match *r {
+        Range::Int {
+            first,
+            last: Some(last),
+        } => ByteRange::FromTo { first, last },
+        Range::Int { first, last: None } => ByteRange::From { first },
+        Range::Suffix { length } => ByteRange::Suffix { len: length },
+    }
+}
+
+/// What a GET or HEAD selects: the whole object, a Range, or a part.
+struct Selection {
+    /// `[start, end)`, when less than the whole object is answered (206).
+    range: Option<(u64, u64)>,
+    parts_count: Option<i32>,
+}
+
+fn select(m: &ObjectManifest, range: Option<&Range>, part: Option<i32>) -> S3Result<Selection> {
+    let parts_count = m.parts.as_ref().map(|p| p.len() as i32);
+    match (range, part) {
+        (Some(_), Some(_)) => Err(invalid_argument(
+            "Range and partNumber cannot both be given",
+        )),
+        (Some(r), None) => {
+            let (s, e) = byte_range(r).resolve(m.size).map_err(engine_err)?;
+            Ok(Selection {
+                range: Some((s, e)),
+                parts_count,
+            })
+        }
+        (None, Some(n)) => {
+            let (s, e, count) = part_range(m, n)?;
+            Ok(Selection {
+                range: (m.parts.is_some() || s != 0 || e != m.size || m.size > 0).then_some((s, e)),
+                parts_count: Some(count),
+            })
+        }
+        (None, None) => Ok(Selection {
+            range: None,
+            parts_count,
+        }),
+    }
+}
+
+fn content_range(range: Option<(u64, u64)>, size: u64) -> Option<String> {
+    range.map(|(s, e)| {
+        if e > s {
+            format!("bytes {s}-{}/{size}", e - 1)
+        } else {
+            format!("bytes */{size}")
+        }
+    })
+}
+
+impl IngotS3 {
+    pub(crate) async fn put(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let engine = self.engine()?.clone();
+        let mut input = req.input;
+        if input.write_offset_bytes.is_some() {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "Appends (x-amz-write-offset-bytes) are not supported.",
+            ));
+        }
+        let length = match input.content_length {
+            Some(n) if n >= 0 => n as u64,
+            Some(_) => return Err(invalid_argument("Content-Length must not be negative")),
+            None => return Err(S3Error::new(S3ErrorCode::MissingContentLength)),
+        };
+        if length > MAX_PUT_BYTES {
+            return Err(S3Error::with_message(
+                S3ErrorCode::EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed size",
+            ));
+        }
+        let checksum = ExpectedChecksum::from_request(&req.headers, req.trailing_headers.as_ref())?;
+        let late_checksum = checksum.as_ref().map(ExpectedChecksum::result);
+        let opts = PutOptions {
+            content_length: Some(length),
+            content_md5: input.content_md5.as_deref().map(decode_md5).transpose()?,
+            content_sha256: signed_sha256(&req.headers)?,
+            content_type: input.content_type.take(),
+            content_encoding: input.content_encoding.take(),
+            content_disposition: input.content_disposition.take(),
+            content_language: input.content_language.take(),
+            cache_control: input.cache_control.take(),
+            expires: input.expires.as_ref().and_then(http_date),
+            website_redirect: input.website_redirect_location.take(),
+            meta: metadata(input.metadata.take())?,
+            condition: put_condition(&input)?,
+            late_checksum: late_checksum.clone(),
+            ..PutOptions::default()
+        };
+        let (tx, rx) = engine::body_channel();
+        let failure = PumpFailure::default();
+        let blob = input
+            .body
+            .take()
+            .unwrap_or_else(|| StreamingBlob::wrap(Empty));
+        let feed = pump(
+            blob,
+            tx,
+            checksum,
+            failure.clone(),
+            self.metrics.bytes_in.clone(),
+        );
+        let put = engine.put_object(&input.bucket, &input.key, opts, rx);
+        let ((), stored) = tokio::join!(feed, put);
+        let info = stored.map_err(|e| failure.take().unwrap_or_else(|| engine_err(e)))?;
+        let m = &info.manifest;
+        let mut out = PutObjectOutput {
+            e_tag: Some(ETag::Strong(m.etag.clone())),
+            size: Some(m.size as i64),
+            ..Default::default()
+        };
+        if let Some(c) = &m.checksum {
+            echo(
+                c,
+                &mut out.checksum_crc32,
+                &mut out.checksum_crc32c,
+                &mut out.checksum_sha1,
+                &mut out.checksum_sha256,
+                &mut out.checksum_crc64nvme,
+            );
+            out.checksum_type = Some(ChecksumType::from(c.kind.as_str().to_owned()));
+        }
+        Ok(S3Response::new(out))
+    }
+
+    pub(crate) async fn get(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let engine = self.engine()?;
+        let input = &req.input;
+        check_version(input.version_id.as_deref())?;
+        let info = engine
+            .head_object(&input.bucket, &input.key)
+            .await
+            .map_err(engine_err)?;
+        let m = &info.manifest;
+        read_conditions(
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+            m,
+        )?;
+        let sel = select(m, input.range.as_ref(), input.part_number)?;
+        let engine_range = sel.range.map(|(s, e)| ByteRange::FromTo {
+            first: s,
+            last: e.saturating_sub(1),
+        });
+        let got = match (sel.range, m.size) {
+            // An empty part of an empty object: nothing to read.
+            (Some((s, e)), _) if s == e => None,
+            (_, 0) => None,
+            _ => Some(
+                engine
+                    .get_object_at(&input.bucket, &info, engine_range)
+                    .await
+                    .map_err(engine_err)?,
+            ),
+        };
+        let (start, end) = got.as_ref().map_or((0, 0), |g| g.range);
+        let body = got.map(|g| into_blob(g.body, self.metrics.bytes_out.clone()));
+        let h = object_headers(m);
+        let whole = sel.range.is_none();
+        let mut out = GetObjectOutput {
+            body,
+            accept_ranges: Some("bytes".to_owned()),
+            content_length: Some((end - start) as i64),
+            content_range: content_range(sel.range, m.size),
+            e_tag: Some(ETag::Strong(m.etag.clone())),
+            last_modified: Some(timestamp(m.mtime_ms)),
+            content_type: h.content_type,
+            content_encoding: m.content_encoding.clone(),
+            content_disposition: m.content_disposition.clone(),
+            content_language: m.content_language.clone(),
+            cache_control: m.cache_control.clone(),
+            expires: h.expires,
+            metadata: h.metadata,
+            website_redirect_location: m.website_redirect.clone(),
+            parts_count: sel.parts_count,
+            ..Default::default()
+        };
+        if whole
+            && checksum_mode(input.checksum_mode.as_ref())
+            && let Some(c) = &m.checksum
+        {
+            echo(
+                c,
+                &mut out.checksum_crc32,
+                &mut out.checksum_crc32c,
+                &mut out.checksum_sha1,
+                &mut out.checksum_sha256,
+                &mut out.checksum_crc64nvme,
+            );
+            out.checksum_type = Some(ChecksumType::from(c.kind.as_str().to_owned()));
+        }
+        Ok(S3Response::new(out))
+    }
+
+    pub(crate) async fn head(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let engine = self.engine()?;
+        let input = &req.input;
+        check_version(input.version_id.as_deref())?;
+        let info = engine
+            .head_object(&input.bucket, &input.key)
+            .await
+            .map_err(engine_err)?;
+        let m = &info.manifest;
+        read_conditions(
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+            m,
+        )?;
+        let sel = select(m, input.range.as_ref(), input.part_number)?;
+        let (start, end) = sel.range.unwrap_or((0, m.size));
+        let h = object_headers(m);
+        let mut out = HeadObjectOutput {
+            accept_ranges: Some("bytes".to_owned()),
+            content_length: Some((end - start) as i64),
+            content_range: content_range(sel.range, m.size),
+            e_tag: Some(ETag::Strong(m.etag.clone())),
+            last_modified: Some(timestamp(m.mtime_ms)),
+            content_type: h.content_type,
+            content_encoding: m.content_encoding.clone(),
+            content_disposition: m.content_disposition.clone(),
+            content_language: m.content_language.clone(),
+            cache_control: m.cache_control.clone(),
+            expires: h.expires,
+            metadata: h.metadata,
+            website_redirect_location: m.website_redirect.clone(),
+            parts_count: sel.parts_count,
+            ..Default::default()
+        };
+        if sel.range.is_none()
+            && checksum_mode(input.checksum_mode.as_ref())
+            && let Some(c) = &m.checksum
+        {
+            echo(
+                c,
+                &mut out.checksum_crc32,
+                &mut out.checksum_crc32c,
+                &mut out.checksum_sha1,
+                &mut out.checksum_sha256,
+                &mut out.checksum_crc64nvme,
+            );
+            out.checksum_type = Some(ChecksumType::from(c.kind.as_str().to_owned()));
+        }
+        let mut resp = S3Response::new(out);
+        if sel.range.is_some() {
+            resp.status = Some(hyper::StatusCode::PARTIAL_CONTENT);
+        }
+        Ok(resp)
+    }
+
+    pub(crate) async fn delete(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let input = &req.input;
+        check_version(input.version_id.as_deref())?;
+        if input.if_match.is_some()
+            || input.if_match_size.is_some()
+            || input.if_match_last_modified_time.is_some()
+        {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "Conditional deletes are not supported.",
+            ));
+        }
+        self.engine()?
+            .delete_object(&input.bucket, &input.key)
+            .await
+            .map_err(engine_err)?;
+        Ok(S3Response::new(DeleteObjectOutput {
+            version_id: input.version_id.clone(),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn delete_many(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let engine = self.engine()?;
+        let input = req.input;
+        if input.delete.objects.len() > MAX_DELETE_KEYS {
+            return Err(S3Error::with_message(
+                S3ErrorCode::MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema",
+            ));
+        }
+        engine
+            .head_bucket(&input.bucket)
+            .await
+            .map_err(engine_err)?;
+        let quiet = input.delete.quiet == Some(true);
+        // Every key joins the shard's group commit at once: one or two batches, not a
+        // commit per key.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, obj) in input.delete.objects.into_iter().enumerate() {
+            let engine = engine.clone();
+            let bucket = input.bucket.clone();
+            tasks.spawn(async move {
+                let r = match check_version(obj.version_id.as_deref()) {
+                    Ok(()) => engine
+                        .delete_object(&bucket, &obj.key)
+                        .await
+                        .map_err(engine_err),
+                    Err(e) => Err(e),
+                };
+                (i, obj, r)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            results.push(
+                done.map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?,
+            );
+        }
+        results.sort_by_key(|(i, _, _)| *i);
+        let (mut deleted, mut errors) = (Vec::new(), Vec::new());
+        for (_, obj, r) in results {
+            match r {
+                Ok(()) if !quiet => deleted.push(DeletedObject {
+                    key: Some(obj.key),
+                    version_id: obj.version_id,
+                    ..Default::default()
+                }),
+                Ok(()) => {}
+                Err(e) => errors.push(Error {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(obj.key),
+                    message: e.message().map(str::to_owned),
+                    version_id: obj.version_id,
+                }),
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn copy(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let engine = self.engine()?;
+        let mut input = req.input;
+        let (src_bucket, src_key) = match &input.copy_source {
+            CopySource::Bucket {
+                bucket,
+                key,
+                version_id,
+            } => {
+                check_version(version_id.as_deref())?;
+                (bucket.to_string(), key.to_string())
+            }
+            CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::NotImplemented,
+                    "Access points are not supported.",
+                ));
+            }
+        };
+        let src = engine
+            .head_object(&src_bucket, &src_key)
+            .await
+            .map_err(engine_err)?;
+        let m = &src.manifest;
+        Conditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        }
+        .check(&m.etag, m.mtime_ms, NotModified::Status412)?;
+        let replace = match input
+            .metadata_directive
+            .as_ref()
+            .map(MetadataDirective::as_str)
+        {
+            None | Some("COPY") => false,
+            Some("REPLACE") => true,
+            Some(other) => {
+                return Err(invalid_argument(format!(
+                    "Unknown metadata directive {other}"
+                )));
+            }
+        };
+        if !replace && src_bucket == input.bucket && src_key == input.key {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+            ));
+        }
+        let opts = replace
+            .then(|| -> S3Result<PutOptions> {
+                Ok(PutOptions {
+                    content_type: input.content_type.take(),
+                    content_encoding: input.content_encoding.take(),
+                    content_disposition: input.content_disposition.take(),
+                    content_language: input.content_language.take(),
+                    cache_control: input.cache_control.take(),
+                    expires: input.expires.as_ref().and_then(http_date),
+                    website_redirect: input.website_redirect_location.take(),
+                    meta: metadata(input.metadata.take())?,
+                    checksum: m.checksum.clone(),
+                    want_sha256: m.sha256.is_some(),
+                    ..PutOptions::default()
+                })
+            })
+            .transpose()?;
+        let info: ObjectInfo = engine
+            .copy_object(&src_bucket, &src_key, &input.bucket, &input.key, opts)
+            .await
+            .map_err(engine_err)?;
+        let mut result = CopyObjectResult {
+            e_tag: Some(ETag::Strong(info.manifest.etag.clone())),
+            last_modified: Some(timestamp(info.manifest.mtime_ms)),
+            ..Default::default()
+        };
+        if let Some(c) = &info.manifest.checksum {
+            echo(
+                c,
+                &mut result.checksum_crc32,
+                &mut result.checksum_crc32c,
+                &mut result.checksum_sha1,
+                &mut result.checksum_sha256,
+                &mut result.checksum_crc64nvme,
+            );
+        }
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(result),
+            ..Default::default()
+        }))
+    }
+}
+
+fn checksum_mode(m: Option<&ChecksumMode>) -> bool {
+    m.is_some_and(|m| m.as_str().eq_ignore_ascii_case("ENABLED"))
+}
+
+fn read_conditions(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+    m: &Arc<ObjectManifest>,
+) -> S3Result<()> {
+    let r = Conditions {
+        if_match,
+        if_none_match,
+        if_modified_since,
+        if_unmodified_since,
+    }
+    .check(&m.etag, m.mtime_ms, NotModified::Status304);
+    r.map_err(|mut e| {
+        if e.code() == &S3ErrorCode::NotModified {
+            // A 304 still names the object's validators.
+            let mut h = hyper::HeaderMap::new();
+            if let Ok(v) = format!("\"{}\"", m.etag).parse() {
+                h.insert(hyper::header::ETAG, v);
+            }
+            if let Some(v) = http_date(&timestamp(m.mtime_ms)).and_then(|d| d.parse().ok()) {
+                h.insert(hyper::header::LAST_MODIFIED, v);
+            }
+            e.set_headers(h);
+        }
+        e
+    })
+}
+
+/// An unversioned bucket knows one version per key, `null`.
+fn check_version(v: Option<&str>) -> S3Result<()> {
+    match v {
+        None | Some("null") => Ok(()),
+        Some(_) => Err(invalid_argument("Invalid version id specified")),
+    }
+}
+
+/// An empty body stream, for a PUT that carries none.
+struct Empty;
+
+impl futures_core::Stream for Empty {
+    type Item = Result<bytes::Bytes, EngineError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::task::Poll::Ready(None)
+    }
+}

@@ -1,0 +1,280 @@
+//! The S3 operations on top of the engine: bucket operations here, object operations
+//! in `objects.rs`, listings in `list.rs`. Operations not implemented by ingot-engine
+//! fall to s3s's defaults, which answer `NotImplemented`.
+
+use crate::error::s3_error;
+use crate::metrics::Metrics;
+use engine::{Engine, EngineError};
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+/// The engine, once recovery has finished (requests before that get 503).
+pub type EngineSlot = Arc<OnceLock<Arc<Engine>>>;
+
+/// ingot-engine's implementation of the S3 trait.
+#[derive(Debug, Clone)]
+pub struct IngotS3 {
+    pub(crate) engine: EngineSlot,
+    pub(crate) region: String,
+    pub(crate) metrics: Arc<Metrics>,
+    /// The owner every bucket and object reports (one account per node).
+    pub(crate) owner_id: String,
+}
+
+impl IngotS3 {
+    pub fn new(
+        engine: EngineSlot,
+        region: String,
+        metrics: Arc<Metrics>,
+        access_key: &str,
+    ) -> Self {
+        // A stable owner id derived from the root key, not the key itself.
+        let digest = md5::Md5::digest(access_key.as_bytes());
+        let owner_id: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Self {
+            engine,
+            region,
+            metrics,
+            owner_id,
+        }
+    }
+
+    pub(crate) fn engine(&self) -> S3Result<&Arc<Engine>> {
+        self.engine.get().ok_or_else(|| {
+            S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                "The node is recovering its storage; retry shortly.",
+            )
+        })
+    }
+
+    pub(crate) fn owner(&self) -> Owner {
+        Owner {
+            display_name: Some("ingot".to_owned()),
+            id: Some(self.owner_id.clone()),
+        }
+    }
+
+    fn is_us_east_1(&self) -> bool {
+        self.region == "us-east-1"
+    }
+}
+
+use md5::Digest as _;
+
+/// Milliseconds since the epoch as an S3 timestamp.
+pub(crate) fn timestamp(ms: u64) -> Timestamp {
+    Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+pub(crate) fn engine_err(e: EngineError) -> S3Error {
+    s3_error(e)
+}
+
+pub(crate) fn invalid_argument(msg: impl Into<String>) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InvalidArgument, msg.into())
+}
+
+#[async_trait::async_trait]
+impl s3s::S3 for IngotS3 {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let all = self.engine()?.list_buckets().await.map_err(engine_err)?;
+        let input = req.input;
+        let max = match input.max_buckets {
+            Some(n) if !(1..=10_000).contains(&n) => {
+                return Err(invalid_argument("max-buckets must be between 1 and 10000"));
+            }
+            Some(n) => n as usize,
+            None => usize::MAX,
+        };
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let after = input.continuation_token.clone().unwrap_or_default();
+        let mut names: Vec<_> = all
+            .into_iter()
+            .filter(|b| b.name.starts_with(&prefix) && b.name.as_str() > after.as_str())
+            .collect();
+        names.sort_by(|a, b| a.name.cmp(&b.name));
+        let truncated = names.len() > max;
+        names.truncate(max);
+        let next = truncated
+            .then(|| names.last().map(|b| b.name.clone()))
+            .flatten();
+        let buckets = names
+            .into_iter()
+            .map(|b| Bucket {
+                bucket_region: Some(self.region.clone()),
+                creation_date: Some(timestamp(b.created_ms)),
+                name: Some(b.name),
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            continuation_token: next,
+            owner: Some(self.owner()),
+            prefix: input.prefix,
+        }))
+    }
+
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let input = req.input;
+        if let Some(c) = input
+            .create_bucket_configuration
+            .as_ref()
+            .and_then(|c| c.location_constraint.as_ref())
+            && c.as_str() != self.region
+            && !(c.as_str().is_empty() && self.is_us_east_1())
+        {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidLocationConstraint,
+                format!(
+                    "The specified location-constraint {} is not valid for this endpoint, whose region is {}.",
+                    c.as_str(),
+                    self.region
+                ),
+            ));
+        }
+        if input.object_lock_enabled_for_bucket == Some(true) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "Object Lock is not supported.",
+            ));
+        }
+        let output = CreateBucketOutput {
+            location: Some(format!("/{}", input.bucket)),
+            ..Default::default()
+        };
+        match self.engine()?.create_bucket(&input.bucket).await {
+            Ok(()) => Ok(S3Response::new(output)),
+            // us-east-1 answers a re-create of your own bucket with 200 (legacy
+            // behaviour kept by AWS); every other region with BucketAlreadyOwnedByYou.
+            Err(EngineError::BucketAlreadyExists(_)) if self.is_us_east_1() => {
+                Ok(S3Response::new(output))
+            }
+            Err(e) => Err(engine_err(e)),
+        }
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.engine()?
+            .head_bucket(&req.input.bucket)
+            .await
+            .map_err(engine_err)?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(self.region.clone()),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.engine()?
+            .delete_bucket(&req.input.bucket)
+            .await
+            .map_err(engine_err)?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.engine()?
+            .head_bucket(&req.input.bucket)
+            .await
+            .map_err(engine_err)?;
+        // us-east-1 is reported as an empty constraint, as AWS does.
+        let location_constraint =
+            (!self.is_us_east_1()).then(|| BucketLocationConstraint::from(self.region.clone()));
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint,
+        }))
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.engine()?
+            .head_bucket(&req.input.bucket)
+            .await
+            .map_err(engine_err)?;
+        // Versioning was never enabled: the answer has no Status element.
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.put(req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.get(req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.head(req).await
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.delete(req).await
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        self.delete_many(req).await
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.copy(req).await
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        self.list_v1(req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        self.list_v2(req).await
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        self.list_versions(req).await
+    }
+}

@@ -1,0 +1,368 @@
+//! The HTTP server: accepts connections (TCP_NODELAY, keep-alive, header limits and
+//! a header read timeout), answers `/health/*` and `/metrics`, hands every other
+//! request to s3s, logs one line per request and drains on shutdown.
+
+use crate::metrics::{Metrics, SegmentCounts, render};
+use crate::s3::{EngineSlot, IngotS3};
+use bytes::Bytes;
+use engine::catalog::Catalog;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3Error, S3ErrorCode, S3Result};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Settings of the HTTP side.
+#[derive(Debug, Clone)]
+pub struct FrontendConfig {
+    pub listen: SocketAddr,
+    pub region: String,
+    /// Base domain for virtual-host addressing (`bucket.domain`); path-style always works.
+    pub domain: Option<String>,
+    pub access_key: String,
+    pub secret_key: String,
+    /// A client must send its whole request head within this time.
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) accepted.
+    pub max_header_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+}
+
+impl FrontendConfig {
+    pub fn new(listen: SocketAddr, access_key: String, secret_key: String) -> Self {
+        Self {
+            listen,
+            region: "us-east-1".to_owned(),
+            domain: None,
+            access_key,
+            secret_key,
+            header_read_timeout: Duration::from_secs(30),
+            max_header_bytes: 64 << 10,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrontendError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid --domain {0:?}")]
+    Domain(String),
+}
+
+struct State {
+    s3: S3Service,
+    engine: EngineSlot,
+    metrics: Arc<Metrics>,
+    stopping: AtomicBool,
+    next_id: AtomicU64,
+    id_base: u64,
+}
+
+/// A bound S3 endpoint, ready to serve.
+pub struct Frontend {
+    state: Arc<State>,
+    listener: TcpListener,
+    config: FrontendConfig,
+}
+
+impl std::fmt::Debug for Frontend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frontend")
+            .field("listen", &self.listener.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names the operation of a request for its log line and metrics; s3s fills it in
+/// its access check, which runs for every recognised operation.
+#[derive(Clone, Default)]
+struct OpName(Arc<Mutex<Option<String>>>);
+
+struct Access;
+
+#[async_trait::async_trait]
+impl S3Access for Access {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let name = cx.s3_op().name().to_owned();
+        if let Some(slot) = cx.extensions_mut().get::<OpName>()
+            && let Ok(mut s) = slot.0.lock()
+        {
+            *s = Some(name);
+        }
+        match cx.credentials() {
+            Some(_) => Ok(()),
+            None => Err(S3Error::with_message(
+                S3ErrorCode::AccessDenied,
+                "Anonymous access is not allowed.",
+            )),
+        }
+    }
+}
+
+impl Frontend {
+    /// Binds the listening socket. Requests are answered from [`Frontend::serve`]; S3
+    /// requests get 503 until `engine` is filled in (recovery finished).
+    pub async fn bind(
+        config: FrontendConfig,
+        engine: EngineSlot,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, FrontendError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| FrontendError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let s3 = IngotS3::new(
+            engine.clone(),
+            config.region.clone(),
+            metrics.clone(),
+            &config.access_key,
+        );
+        let mut b = S3ServiceBuilder::new(s3);
+        b.set_auth(s3s::auth::SimpleAuth::from_single(
+            config.access_key.clone(),
+            config.secret_key.clone(),
+        ));
+        b.set_access(Access);
+        if let Some(d) = &config.domain {
+            let host =
+                s3s::host::SingleDomain::new(d).map_err(|_| FrontendError::Domain(d.clone()))?;
+            b.set_host(host);
+        }
+        let id_base = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let state = Arc::new(State {
+            s3: b.build(),
+            engine,
+            metrics,
+            stopping: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
+            id_base,
+        });
+        Ok(Self {
+            state,
+            listener,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests
+    /// finish (at most `drain_timeout`) and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.config.header_read_timeout)
+            .max_buf_size(self.config.max_header_bytes.max(8192))
+            .keep_alive(true);
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                a = self.listener.accept() => a,
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            // Without TCP_NODELAY small responses wait ~40 ms for delayed ACKs.
+            let _ = stream.set_nodelay(true);
+            self.state.metrics.connections.fetch_add(1, Relaxed);
+            let state = self.state.clone();
+            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let conn = http.serve_connection(TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        self.state.stopping.store(true, Relaxed);
+        drop(self.listener);
+        tracing::info!("stopped accepting; draining in-flight requests");
+        if tokio::time::timeout(self.config.drain_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout_s = self.config.drain_timeout.as_secs(),
+                "requests still running after the drain timeout; closing them"
+            );
+        }
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<s3s::Body> {
+    let mut r = Response::new(s3s::Body::from(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Health and metrics answer without credentials, but only unsigned requests reach
+/// them: a signed request for `/health/live` is an S3 request for bucket `health`.
+fn is_signed(req: &Request<Incoming>) -> bool {
+    req.headers().contains_key(hyper::header::AUTHORIZATION)
+        || req
+            .uri()
+            .query()
+            .is_some_and(|q| q.contains("X-Amz-Signature") || q.contains("Signature="))
+}
+
+async fn special(
+    state: &State,
+    req: &Request<Incoming>,
+) -> Option<(&'static str, Response<s3s::Body>)> {
+    if !matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD) || is_signed(req) {
+        return None;
+    }
+    match req.uri().path() {
+        "/health/live" => Some(("HealthLive", text(StatusCode::OK, "live\n"))),
+        "/health/ready" => {
+            let resp = match (state.engine.get(), state.stopping.load(Relaxed)) {
+                (_, true) => text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n"),
+                (None, _) => text(StatusCode::SERVICE_UNAVAILABLE, "recovering\n"),
+                (Some(e), _) if !e.is_healthy() => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "a shard stopped after an I/O failure\n",
+                ),
+                (Some(_), _) => text(StatusCode::OK, "ready\n"),
+            };
+            Some(("HealthReady", resp))
+        }
+        "/metrics" => {
+            let (shards, segments) = match state.engine.get() {
+                Some(e) => (e.shard_metrics().to_vec(), segment_counts(e).await),
+                None => (Vec::new(), SegmentCounts::new()),
+            };
+            let mut r = text(StatusCode::OK, render(&state.metrics, &shards, &segments));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            Some(("Metrics", r))
+        }
+        _ => None,
+    }
+}
+
+async fn segment_counts(e: &engine::Engine) -> SegmentCounts {
+    let mut counts = SegmentCounts::new();
+    if let Ok(segs) = e.catalog().segments().await {
+        for s in segs {
+            let plane = format!("{:?}", s.id.plane).to_ascii_lowercase();
+            let st = format!("{:?}", s.state).to_ascii_lowercase();
+            *counts.entry((plane, st)).or_default() += 1;
+        }
+    }
+    counts
+}
+
+async fn handle(
+    state: Arc<State>,
+    mut req: Request<Incoming>,
+) -> Result<Response<s3s::Body>, std::convert::Infallible> {
+    let start = Instant::now();
+    let n = state.next_id.fetch_add(1, Relaxed);
+    let request_id = format!("{:016X}", state.id_base.wrapping_add(n));
+    let method = req.method().clone();
+    // The path only: a presigned URL's query holds its signature.
+    let path = req.uri().path().to_owned();
+    let (op, mut resp) = match special(&state, &req).await {
+        Some((op, r)) => (op.to_owned(), r),
+        None => {
+            let slot = OpName::default();
+            req.extensions_mut().insert(slot.clone());
+            let resp = match state.s3.call(req.map(s3s::Body::from)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(request_id, error = ?e, "request failed inside the S3 layer");
+                    text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+                }
+            };
+            let op = slot.0.lock().ok().and_then(|s| s.clone());
+            (op.unwrap_or_else(|| "Unknown".to_owned()), resp)
+        }
+    };
+    if let Ok(v) = request_id.parse() {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    let status = resp.status();
+    let elapsed = start.elapsed();
+    state.metrics.record(&op, status.as_u16(), elapsed);
+    log_request(&request_id, &method, &path, &op, status, elapsed, &resp);
+    Ok(resp)
+}
+
+/// One line per request at debug; failures with their S3 code at the level they
+/// deserve: server errors at error, refused credentials at warn, the rest at debug
+/// (a 404 is an ordinary answer).
+fn log_request(
+    request_id: &str,
+    method: &hyper::Method,
+    path: &str,
+    op: &str,
+    status: StatusCode,
+    elapsed: Duration,
+    resp: &Response<s3s::Body>,
+) {
+    let latency_us = elapsed.as_micros() as u64;
+    let status = status.as_u16();
+    if status < 400 {
+        tracing::debug!(request_id, %method, path, op, status, latency_us, "request");
+        return;
+    }
+    let code = resp
+        .body()
+        .bytes()
+        .and_then(|b| error_code(&b))
+        .unwrap_or_default();
+    match status {
+        500.. => {
+            tracing::error!(request_id, %method, path, op, status, code, latency_us, "request failed")
+        }
+        401 | 403 => {
+            tracing::warn!(request_id, %method, path, op, status, code, latency_us, "request refused")
+        }
+        _ => {
+            tracing::debug!(request_id, %method, path, op, status, code, latency_us, "request failed")
+        }
+    }
+}
+
+/// The `<Code>` of an S3 error body.
+fn error_code(body: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(body).ok()?;
+    let start = s.find("<Code>")? + "<Code>".len();
+    let end = s[start..].find("</Code>")? + start;
+    Some(s[start..end].to_owned())
+}

@@ -1,0 +1,330 @@
+//! Settings: command-line flags, their `INGOT_*` environment twins, a TOML file and
+//! built-in defaults, in that order of precedence. Unknown keys in the file are an
+//! error that names them.
+
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Flags of the server (each has an `INGOT_*` environment twin).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see `ingot-engine config print-default`).
+    #[arg(long, env = "INGOT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where segments, the catalog and generated credentials live [default: ./ingot-data]
+    #[arg(long, env = "INGOT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the S3 endpoint [default: 0.0.0.0:9000]
+    #[arg(long, env = "INGOT_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Shards, one pinned thread each [default: every online core]
+    #[arg(long, env = "INGOT_CORES", value_name = "N")]
+    pub cores: Option<usize>,
+    /// Threads of the HTTP runtime [default: every online core]
+    #[arg(long, env = "INGOT_FRONTEND_THREADS", value_name = "N")]
+    pub frontend_threads: Option<usize>,
+    /// Region the endpoint reports and signs for [default: us-east-1]
+    #[arg(long, env = "INGOT_REGION")]
+    pub region: Option<String>,
+    /// Base domain for virtual-host addressing (bucket.DOMAIN); without it only
+    /// path-style requests work, so set clients to path-style.
+    #[arg(long, env = "INGOT_DOMAIN")]
+    pub domain: Option<String>,
+    /// Root access key (with --secret-key or --secret-key-file).
+    #[arg(long, env = "INGOT_ACCESS_KEY")]
+    pub access_key: Option<String>,
+    /// Root secret key. Prefer --secret-key-file: flags show up in `ps`.
+    #[arg(long, env = "INGOT_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// File holding the root secret key.
+    #[arg(long, env = "INGOT_SECRET_KEY_FILE", value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Shard file I/O: auto (io_uring, else blocking with a warning), uring, blocking
+    /// [default: auto]
+    #[arg(long, env = "INGOT_IO_MODE")]
+    pub io_mode: Option<String>,
+    /// Log filter, e.g. `info` or `debug,frontend=trace` [default: info]
+    #[arg(long, env = "INGOT_LOG")]
+    pub log: Option<String>,
+}
+
+/// The TOML file. Every key is optional; unknown keys are refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub cores: Option<usize>,
+    pub frontend_threads: Option<usize>,
+    pub region: Option<String>,
+    pub domain: Option<String>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub secret_key_file: Option<PathBuf>,
+    pub io_mode: Option<String>,
+    pub log: Option<String>,
+    pub header_read_timeout_s: Option<u64>,
+    pub drain_timeout_s: Option<u64>,
+    #[serde(default)]
+    pub engine: EngineSection,
+}
+
+/// `[engine]`: storage knobs (see tuning/README.md for what each trades).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    pub seal_bytes: Option<u64>,
+    pub seal_age_ms: Option<u64>,
+    pub chunk_bytes: Option<usize>,
+    pub node_cache_bytes: Option<usize>,
+    pub block_cache_bytes: Option<usize>,
+    pub write_behind_bytes: Option<u64>,
+    pub max_batch_ops: Option<usize>,
+    pub pin_cores: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+/// Everything the server runs with, after precedence is applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub cores: usize,
+    pub frontend_threads: usize,
+    pub region: String,
+    pub domain: Option<String>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub secret_key_file: Option<PathBuf>,
+    pub io_mode: engine::IoMode,
+    pub log: String,
+    pub header_read_timeout: Duration,
+    pub drain_timeout: Duration,
+    pub engine: engine::ShardConfig,
+    pub pin_cores: bool,
+}
+
+pub fn online_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_file(&text).map_err(|message| ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+pub fn parse_file(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+}
+
+fn io_mode(s: &str) -> Result<engine::IoMode, ConfigError> {
+    match s {
+        "auto" => Ok(engine::IoMode::Auto),
+        "uring" => Ok(engine::IoMode::Uring),
+        "blocking" => Ok(engine::IoMode::Blocking),
+        other => Err(ConfigError::Invalid(format!(
+            "io_mode {other:?}: expected auto, uring or blocking"
+        ))),
+    }
+}
+
+impl Settings {
+    /// Applies flag/env > file > default.
+    pub fn resolve(args: ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(p) => load_file(p)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(args, file)
+    }
+
+    pub fn merge(a: ServeArgs, f: FileConfig) -> Result<Self, ConfigError> {
+        let d = engine::ShardConfig::default();
+        let e = &f.engine;
+        let positive = |name: &str, v: usize| {
+            if v == 0 {
+                Err(ConfigError::Invalid(format!("{name} must be at least 1")))
+            } else {
+                Ok(v)
+            }
+        };
+        let cores = positive("cores", a.cores.or(f.cores).unwrap_or_else(online_cores))?;
+        let frontend_threads = positive(
+            "frontend_threads",
+            a.frontend_threads
+                .or(f.frontend_threads)
+                .unwrap_or_else(online_cores),
+        )?;
+        let domain = a.domain.or(f.domain).filter(|d| !d.is_empty());
+        Ok(Self {
+            data_dir: a
+                .data_dir
+                .or(f.data_dir)
+                .unwrap_or_else(|| "./ingot-data".into()),
+            listen: a
+                .listen
+                .or(f.listen)
+                .unwrap_or_else(|| ([0, 0, 0, 0], 9000).into()),
+            cores,
+            frontend_threads,
+            region: a.region.or(f.region).unwrap_or_else(|| "us-east-1".into()),
+            domain,
+            access_key: a.access_key.or(f.access_key),
+            secret_key: a.secret_key.or(f.secret_key),
+            secret_key_file: a.secret_key_file.or(f.secret_key_file),
+            io_mode: io_mode(a.io_mode.or(f.io_mode).as_deref().unwrap_or("auto"))?,
+            log: a.log.or(f.log).unwrap_or_else(|| "info".into()),
+            header_read_timeout: Duration::from_secs(f.header_read_timeout_s.unwrap_or(30)),
+            drain_timeout: Duration::from_secs(f.drain_timeout_s.unwrap_or(30)),
+            engine: engine::ShardConfig {
+                seal_bytes: e.seal_bytes.unwrap_or(d.seal_bytes),
+                seal_age: e.seal_age_ms.map_or(d.seal_age, Duration::from_millis),
+                chunk_bytes: e.chunk_bytes.unwrap_or(d.chunk_bytes),
+                node_cache_bytes: e.node_cache_bytes.unwrap_or(d.node_cache_bytes),
+                block_cache_bytes: e.block_cache_bytes.unwrap_or(d.block_cache_bytes),
+                write_behind_bytes: e.write_behind_bytes.unwrap_or(d.write_behind_bytes),
+                max_batch_ops: e.max_batch_ops.unwrap_or(d.max_batch_ops),
+                ..d
+            },
+            pin_cores: e.pin_cores.unwrap_or(true),
+        })
+    }
+}
+
+/// `ingot-engine config print-default`: every key, commented, with its default.
+pub const DEFAULT_CONFIG: &str = r#"# ingot-engine configuration (TOML).
+# Precedence: command-line flag > INGOT_* environment variable > this file > default.
+# Every key is optional; unknown keys are refused at start.
+
+# Segments, the catalog and generated credentials. (--data-dir, INGOT_DATA_DIR)
+data_dir = "./ingot-data"
+
+# Address of the S3 endpoint. (--listen, INGOT_LISTEN)
+listen = "0.0.0.0:9000"
+
+# Shards, one pinned io_uring thread each; default: every online core.
+# A bucket stays on the shard it was created on, also when this changes. (--cores)
+# cores = 16
+
+# Threads of the HTTP runtime; default: every online core. (--frontend-threads)
+# frontend_threads = 16
+
+# Region reported by GetBucketLocation and expected in signatures. (--region)
+region = "us-east-1"
+
+# Base domain for virtual-host addressing (bucket.s3.example.com); empty: path-style
+# only. (--domain)
+domain = ""
+
+# Root credentials. With none given, a random pair is generated on first start and
+# stored in <data_dir>/credentials.toml (mode 0600). (--access-key, --secret-key,
+# --secret-key-file, INGOT_ACCESS_KEY, INGOT_SECRET_KEY, INGOT_SECRET_KEY_FILE)
+# access_key = "..."
+# secret_key_file = "/run/secrets/ingot-secret-key"
+
+# Shard file I/O: "auto" (io_uring, else blocking calls with a warning), "uring"
+# (refuse to start without io_uring), "blocking". (--io-mode)
+io_mode = "auto"
+
+# Log filter (tracing EnvFilter syntax). (--log, INGOT_LOG)
+log = "info"
+
+# A client must send its request head within this many seconds.
+header_read_timeout_s = 30
+
+# On SIGTERM/SIGINT, in-flight requests get this many seconds to finish.
+drain_timeout_s = 30
+
+[engine]
+# A segment is sealed (and becomes shippable) at this size...
+seal_bytes = 67108864
+# ...or once it has held frames for this long.
+seal_age_ms = 5000
+# Body chunk size: the unit of deduplication and of ranged reads.
+chunk_bytes = 1048576
+# Decoded MST node cache per shard.
+node_cache_bytes = 67108864
+# Block cache per shard (manifests, chunk indexes, small chunks).
+block_cache_bytes = 268435456
+# A streaming body's pages are written once this many are pending.
+write_behind_bytes = 1048576
+# Most requests one group commit takes.
+max_batch_ops = 4096
+# Pin each shard thread to its core.
+pin_cores = true
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_default_config_parses_and_matches_the_defaults() {
+        let f = parse_file(DEFAULT_CONFIG).expect("default config parses");
+        let from_file = Settings::merge(ServeArgs::default(), f).unwrap();
+        let builtin = Settings::merge(ServeArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(
+            format!("{:?}", from_file.engine),
+            format!("{:?}", builtin.engine)
+        );
+        assert_eq!(from_file.listen, builtin.listen);
+        assert_eq!(from_file.data_dir, builtin.data_dir);
+        assert_eq!(from_file.region, builtin.region);
+        assert_eq!(from_file.domain, None);
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_by_name() {
+        let err = parse_file("listen = \"127.0.0.1:1\"\nlisten_port = 9\n").unwrap_err();
+        assert!(err.contains("listen_port"), "{err}");
+        let err = parse_file("[engine]\nseal_size = 1\n").unwrap_err();
+        assert!(err.contains("seal_size"), "{err}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let f =
+            parse_file("region = \"eu-west-3\"\ncores = 3\n[engine]\nseal_bytes = 1024\n").unwrap();
+        let a = ServeArgs {
+            cores: Some(5),
+            ..ServeArgs::default()
+        };
+        let s = Settings::merge(a, f).unwrap();
+        assert_eq!(s.cores, 5);
+        assert_eq!(s.region, "eu-west-3");
+        assert_eq!(s.engine.seal_bytes, 1024);
+        assert_eq!(s.listen, SocketAddr::from(([0, 0, 0, 0], 9000)));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let f = parse_file("io_mode = \"fast\"").unwrap();
+        assert!(Settings::merge(ServeArgs::default(), f).is_err());
+        let zero = ServeArgs {
+            cores: Some(0),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::merge(zero, FileConfig::default()).is_err());
+    }
+}

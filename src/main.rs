@@ -1,0 +1,192 @@
+//! `ingot-engine`: wires the command line, configuration, logging and signals to a
+//! [`ingot_engine::node::Node`]. Serving is the default command.
+
+use clap::{Parser, Subcommand};
+use ingot_engine::config::{DEFAULT_CONFIG, ServeArgs, Settings};
+use ingot_engine::credentials::{self, Source};
+use ingot_engine::node::Node;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ingot-engine",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the S3 server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Print a fully commented configuration file with every default.
+    PrintDefault,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Config {
+            action: ConfigAction::PrintDefault,
+        }) => {
+            print!("{DEFAULT_CONFIG}");
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Serve(a)) => a,
+        None => cli.serve,
+    };
+    let settings = match Settings::resolve(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ingot-engine: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings.log);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.frontend_threads)
+        .thread_name("ingot-http")
+        .enable_all()
+        .build();
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the HTTP runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(serve(settings))
+}
+
+/// `INGOT_LOG`/`--log` sets the filter; s3s's own request dumps stay off unless named,
+/// because they would print signatures.
+fn init_logging(filter: &str) {
+    let filter = if filter.contains("s3s") {
+        filter.to_owned()
+    } else {
+        format!("{filter},s3s=off")
+    };
+    let env = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
+    tracing_subscriber::fmt()
+        .with_env_filter(env)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    let creds = match credentials::resolve(
+        settings.access_key.clone(),
+        settings.secret_key.clone(),
+        settings.secret_key_file.clone(),
+        &settings.data_dir,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "credentials");
+            return ExitCode::from(2);
+        }
+    };
+    let mut node = match Node::start(&settings, &creds).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    banner(&settings, &creds, node.addr());
+    let stop = tokio::select! {
+        r = node.ready() => match r {
+            Ok(()) => {
+                tracing::info!("storage recovered; ready");
+                wait_for_signal().await
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storage engine failed to open");
+                return ExitCode::FAILURE;
+            }
+        },
+        s = wait_for_signal() => s,
+    };
+    tracing::info!(
+        signal = stop,
+        "shutting down: draining requests, then commit and seal"
+    );
+    // A second signal skips the orderly stop (acknowledged data is durable anyway).
+    tokio::spawn(async {
+        let s = wait_for_signal().await;
+        tracing::warn!(signal = s, "second signal: exiting without sealing");
+        std::process::exit(130);
+    });
+    match node.stop().await {
+        Ok(()) => {
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "shutdown was not clean; the next start recovers");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+fn banner(s: &Settings, c: &credentials::Credentials, addr: std::net::SocketAddr) {
+    let host = if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    let creds = match &c.source {
+        Source::Given => "given on the command line or environment".to_owned(),
+        Source::SecretFile(p) => format!("secret key from {}", p.display()),
+        Source::Stored(p) if c.generated => {
+            format!("generated, stored in {} (mode 0600)", p.display())
+        }
+        Source::Stored(p) => format!("stored in {}", p.display()),
+    };
+    eprintln!(
+        "ingot-engine {version}\n  S3 endpoint:  http://{host}  (listening on {addr}, region {region}{vhost})\n  cores:        {cores} shards, {threads} HTTP threads\n  data dir:     {dir}\n  access key:   {key}\n  credentials:  {creds}\n  health:       http://{host}/health/ready   metrics: http://{host}/metrics",
+        version = env!("CARGO_PKG_VERSION"),
+        region = s.region,
+        vhost = s
+            .domain
+            .as_ref()
+            .map(|d| format!(", virtual hosts *.{d}"))
+            .unwrap_or_default(),
+        cores = s.cores,
+        threads = s.frontend_threads,
+        dir = s.data_dir.display(),
+        key = c.access_key,
+    );
+}

@@ -1,0 +1,113 @@
+//! A running node: the S3 endpoint bound first (so health answers during recovery),
+//! the engine opened behind it, and an orderly stop.
+
+use crate::config::Settings;
+use crate::credentials::Credentials;
+use engine::{Engine, EngineConfig};
+use frontend::{EngineSlot, Frontend, FrontendConfig, Metrics};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{oneshot, watch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Frontend(#[from] frontend::FrontendError),
+    #[error("storage engine: {0}")]
+    Engine(#[from] engine::EngineError),
+    #[error("the engine thread panicked while opening")]
+    Panicked,
+}
+
+/// A started node. Dropping it without [`Node::stop`] leaves the engine to its
+/// `Drop` (no seal, recovery on the next start).
+#[derive(Debug)]
+pub struct Node {
+    addr: SocketAddr,
+    engine: EngineSlot,
+    stop_tx: watch::Sender<bool>,
+    served: Option<tokio::task::JoinHandle<()>>,
+    opened: Option<oneshot::Receiver<Result<(), NodeError>>>,
+}
+
+impl Node {
+    /// Binds the endpoint and starts opening the engine (recovery runs in the
+    /// background; S3 requests get 503 and `/health/ready` says "recovering" until
+    /// it is done). Must run inside a tokio runtime.
+    pub async fn start(s: &Settings, creds: &Credentials) -> Result<Self, NodeError> {
+        let engine: EngineSlot = Arc::new(OnceLock::new());
+        let metrics = Arc::new(Metrics::default());
+        let mut fc =
+            FrontendConfig::new(s.listen, creds.access_key.clone(), creds.secret_key.clone());
+        fc.region = s.region.clone();
+        fc.domain = s.domain.clone();
+        fc.header_read_timeout = s.header_read_timeout;
+        fc.drain_timeout = s.drain_timeout;
+        let frontend = Frontend::bind(fc, engine.clone(), metrics).await?;
+        let addr = frontend
+            .local_addr()
+            .map_err(|e| frontend::FrontendError::Bind {
+                addr: s.listen,
+                source: e,
+            })?;
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let served = tokio::spawn(frontend.serve(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }));
+        let mut ec = EngineConfig::new(&s.data_dir);
+        ec.cores = s.cores;
+        ec.io = s.io_mode;
+        ec.shard = s.engine.clone();
+        ec.pin_cores = s.pin_cores;
+        let (opened_tx, opened) = oneshot::channel();
+        let slot = engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = match Engine::open(ec) {
+                Ok(e) => {
+                    let _ = slot.set(Arc::new(e));
+                    Ok(())
+                }
+                Err(e) => Err(NodeError::Engine(e)),
+            };
+            let _ = opened_tx.send(r);
+        });
+        Ok(Self {
+            addr,
+            engine,
+            stop_tx,
+            served: Some(served),
+            opened: Some(opened),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until the engine has recovered and serves (or failed to open).
+    pub async fn ready(&mut self) -> Result<(), NodeError> {
+        match self.opened.take() {
+            Some(rx) => rx.await.unwrap_or(Err(NodeError::Panicked)),
+            None => Ok(()),
+        }
+    }
+
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        self.engine.get()
+    }
+
+    /// Stops accepting, drains in-flight requests, then commits, seals and
+    /// checkpoints every shard.
+    pub async fn stop(mut self) -> Result<(), NodeError> {
+        let _ = self.stop_tx.send(true);
+        if let Some(s) = self.served.take() {
+            let _ = s.await;
+        }
+        // A stop during recovery waits for it: the engine must close cleanly.
+        let opened = self.ready().await;
+        if let Some(e) = self.engine.get() {
+            e.shutdown().await?;
+        }
+        opened
+    }
+}
