@@ -467,11 +467,15 @@ impl<C: Catalog + 'static> Engine<C> {
         let declared = opts.content_length.unwrap_or(0);
         let mut first: Option<Bytes> = None;
         let mut more: Vec<u8> = Vec::new();
+        let mut got = 0u64;
         while let Some(piece) = body.recv().await {
             let piece = piece?;
-            let got = first.as_ref().map_or(0, Bytes::len) + more.len() + piece.len();
-            if got as u64 > declared {
+            got += piece.len() as u64;
+            if got > declared {
                 return Err(EngineError::EntityTooLarge { limit: declared });
+            }
+            if piece.is_empty() {
+                continue;
             }
             match &first {
                 None => first = Some(piece),

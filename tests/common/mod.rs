@@ -87,7 +87,10 @@ pub fn body(n: usize, seed: u64) -> Vec<u8> {
 
 pub fn md5_hex(b: &[u8]) -> String {
     use md5::Digest;
-    md5::Md5::digest(b).iter().map(|b| format!("{b:02x}")).collect()
+    md5::Md5::digest(b)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The S3 error code of a failed SDK call.
@@ -119,5 +122,10 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
 }
 
 pub async fn read_all(out: aws_sdk_s3::operation::get_object::GetObjectOutput) -> Vec<u8> {
-    out.body.collect().await.expect("body").into_bytes().to_vec()
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
 }
