@@ -191,7 +191,7 @@ mod tests {
         assert!(!again.generated);
         assert_eq!(
             (again.access_key, again.secret_key),
-            (first.access_key, first.secret_key)
+            (first.access_key.clone(), first.secret_key.clone())
         );
         let other = tempfile::tempdir().unwrap();
         let third = resolve(None, None, None, other.path()).unwrap();

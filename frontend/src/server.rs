@@ -93,6 +93,64 @@ struct OpName(Arc<Mutex<Option<String>>>);
 
 struct Access;
 
+/// Virtual-host addressing under one base domain: `bucket.domain[:port]` names a
+/// bucket; the domain itself, an IP address or any other host name is path-style.
+struct VirtualHosts {
+    domain: String,
+}
+
+impl VirtualHosts {
+    fn new(domain: &str) -> Option<Self> {
+        let d = domain.trim_matches('.').to_ascii_lowercase();
+        let ok = !d.is_empty()
+            && d.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            });
+        ok.then_some(Self { domain: d })
+    }
+
+    /// The bucket a `Host` header names, if any.
+    fn bucket_of(&self, host: &str) -> Option<String> {
+        let name = match host.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|c| c.is_ascii_digit()) => h,
+            _ => host,
+        };
+        let name = name.to_ascii_lowercase();
+        let bucket = name.strip_suffix(self.domain.as_str())?.strip_suffix('.')?;
+        (!bucket.is_empty()).then(|| bucket.to_owned())
+    }
+}
+
+impl s3s::host::S3Host for VirtualHosts {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
+        let vh = s3s::host::VirtualHost::new(self.domain.as_str());
+        Ok(match self.bucket_of(host) {
+            Some(b) => vh.with_bucket(b),
+            None => vh,
+        })
+    }
+}
+
+/// The node's one root key pair.
+struct RootKey {
+    access_key: String,
+    secret_key: s3s::auth::SecretKey,
+}
+
+#[async_trait::async_trait]
+impl s3s::auth::S3Auth for RootKey {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<s3s::auth::SecretKey> {
+        if access_key == self.access_key {
+            Ok(self.secret_key.clone())
+        } else {
+            Err(S3Error::with_message(
+                S3ErrorCode::InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records.",
+            ))
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
@@ -134,15 +192,13 @@ impl Frontend {
             &config.access_key,
         );
         let mut b = S3ServiceBuilder::new(s3);
-        b.set_auth(s3s::auth::SimpleAuth::from_single(
-            config.access_key.clone(),
-            config.secret_key.clone(),
-        ));
+        b.set_auth(RootKey {
+            access_key: config.access_key.clone(),
+            secret_key: config.secret_key.clone().into(),
+        });
         b.set_access(Access);
         if let Some(d) = &config.domain {
-            let host =
-                s3s::host::SingleDomain::new(d).map_err(|_| FrontendError::Domain(d.clone()))?;
-            b.set_host(host);
+            b.set_host(VirtualHosts::new(d).ok_or_else(|| FrontendError::Domain(d.clone()))?);
         }
         let id_base = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -173,7 +229,7 @@ impl Frontend {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(self.config.header_read_timeout)
-            .max_buf_size(self.config.max_header_bytes.max(8192))
+            .max_header_size(self.config.max_header_bytes)
             .keep_alive(true);
         tokio::pin!(shutdown);
         loop {
@@ -215,6 +271,30 @@ impl Frontend {
                 "requests still running after the drain timeout; closing them"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VirtualHosts;
+
+    #[test]
+    fn virtual_hosts_name_buckets_only_under_the_domain() {
+        let v = VirtualHosts::new("s3.example.com").unwrap();
+        assert_eq!(
+            v.bucket_of("photos.s3.example.com").as_deref(),
+            Some("photos")
+        );
+        assert_eq!(
+            v.bucket_of("Photos.S3.Example.com:9000").as_deref(),
+            Some("photos")
+        );
+        assert_eq!(v.bucket_of("a.b.s3.example.com").as_deref(), Some("a.b"));
+        assert_eq!(v.bucket_of("s3.example.com:9000"), None);
+        assert_eq!(v.bucket_of("127.0.0.1:9000"), None);
+        assert_eq!(v.bucket_of("localhost"), None);
+        assert_eq!(v.bucket_of("evils3.example.com"), None);
+        assert!(VirtualHosts::new("bad domain").is_none());
     }
 }
 

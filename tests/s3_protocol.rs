@@ -1,0 +1,403 @@
+//! The protocol edges: signatures (wrong, unknown key, anonymous, presigned), bad
+//! input (malformed XML, short bodies, oversized bodies and headers, a body that does
+//! not match its signed hash), slow clients, `Expect: 100-continue`, virtual hosts,
+//! unsupported operations, health and metrics. None of the refusals changes state.
+
+mod common;
+#[path = "common/raw.rs"]
+mod raw;
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sigv4::http_request::SignableBody;
+use common::{SECRET_KEY, client, client_with, code, start, status};
+use raw::{connect, head, read_answer, roundtrip, signed_headers};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let out = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_are_checked() {
+    let (node, _dir) = start().await;
+    let addr = node.addr();
+    let s3 = client(addr);
+    s3.create_bucket().bucket("sig").send().await.unwrap();
+    let wrong = client_with(addr, common::ACCESS_KEY, "not-the-secret");
+    let e = wrong
+        .put_object()
+        .bucket("sig")
+        .key("k")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&e).as_str(), status(&e)),
+        ("SignatureDoesNotMatch", 403)
+    );
+    let unknown = client_with(addr, "AKIDUNKNOWN000000000", SECRET_KEY);
+    let e = unknown.list_buckets().send().await.unwrap_err();
+    assert_eq!((code(&e).as_str(), status(&e)), ("InvalidAccessKeyId", 403));
+    let anon = tokio::task::spawn_blocking(move || {
+        roundtrip(
+            addr,
+            b"GET /sig HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(anon.status, 403);
+    assert!(
+        anon.body.contains("<Code>AccessDenied</Code>"),
+        "{}",
+        anon.body
+    );
+    assert!(anon.head.to_ascii_lowercase().contains("x-amz-request-id"));
+    assert!(keys(&s3, "sig").await.is_empty());
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_urls_put_and_get() {
+    let (node, _dir) = start().await;
+    let addr = node.addr();
+    let s3 = client(addr);
+    s3.create_bucket().bucket("pre").send().await.unwrap();
+    let cfg = PresigningConfig::expires_in(Duration::from_secs(300)).unwrap();
+    let put = s3
+        .put_object()
+        .bucket("pre")
+        .key("p.txt")
+        .presigned(cfg.clone())
+        .await
+        .unwrap();
+    let get = s3
+        .get_object()
+        .bucket("pre")
+        .key("p.txt")
+        .presigned(cfg)
+        .await
+        .unwrap();
+    let path = |u: &str| u.split_once(&addr.to_string()).unwrap().1.to_owned();
+    let (put_path, get_path) = (path(put.uri()), path(get.uri()));
+    let host = addr.to_string();
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut req =
+            format!("PUT {put_path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: 5\r\n\r\nhello")
+                .into_bytes();
+        let put = roundtrip(addr, &req);
+        req = format!("GET {get_path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n")
+            .into_bytes();
+        let get = roundtrip(addr, &req);
+        // A tampered presigned URL is refused.
+        let at = get_path.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+        let flipped = if &get_path[at..=at] == "0" { "1" } else { "0" };
+        let bad = format!("{}{flipped}{}", &get_path[..at], &get_path[at + 1..]);
+        let tampered = roundtrip(
+            addr,
+            format!("GET {bad} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
+        );
+        (put, get, tampered)
+    })
+    .await
+    .unwrap();
+    assert_eq!(answers.0.status, 200, "{}", answers.0.body);
+    assert_eq!((answers.1.status, answers.1.body.as_str()), (200, "hello"));
+    assert_eq!(answers.2.status, 403);
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_xml_and_short_or_mismatched_bodies_change_nothing() {
+    let (node, _dir) = start().await;
+    let addr = node.addr();
+    let s3 = client(addr);
+    s3.create_bucket().bucket("bad").send().await.unwrap();
+    s3.put_object()
+        .bucket("bad")
+        .key("keep")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let host = addr.to_string();
+    let (xml, short, mismatch, huge) = tokio::task::spawn_blocking(move || {
+        // DeleteObjects with XML that does not parse.
+        let body = b"<Delete><Object><Key>keep</Key></Object>";
+        let url = format!("http://{host}/bad?delete");
+        let md5 = base64_md5(body);
+        let len = body.len().to_string();
+        let hs = signed_headers(
+            "POST",
+            &url,
+            &[
+                ("host", &host),
+                ("content-md5", &md5),
+                ("content-length", &len),
+            ],
+            SignableBody::Bytes(body),
+            SECRET_KEY,
+        );
+        let mut req = head("POST", "/bad?delete", &hs);
+        req.extend_from_slice(body);
+        let xml = roundtrip(addr, &req);
+
+        // A body shorter than its Content-Length, then the client stops sending.
+        let url = format!("http://{host}/bad/short");
+        let hs = signed_headers(
+            "PUT",
+            &url,
+            &[("host", &host), ("content-length", "1000")],
+            SignableBody::UnsignedPayload,
+            SECRET_KEY,
+        );
+        let mut s = connect(addr);
+        s.write_all(&head("PUT", "/bad/short", &hs)).unwrap();
+        s.write_all(&[7u8; 500]).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let short = read_answer(&mut s);
+
+        // A body that is not the one whose SHA-256 was signed.
+        let url = format!("http://{host}/bad/mismatch");
+        let hs = signed_headers(
+            "PUT",
+            &url,
+            &[("host", &host), ("content-length", "5")],
+            SignableBody::Bytes(b"hello"),
+            SECRET_KEY,
+        );
+        let mut req = head("PUT", "/bad/mismatch", &hs);
+        req.extend_from_slice(b"HELLO");
+        let mismatch = roundtrip(addr, &req);
+
+        // More than 5 GiB declared: refused before any body byte is read.
+        let url = format!("http://{host}/bad/huge");
+        let big = (6u64 << 30).to_string();
+        let hs = signed_headers(
+            "PUT",
+            &url,
+            &[("host", &host), ("content-length", &big)],
+            SignableBody::UnsignedPayload,
+            SECRET_KEY,
+        );
+        let huge = roundtrip(addr, &head("PUT", "/bad/huge", &hs));
+        (xml, short, mismatch, huge)
+    })
+    .await
+    .unwrap();
+    assert_eq!(xml.status, 400, "{}", xml.body);
+    assert!(
+        xml.body.contains("<Code>MalformedXML</Code>"),
+        "{}",
+        xml.body
+    );
+    assert_eq!(short.status, 400, "{}", short.body);
+    assert!(short.body.contains("IncompleteBody"), "{}", short.body);
+    assert_eq!(mismatch.status, 400, "{}", mismatch.body);
+    assert!(
+        mismatch.body.contains("XAmzContentSHA256Mismatch"),
+        "{}",
+        mismatch.body
+    );
+    assert_eq!(huge.status, 400, "{}", huge.body);
+    assert!(huge.body.contains("EntityTooLarge"), "{}", huge.body);
+    assert_eq!(keys(&s3, "bad").await, ["keep"]);
+    node.stop().await.unwrap();
+}
+
+fn base64_md5(b: &[u8]) -> String {
+    use md5::Digest;
+    let d = md5::Md5::digest(b);
+    let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in d.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(table[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_continue_slow_headers_and_header_limits() {
+    let (node, _dir) = start().await;
+    let addr = node.addr();
+    let s3 = client(addr);
+    s3.create_bucket().bucket("conn").send().await.unwrap();
+    let host = addr.to_string();
+    let (cont, after, slow_closed, big) = tokio::task::spawn_blocking(move || {
+        let url = format!("http://{host}/conn/ex");
+        let hs = signed_headers(
+            "PUT",
+            &url,
+            &[
+                ("host", &host),
+                ("content-length", "4"),
+                ("expect", "100-continue"),
+            ],
+            SignableBody::Bytes(b"body"),
+            SECRET_KEY,
+        );
+        let mut s = connect(addr);
+        s.write_all(&head("PUT", "/conn/ex", &hs)).unwrap();
+        let cont = read_answer(&mut s); // the interim 100 Continue
+        s.write_all(b"body").unwrap();
+        let after = read_answer(&mut s);
+
+        // A client that never finishes its headers is cut off (2 s in tests).
+        let mut slow = connect(addr);
+        slow.write_all(b"GET /conn HTTP/1.1\r\nhost: x\r\n")
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let closed = matches!(slow.read(&mut buf), Ok(_) | Err(_));
+
+        // A request head over the limit is refused.
+        let filler = "a".repeat(100 << 10);
+        let big = roundtrip(
+            addr,
+            format!("GET /conn HTTP/1.1\r\nhost: x\r\nx-filler: {filler}\r\n\r\n").as_bytes(),
+        );
+        (cont, after, closed, big)
+    })
+    .await
+    .unwrap();
+    assert_eq!(cont.status, 100, "{}", cont.head);
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert!(slow_closed);
+    assert!(
+        big.status == 431 || big.status == 0,
+        "oversized head: {}",
+        big.head
+    );
+    let got = common::read_all(
+        s3.get_object()
+            .bucket("conn")
+            .key("ex")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got, b"body");
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_host_addressing_with_a_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = common::settings(dir.path(), "127.0.0.1:0".parse().unwrap());
+    s.domain = Some("s3.ingot.test".into());
+    let node = common::start_with(s).await;
+    let addr = node.addr();
+    let s3 = client(addr);
+    s3.create_bucket().bucket("vhost").send().await.unwrap();
+    s3.put_object()
+        .bucket("vhost")
+        .key("k.txt")
+        .body(b"virtual".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let port = addr.port();
+    let got = tokio::task::spawn_blocking(move || {
+        let host = format!("vhost.s3.ingot.test:{port}");
+        let url = format!("http://{host}/k.txt");
+        let hs = signed_headers(
+            "GET",
+            &url,
+            &[("host", &host), ("connection", "close")],
+            SignableBody::Bytes(b""),
+            SECRET_KEY,
+        );
+        roundtrip(addr, &head("GET", "/k.txt", &hs))
+    })
+    .await
+    .unwrap();
+    assert_eq!((got.status, got.body.as_str()), (200, "virtual"));
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_operations_answer_not_implemented() {
+    let (node, _dir) = start().await;
+    let s3 = client(node.addr());
+    s3.create_bucket().bucket("nimpl").send().await.unwrap();
+    let e = s3
+        .get_bucket_tagging()
+        .bucket("nimpl")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((code(&e).as_str(), status(&e)), ("NotImplemented", 501));
+    let e = s3
+        .get_object_acl()
+        .bucket("nimpl")
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status(&e), 501);
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_answer_without_credentials() {
+    let (node, _dir) = start().await;
+    let addr = node.addr();
+    let s3 = client(addr);
+    s3.create_bucket().bucket("met").send().await.unwrap();
+    s3.put_object()
+        .bucket("met")
+        .key("k")
+        .body(b"12345".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let _ = s3.get_object().bucket("met").key("missing").send().await;
+    let (live, ready, metrics) = tokio::task::spawn_blocking(move || {
+        let get = |p: &str| {
+            roundtrip(
+                addr,
+                format!("GET {p} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+            )
+        };
+        (get("/health/live"), get("/health/ready"), get("/metrics"))
+    })
+    .await
+    .unwrap();
+    assert_eq!((live.status, ready.status), (200, 200));
+    assert_eq!(metrics.status, 200);
+    let m = metrics.body;
+    assert!(
+        m.contains("ingot_requests_total{op=\"PutObject\",status=\"200\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("ingot_requests_total{op=\"GetObject\",status=\"404\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("ingot_commit_batches_total{shard="), "{m}");
+    assert!(
+        m.contains("ingot_catalog_fsync_seconds_count{shard="),
+        "{m}"
+    );
+    assert!(
+        m.contains("ingot_segments{plane=\"data\",state=\"open\"}"),
+        "{m}"
+    );
+    assert!(m.contains("ingot_bytes_in_total 5"), "{m}");
+    node.stop().await.unwrap();
+}
