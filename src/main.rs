@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the S3 server (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             print!("{DEFAULT_CONFIG}");
             return ExitCode::SUCCESS;
         }
-        Some(Command::Serve(a)) => a,
+        Some(Command::Serve(a)) => *a,
         None => cli.serve,
     };
     let settings = match Settings::resolve(args) {

@@ -149,7 +149,6 @@ impl s3s::S3 for IngotS3 {
         }
         let output = CreateBucketOutput {
             location: Some(format!("/{}", input.bucket)),
-            ..Default::default()
         };
         match self.engine()?.create_bucket(&input.bucket).await {
             Ok(()) => Ok(S3Response::new(output)),

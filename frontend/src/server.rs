@@ -274,30 +274,6 @@ impl Frontend {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::VirtualHosts;
-
-    #[test]
-    fn virtual_hosts_name_buckets_only_under_the_domain() {
-        let v = VirtualHosts::new("s3.example.com").unwrap();
-        assert_eq!(
-            v.bucket_of("photos.s3.example.com").as_deref(),
-            Some("photos")
-        );
-        assert_eq!(
-            v.bucket_of("Photos.S3.Example.com:9000").as_deref(),
-            Some("photos")
-        );
-        assert_eq!(v.bucket_of("a.b.s3.example.com").as_deref(), Some("a.b"));
-        assert_eq!(v.bucket_of("s3.example.com:9000"), None);
-        assert_eq!(v.bucket_of("127.0.0.1:9000"), None);
-        assert_eq!(v.bucket_of("localhost"), None);
-        assert_eq!(v.bucket_of("evils3.example.com"), None);
-        assert!(VirtualHosts::new("bad domain").is_none());
-    }
-}
-
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<s3s::Body> {
     let mut r = Response::new(s3s::Body::from(body.into()));
     *r.status_mut() = status;
@@ -445,4 +421,28 @@ fn error_code(body: &[u8]) -> Option<String> {
     let start = s.find("<Code>")? + "<Code>".len();
     let end = s[start..].find("</Code>")? + start;
     Some(s[start..end].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VirtualHosts;
+
+    #[test]
+    fn virtual_hosts_name_buckets_only_under_the_domain() {
+        let v = VirtualHosts::new("s3.example.com").unwrap();
+        assert_eq!(
+            v.bucket_of("photos.s3.example.com").as_deref(),
+            Some("photos")
+        );
+        assert_eq!(
+            v.bucket_of("Photos.S3.Example.com:9000").as_deref(),
+            Some("photos")
+        );
+        assert_eq!(v.bucket_of("a.b.s3.example.com").as_deref(), Some("a.b"));
+        assert_eq!(v.bucket_of("s3.example.com:9000"), None);
+        assert_eq!(v.bucket_of("127.0.0.1:9000"), None);
+        assert_eq!(v.bucket_of("localhost"), None);
+        assert_eq!(v.bucket_of("evils3.example.com"), None);
+        assert!(VirtualHosts::new("bad domain").is_none());
+    }
 }
