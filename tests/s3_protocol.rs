@@ -401,3 +401,81 @@ async fn health_and_metrics_answer_without_credentials() {
     assert!(m.contains("ingot_bytes_in_total 5"), "{m}");
     node.stop().await.unwrap();
 }
+
+/// A PUT whose aws-chunked body has signed chunks; chunk signatures are verified.
+fn chunked_put(
+    addr: std::net::SocketAddr,
+    key: &str,
+    data: &[u8],
+    corrupt: Option<usize>,
+) -> raw::Answer {
+    let host = addr.to_string();
+    let time = std::time::SystemTime::now();
+    let url = format!("http://{host}/chunks/{key}");
+    let body_len = raw::signed_chunks(time, &"0".repeat(64), SECRET_KEY, data, 64 << 10, None)
+        .len()
+        .to_string();
+    let decoded = data.len().to_string();
+    let hs = raw::signed_headers_at(
+        time,
+        "PUT",
+        &url,
+        &[
+            ("host", host.as_str()),
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", decoded.as_str()),
+            ("content-length", body_len.as_str()),
+            ("connection", "close"),
+        ],
+        SignableBody::Precomputed("STREAMING-AWS4-HMAC-SHA256-PAYLOAD".into()),
+        SECRET_KEY,
+    );
+    let auth = hs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .unwrap();
+    let seed = auth.1.rsplit("Signature=").next().unwrap().to_owned();
+    let mut req = head("PUT", &format!("/chunks/{key}"), &hs);
+    req.extend_from_slice(&raw::signed_chunks(
+        time,
+        &seed,
+        SECRET_KEY,
+        data,
+        64 << 10,
+        corrupt,
+    ));
+    roundtrip(addr, &req)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_chunked_signed_chunks_are_verified() {
+    let (node, _dir) = start().await;
+    let addr = node.addr();
+    let s3 = client(addr);
+    s3.create_bucket().bucket("chunks").send().await.unwrap();
+    let data = common::body(200_000, 11);
+    let d = data.clone();
+    let (good, bad) = tokio::task::spawn_blocking(move || {
+        (
+            chunked_put(addr, "good", &d, None),
+            chunked_put(addr, "bad", &d, Some(1)),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(good.status, 200, "{}", good.body);
+    assert_eq!(bad.status, 403, "{}", bad.body);
+    assert!(bad.body.contains("SignatureDoesNotMatch"), "{}", bad.body);
+    let got = common::read_all(
+        s3.get_object()
+            .bucket("chunks")
+            .key("good")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(got == data);
+    assert_eq!(keys(&s3, "chunks").await, ["good"]);
+    node.stop().await.unwrap();
+}

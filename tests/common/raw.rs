@@ -18,6 +18,18 @@ pub fn signed_headers(
     body: SignableBody<'_>,
     secret: &str,
 ) -> Vec<(String, String)> {
+    signed_headers_at(SystemTime::now(), method, url, headers, body, secret)
+}
+
+/// [`signed_headers`] at a given signing time.
+pub fn signed_headers_at(
+    time: SystemTime,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: SignableBody<'_>,
+    secret: &str,
+) -> Vec<(String, String)> {
     let identity =
         aws_credential_types::Credentials::new(crate::common::ACCESS_KEY, secret, None, None, "t")
             .into();
@@ -29,7 +41,7 @@ pub fn signed_headers(
         .identity(&identity)
         .region("us-east-1")
         .name("s3")
-        .time(SystemTime::now())
+        .time(time)
         .settings(settings)
         .build()
         .expect("signing params")
@@ -108,4 +120,75 @@ pub fn roundtrip(addr: SocketAddr, request: &[u8]) -> Answer {
     let mut s = connect(addr);
     s.write_all(request).unwrap();
     read_answer(&mut s)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(b))
+}
+
+/// An `aws-chunked` body with signed chunks (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): each
+/// chunk's signature chains from the previous one, starting at the seed signature of
+/// the request head. `corrupt` flips one signature digit of the chunk with that index.
+pub fn signed_chunks(
+    time: SystemTime,
+    seed: &str,
+    secret: &str,
+    data: &[u8],
+    chunk: usize,
+    corrupt: Option<usize>,
+) -> Vec<u8> {
+    use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
+    let key = generate_signing_key(secret, time, "us-east-1", "s3");
+    let stamp = amz_stamp(time);
+    let mut prev = seed.to_owned();
+    let mut out = Vec::new();
+    let pieces: Vec<&[u8]> = data.chunks(chunk).chain(std::iter::once(&[][..])).collect();
+    for (i, piece) in pieces.iter().enumerate() {
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}/us-east-1/s3/aws4_request\n{prev}\n{}\n{}",
+            stamp.0,
+            stamp.1,
+            sha256_hex(b""),
+            sha256_hex(piece)
+        );
+        let mut sig = calculate_signature(key.as_ref(), to_sign.as_bytes());
+        prev = sig.clone();
+        if corrupt == Some(i) {
+            let flipped = if sig.starts_with('0') { "1" } else { "0" };
+            sig.replace_range(..1, flipped);
+        }
+        out.extend_from_slice(format!("{:x};chunk-signature={sig}\r\n", piece.len()).as_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// (`YYYYMMDDTHHMMSSZ`, `YYYYMMDD`) of a time, as SigV4 writes them.
+fn amz_stamp(t: SystemTime) -> (String, String) {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let date = format!("{y:04}{m:02}{d:02}");
+    let full = format!(
+        "{date}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    (full, date)
 }
