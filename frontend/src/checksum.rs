@@ -228,24 +228,22 @@ impl ExpectedChecksum {
     }
 }
 
-/// Sets the response field of `c`'s algorithm (for PUT, GET and HEAD answers).
-pub fn echo(
-    c: &Checksum,
-    crc32: &mut Option<String>,
-    crc32c: &mut Option<String>,
-    sha1: &mut Option<String>,
-    sha256: &mut Option<String>,
-    crc64nvme: &mut Option<String>,
-) {
-    let v = Some(encode_value(&c.value));
-    match c.algorithm {
-        ChecksumAlgorithm::Crc32 => *crc32 = v,
-        ChecksumAlgorithm::Crc32c => *crc32c = v,
-        ChecksumAlgorithm::Sha1 => *sha1 = v,
-        ChecksumAlgorithm::Sha256 => *sha256 = v,
-        ChecksumAlgorithm::Crc64Nvme => *crc64nvme = v,
-    }
+/// Sets the response field of a checksum's algorithm on any S3 output that has the
+/// five `checksum_*` fields (PutObject, GetObject, HeadObject, CopyObjectResult).
+macro_rules! echo_checksum {
+    ($out:expr, $c:expr) => {{
+        let c: &engine::format::Checksum = $c;
+        let v = Some($crate::checksum::encode_value(&c.value));
+        match c.algorithm {
+            engine::format::ChecksumAlgorithm::Crc32 => $out.checksum_crc32 = v,
+            engine::format::ChecksumAlgorithm::Crc32c => $out.checksum_crc32c = v,
+            engine::format::ChecksumAlgorithm::Sha1 => $out.checksum_sha1 = v,
+            engine::format::ChecksumAlgorithm::Sha256 => $out.checksum_sha256 = v,
+            engine::format::ChecksumAlgorithm::Crc64Nvme => $out.checksum_crc64nvme = v,
+        }
+    }};
 }
+pub(crate) use echo_checksum;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! PutObject, GetObject, HeadObject, DeleteObject(s) and CopyObject.
 
 use crate::body::{PumpFailure, into_blob, pump};
-use crate::checksum::{ExpectedChecksum, echo};
+use crate::checksum::{ExpectedChecksum, echo_checksum};
 use crate::conditions::{Conditions, NotModified};
 use crate::s3::{IngotS3, engine_err, invalid_argument, timestamp};
 use engine::format::ObjectManifest;
@@ -9,7 +9,6 @@ use engine::{ByteRange, EngineError, ObjectInfo, PutCondition, PutOptions};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// The largest single PUT S3 accepts.
 pub const MAX_PUT_BYTES: u64 = 5 << 30;
@@ -112,6 +111,43 @@ fn object_headers(m: &ObjectManifest) -> ObjectHeaders {
         expires: m.expires.as_deref().and_then(parse_http_date),
         metadata: (!m.meta.is_empty()).then(|| m.meta.clone().into_iter().collect()),
     }
+}
+
+/// A GetObject or HeadObject answer for `m` (the fields both share, same names in
+/// both types), with `len` body bytes and any extra fields (a GET's body). The stored
+/// checksum is echoed when asked for and the whole object is answered.
+macro_rules! object_output {
+    ($ty:ident, $m:expr, $sel:expr, $len:expr, $want_checksum:expr $(, $extra:ident)*) => {{
+        let m: &ObjectManifest = $m;
+        let sel: &Selection = $sel;
+        let h = object_headers(m);
+        let mut out = $ty {
+            accept_ranges: Some("bytes".to_owned()),
+            content_length: Some($len as i64),
+            content_range: content_range(sel.range, m.size),
+            e_tag: Some(ETag::Strong(m.etag.clone())),
+            last_modified: Some(timestamp(m.mtime_ms)),
+            content_type: h.content_type,
+            content_encoding: m.content_encoding.clone(),
+            content_disposition: m.content_disposition.clone(),
+            content_language: m.content_language.clone(),
+            cache_control: m.cache_control.clone(),
+            expires: h.expires,
+            metadata: h.metadata,
+            website_redirect_location: m.website_redirect.clone(),
+            parts_count: sel.parts_count,
+            $($extra,)*
+            ..Default::default()
+        };
+        if $want_checksum
+            && sel.range.is_none()
+            && let Some(c) = &m.checksum
+        {
+            echo_checksum!(out, c);
+            out.checksum_type = Some(ChecksumType::from(c.kind.as_str().to_owned()));
+        }
+        out
+    }};
 }
 
 /// The byte range of part `n` of an object (a single-part object has one part).
@@ -253,39 +289,55 @@ impl IngotS3 {
             ..Default::default()
         };
         if let Some(c) = &m.checksum {
-            echo(
-                c,
-                &mut out.checksum_crc32,
-                &mut out.checksum_crc32c,
-                &mut out.checksum_sha1,
-                &mut out.checksum_sha256,
-                &mut out.checksum_crc64nvme,
-            );
+            echo_checksum!(out, c);
             out.checksum_type = Some(ChecksumType::from(c.kind.as_str().to_owned()));
         }
         Ok(S3Response::new(out))
+    }
+
+    /// The object a GET or HEAD answers with, after its conditions, and what part of it.
+    async fn look_up(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        conditions: Conditions<'_>,
+        range: Option<&Range>,
+        part: Option<i32>,
+    ) -> S3Result<(ObjectInfo, Selection)> {
+        check_version(version_id)?;
+        let info = self
+            .engine()?
+            .head_object(bucket, key)
+            .await
+            .map_err(engine_err)?;
+        read_conditions(conditions, &info.manifest)?;
+        let sel = select(&info.manifest, range, part)?;
+        Ok((info, sel))
     }
 
     pub(crate) async fn get(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        let engine = self.engine()?;
         let input = &req.input;
-        check_version(input.version_id.as_deref())?;
-        let info = engine
-            .head_object(&input.bucket, &input.key)
-            .await
-            .map_err(engine_err)?;
+        let (info, sel) = self
+            .look_up(
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+                Conditions {
+                    if_match: input.if_match.as_ref(),
+                    if_none_match: input.if_none_match.as_ref(),
+                    if_modified_since: input.if_modified_since.as_ref(),
+                    if_unmodified_since: input.if_unmodified_since.as_ref(),
+                },
+                input.range.as_ref(),
+                input.part_number,
+            )
+            .await?;
         let m = &info.manifest;
-        read_conditions(
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-            m,
-        )?;
-        let sel = select(m, input.range.as_ref(), input.part_number)?;
+        let engine = self.engine()?;
         let engine_range = sel.range.map(|(s, e)| ByteRange::FromTo {
             first: s,
             last: e.saturating_sub(1),
@@ -303,40 +355,8 @@ impl IngotS3 {
         };
         let (start, end) = got.as_ref().map_or((0, 0), |g| g.range);
         let body = got.map(|g| into_blob(g.body, self.metrics.bytes_out.clone()));
-        let h = object_headers(m);
-        let whole = sel.range.is_none();
-        let mut out = GetObjectOutput {
-            body,
-            accept_ranges: Some("bytes".to_owned()),
-            content_length: Some((end - start) as i64),
-            content_range: content_range(sel.range, m.size),
-            e_tag: Some(ETag::Strong(m.etag.clone())),
-            last_modified: Some(timestamp(m.mtime_ms)),
-            content_type: h.content_type,
-            content_encoding: m.content_encoding.clone(),
-            content_disposition: m.content_disposition.clone(),
-            content_language: m.content_language.clone(),
-            cache_control: m.cache_control.clone(),
-            expires: h.expires,
-            metadata: h.metadata,
-            website_redirect_location: m.website_redirect.clone(),
-            parts_count: sel.parts_count,
-            ..Default::default()
-        };
-        if whole
-            && checksum_mode(input.checksum_mode.as_ref())
-            && let Some(c) = &m.checksum
-        {
-            echo(
-                c,
-                &mut out.checksum_crc32,
-                &mut out.checksum_crc32c,
-                &mut out.checksum_sha1,
-                &mut out.checksum_sha256,
-                &mut out.checksum_crc64nvme,
-            );
-            out.checksum_type = Some(ChecksumType::from(c.kind.as_str().to_owned()));
-        }
+        let want = checksum_mode(input.checksum_mode.as_ref());
+        let out = object_output!(GetObjectOutput, m, &sel, end - start, want, body);
         Ok(S3Response::new(out))
     }
 
@@ -344,55 +364,26 @@ impl IngotS3 {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let engine = self.engine()?;
         let input = &req.input;
-        check_version(input.version_id.as_deref())?;
-        let info = engine
-            .head_object(&input.bucket, &input.key)
-            .await
-            .map_err(engine_err)?;
+        let (info, sel) = self
+            .look_up(
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+                Conditions {
+                    if_match: input.if_match.as_ref(),
+                    if_none_match: input.if_none_match.as_ref(),
+                    if_modified_since: input.if_modified_since.as_ref(),
+                    if_unmodified_since: input.if_unmodified_since.as_ref(),
+                },
+                input.range.as_ref(),
+                input.part_number,
+            )
+            .await?;
         let m = &info.manifest;
-        read_conditions(
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-            m,
-        )?;
-        let sel = select(m, input.range.as_ref(), input.part_number)?;
         let (start, end) = sel.range.unwrap_or((0, m.size));
-        let h = object_headers(m);
-        let mut out = HeadObjectOutput {
-            accept_ranges: Some("bytes".to_owned()),
-            content_length: Some((end - start) as i64),
-            content_range: content_range(sel.range, m.size),
-            e_tag: Some(ETag::Strong(m.etag.clone())),
-            last_modified: Some(timestamp(m.mtime_ms)),
-            content_type: h.content_type,
-            content_encoding: m.content_encoding.clone(),
-            content_disposition: m.content_disposition.clone(),
-            content_language: m.content_language.clone(),
-            cache_control: m.cache_control.clone(),
-            expires: h.expires,
-            metadata: h.metadata,
-            website_redirect_location: m.website_redirect.clone(),
-            parts_count: sel.parts_count,
-            ..Default::default()
-        };
-        if sel.range.is_none()
-            && checksum_mode(input.checksum_mode.as_ref())
-            && let Some(c) = &m.checksum
-        {
-            echo(
-                c,
-                &mut out.checksum_crc32,
-                &mut out.checksum_crc32c,
-                &mut out.checksum_sha1,
-                &mut out.checksum_sha256,
-                &mut out.checksum_crc64nvme,
-            );
-            out.checksum_type = Some(ChecksumType::from(c.kind.as_str().to_owned()));
-        }
+        let want = checksum_mode(input.checksum_mode.as_ref());
+        let out = object_output!(HeadObjectOutput, m, &sel, end - start, want);
         let mut resp = S3Response::new(out);
         if sel.range.is_some() {
             resp.status = Some(hyper::StatusCode::PARTIAL_CONTENT);
@@ -570,14 +561,7 @@ impl IngotS3 {
             ..Default::default()
         };
         if let Some(c) = &info.manifest.checksum {
-            echo(
-                c,
-                &mut result.checksum_crc32,
-                &mut result.checksum_crc32c,
-                &mut result.checksum_sha1,
-                &mut result.checksum_sha256,
-                &mut result.checksum_crc64nvme,
-            );
+            echo_checksum!(result, c);
         }
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(result),
@@ -590,20 +574,8 @@ fn checksum_mode(m: Option<&ChecksumMode>) -> bool {
     m.is_some_and(|m| m.as_str().eq_ignore_ascii_case("ENABLED"))
 }
 
-fn read_conditions(
-    if_match: Option<&ETagCondition>,
-    if_none_match: Option<&ETagCondition>,
-    if_modified_since: Option<&Timestamp>,
-    if_unmodified_since: Option<&Timestamp>,
-    m: &Arc<ObjectManifest>,
-) -> S3Result<()> {
-    let r = Conditions {
-        if_match,
-        if_none_match,
-        if_modified_since,
-        if_unmodified_since,
-    }
-    .check(&m.etag, m.mtime_ms, NotModified::Status304);
+fn read_conditions(conditions: Conditions<'_>, m: &ObjectManifest) -> S3Result<()> {
+    let r = conditions.check(&m.etag, m.mtime_ms, NotModified::Status304);
     r.map_err(|mut e| {
         if e.code() == &S3ErrorCode::NotModified {
             // A 304 still names the object's validators.
