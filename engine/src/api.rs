@@ -2,7 +2,7 @@
 //! cross-runtime [`crate::Engine`] handle. Everything here is `Send`.
 
 use crate::error::{EngineError, EngineResult};
-use crate::format::{Checksum, ObjectManifest};
+use crate::format::{Checksum, ObjectManifest, UploadTemplate};
 use bytes::Bytes;
 use cid::Cid;
 use std::collections::BTreeMap;
@@ -217,6 +217,28 @@ pub struct ListResponse {
     pub truncated: bool,
     /// Where the next page starts after (the last key or common prefix returned).
     pub next_marker: Option<String>,
+}
+
+/// An in-progress multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadInfo {
+    pub upload_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub created_ms: u64,
+    /// Headers, metadata and checksum algorithm the object will carry.
+    pub template: UploadTemplate,
+}
+
+/// An uploaded part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartInfo {
+    pub part_number: u32,
+    pub size: u64,
+    /// Hex MD5 of the part, without quotes.
+    pub etag: String,
+    pub checksum: Option<Checksum>,
+    pub mtime_ms: u64,
 }
 
 /// A bucket.

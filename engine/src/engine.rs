@@ -32,6 +32,8 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
+mod multipart;
+
 /// How shards do file I/O.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IoMode {
@@ -371,7 +373,8 @@ impl<C: Catalog + 'static> Engine<C> {
         if let Ok(mut p) = self.placement.write() {
             p.remove(name);
         }
-        Ok(())
+        // In-progress uploads go with the bucket (a bucket made again starts empty).
+        self.drop_uploads(name).await
     }
 
     /// The bucket, if it exists.
@@ -419,35 +422,14 @@ impl<C: Catalog + 'static> Engine<C> {
         bucket: &str,
         key: &str,
         opts: PutOptions,
-        mut body: BodyReceiver,
+        body: BodyReceiver,
     ) -> EngineResult<ObjectInfo> {
         let id = self.shard_of(bucket)?;
         if opts.content_length.is_some_and(|n| n <= INLINE_BODY_BYTES) {
             return self.put_inline(id, bucket, key, opts, body).await;
         }
         let want_sha = opts.want_sha256 || opts.content_sha256.is_some();
-        let (tx, rx) = body_channel();
-        let (dtx, drx) = oneshot::channel();
-        let forward = async move {
-            let mut md5 = md5::Md5::new();
-            let mut sha = want_sha.then(sha2::Sha256::new);
-            while let Some(piece) = body.recv().await {
-                if let Ok(b) = &piece {
-                    md5.update(b);
-                    if let Some(h) = &mut sha {
-                        h.update(b);
-                    }
-                }
-                let failed = piece.is_err();
-                if tx.send(piece).await.is_err() || failed {
-                    return; // the shard stopped reading (it reports why)
-                }
-            }
-            let _ = dtx.send(BodyDigests {
-                md5: md5.finalize().into(),
-                sha256: sha.map(|h| h.finalize().into()),
-            });
-        };
+        let (forward, rx, drx) = hashing_forward(body, want_sha, None);
         let (b, k) = (bucket.to_owned(), key.to_owned());
         let put = self.call(id, move |s| async move {
             s.put_object_with(&b, &k, opts, rx.into(), Some(drx)).await
@@ -616,7 +598,8 @@ impl<C: Catalog + 'static> Engine<C> {
         let m = &got.info.manifest;
         let mut opts = replace.unwrap_or_else(|| PutOptions::from_manifest(m));
         opts.content_length = Some(m.size);
-        opts.content_md5 = Some(m.md5);
+        // A multipart object's MD5 is that of its part MD5s: the copy is one part.
+        opts.content_md5 = m.parts.is_none().then_some(m.md5);
         if opts.checksum.is_none() {
             opts.checksum = m.checksum.clone();
         }
@@ -761,6 +744,56 @@ async fn dispatch<C: Catalog + 'static>(
     while let Some(job) = rx.recv().await {
         monoio::spawn(job(shard.clone()));
     }
+}
+
+/// Forwards `body` to a new channel for a shard, computing on the caller's thread the
+/// body's MD5 (and SHA-256 when `want_sha`), sent on the digests channel once the body
+/// has ended, and the additional checksum `checksum` asks for, put in its slot first.
+pub(crate) fn hashing_forward(
+    mut body: BodyReceiver,
+    want_sha: bool,
+    checksum: Option<(crate::format::ChecksumAlgorithm, crate::api::LateChecksum)>,
+) -> (
+    impl Future<Output = ()> + Send,
+    BodyReceiver,
+    oneshot::Receiver<BodyDigests>,
+) {
+    let (tx, rx) = body_channel();
+    let (dtx, drx) = oneshot::channel();
+    let forward = async move {
+        let mut md5 = md5::Md5::new();
+        let mut sha = want_sha.then(sha2::Sha256::new);
+        let mut extra = checksum.map(|(a, slot)| (crate::checksum::ChecksumHasher::new(a), slot));
+        while let Some(piece) = body.recv().await {
+            if let Ok(b) = &piece {
+                md5.update(b);
+                if let Some(h) = &mut sha {
+                    h.update(b);
+                }
+                if let Some((h, _)) = &mut extra {
+                    h.update(b);
+                }
+            }
+            let failed = piece.is_err();
+            if tx.send(piece).await.is_err() || failed {
+                return; // the shard stopped reading (it reports why)
+            }
+        }
+        if let Some((h, slot)) = extra
+            && let Ok(mut slot) = slot.lock()
+        {
+            *slot = Some(crate::format::Checksum {
+                algorithm: h.algorithm(),
+                kind: crate::format::ChecksumType::FullObject,
+                value: h.finalize(),
+            });
+        }
+        let _ = dtx.send(BodyDigests {
+            md5: md5.finalize().into(),
+            sha256: sha.map(|h| h.finalize().into()),
+        });
+    };
+    (forward, rx, drx)
 }
 
 /// Runs a future to completion on the calling thread (catalog calls at start).

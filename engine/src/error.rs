@@ -38,6 +38,21 @@ pub enum EngineError {
     /// A conditional write's condition did not hold.
     #[error("the condition on the key's current object does not hold")]
     PreconditionFailed,
+    /// The multipart upload does not exist (never did, aborted, expired or completed).
+    #[error("no such upload")]
+    NoSuchUpload,
+    /// A part a Complete names was not uploaded, or its ETag or checksum differ.
+    #[error("{0}")]
+    InvalidPart(String),
+    /// The parts a Complete names are not in ascending order.
+    #[error("the list of parts was not in ascending order")]
+    InvalidPartOrder,
+    /// A part other than the last is smaller than the 5 MiB minimum.
+    #[error("part {part} is {size} bytes, below the 5 MiB minimum of every part but the last")]
+    EntityTooSmall { part: u32, size: u64 },
+    /// A request argument is out of range (part number, copy range).
+    #[error("{0}")]
+    InvalidArgument(String),
     /// The body stream failed (client gone, bad chunk signature).
     #[error("body stream failed: {0}")]
     Body(String),

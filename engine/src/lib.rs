@@ -6,6 +6,7 @@
 //! - [`mst`]: the bucket Merkle Search Tree.
 //! - [`format`]: object manifests, chunk indexes, bucket commits.
 //! - [`chunker`]: streaming body chunking and hashing.
+//! - [`checksum`]: S3's additional checksums, composite and combined.
 //! - [`segment`]: CAR segment frames and segment indexes.
 //! - [`io`]: the I/O seam (io_uring, blocking files, simulated disk).
 //! - [`plane`]: plane logs — segments, group commit, lifecycle, recovery scan.
@@ -21,6 +22,7 @@ pub mod block;
 pub mod blocks;
 pub mod catalog;
 pub mod cbor;
+pub mod checksum;
 pub mod chunker;
 pub mod engine;
 pub mod error;
@@ -35,4 +37,4 @@ pub mod shard;
 pub use api::*;
 pub use engine::{Engine, EngineConfig, IoMode};
 pub use error::{EngineError, EngineResult};
-pub use shard::{Shard, ShardConfig};
+pub use shard::{CompletePart, MAX_PARTS, MIN_PART_BYTES, Shard, ShardConfig};

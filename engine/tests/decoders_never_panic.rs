@@ -4,7 +4,10 @@
 
 use engine::block::{MemoryBlocks, cid_dag_cbor, cid_raw};
 use engine::cbor;
-use engine::format::{ChunkIndex, Commit, ObjectManifest, Run};
+use engine::format::{
+    Checksum, ChecksumAlgorithm, ChecksumType, ChunkIndex, Commit, ObjectManifest, PartBody, Run,
+    UploadTemplate,
+};
 use engine::mst::{Mst, NodeStore, decode_node, encode_node};
 use engine::segment::{
     Frames, Plane, SegmentId, SegmentIndex, read_frame, read_header, write_frame,
@@ -33,6 +36,12 @@ fn decode_all(bytes: &[u8]) {
     }
     if let Ok(c) = Commit::decode(bytes) {
         assert_eq!(c.encode(), bytes, "commit round trip");
+    }
+    if let Ok(p) = PartBody::decode(bytes) {
+        assert_eq!(p.encode(), bytes, "part round trip");
+    }
+    if let Ok(t) = UploadTemplate::decode(bytes) {
+        assert_eq!(t.encode(), bytes, "upload template round trip");
     }
     let _ = read_frame(bytes);
     let _ = read_header(bytes);
@@ -81,8 +90,32 @@ fn seeds() -> Vec<Vec<u8>> {
         checksum: None,
         body: Some(cid_dag_cbor(&idx.encode())),
         parts: Some(vec![4, 5]),
+        upload_id: Some("u1".into()),
     };
     seeds.push(m.encode());
+    let mut t = m.clone();
+    (t.size, t.body, t.parts) = (0, None, None);
+    seeds.push(
+        UploadTemplate {
+            manifest: t,
+            checksum: Some((ChecksumAlgorithm::Crc32, ChecksumType::FullObject)),
+        }
+        .encode(),
+    );
+    let ChunkIndex::Leaf(runs) = idx.clone() else {
+        unreachable!()
+    };
+    seeds.push(
+        PartBody {
+            runs,
+            checksum: Some(Checksum {
+                algorithm: ChecksumAlgorithm::Crc32,
+                kind: ChecksumType::FullObject,
+                value: vec![1, 2, 3, 4],
+            }),
+        }
+        .encode(),
+    );
     seeds.push(
         Commit {
             bucket: "b".into(),

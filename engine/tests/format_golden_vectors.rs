@@ -88,6 +88,7 @@ fn small_manifest() -> ObjectManifest {
         checksum: None,
         body: Some(cid_dag_cbor(&hello_index().encode())),
         parts: None,
+        upload_id: None,
     }
 }
 
@@ -119,6 +120,7 @@ fn full_manifest() -> ObjectManifest {
         }),
         body: Some(cid_dag_cbor(&parts_index.encode())),
         parts: Some(vec![10 << 20, 5 << 20]),
+        upload_id: None,
     }
 }
 

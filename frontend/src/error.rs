@@ -25,6 +25,11 @@ pub fn s3_error(e: EngineError) -> S3Error {
         EngineError::Sha256Mismatch => custom("XAmzContentSHA256Mismatch"),
         EngineError::PreconditionFailed => C::PreconditionFailed,
         EngineError::Body(_) => C::IncompleteBody,
+        EngineError::NoSuchUpload => C::NoSuchUpload,
+        EngineError::InvalidPart(_) => C::InvalidPart,
+        EngineError::InvalidPartOrder => C::InvalidPartOrder,
+        EngineError::EntityTooSmall { .. } => C::EntityTooSmall,
+        EngineError::InvalidArgument(_) => C::InvalidArgument,
         EngineError::Poisoned(_) | EngineError::ShuttingDown => C::ServiceUnavailable,
         EngineError::KeyspaceFull
         | EngineError::Corrupt(_)
@@ -40,6 +45,12 @@ pub fn s3_error(e: EngineError) -> S3Error {
         }
         EngineError::NoSuchKey => "The specified key does not exist.".to_owned(),
         EngineError::NoSuchBucket(_) => "The specified bucket does not exist.".to_owned(),
+        EngineError::NoSuchUpload => "The specified upload does not exist. The upload ID may be \
+            invalid, or the upload may have been aborted or completed."
+            .to_owned(),
+        EngineError::EntityTooSmall { .. } => {
+            "Your proposed upload is smaller than the minimum allowed object size.".to_owned()
+        }
         EngineError::PreconditionFailed => {
             "At least one of the pre-conditions you specified did not hold".to_owned()
         }
@@ -117,6 +128,14 @@ mod tests {
                 400,
             ),
             (EngineError::Poisoned(0), "ServiceUnavailable", 503),
+            (EngineError::NoSuchUpload, "NoSuchUpload", 404),
+            (EngineError::InvalidPart("p".into()), "InvalidPart", 400),
+            (EngineError::InvalidPartOrder, "InvalidPartOrder", 400),
+            (
+                EngineError::EntityTooSmall { part: 1, size: 1 },
+                "EntityTooSmall",
+                400,
+            ),
             (EngineError::Io("disk".into()), "InternalError", 500),
         ];
         for (e, code, status) in cases {

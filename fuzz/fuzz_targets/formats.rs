@@ -1,6 +1,6 @@
-//! Manifest, chunk index and commit decoders: never panic; decoded blocks re-encode exactly.
+//! Manifest, chunk index, commit, upload template and part decoders: never panic; decoded blocks re-encode exactly.
 #![no_main]
-use engine::format::{ChunkIndex, Commit, ObjectManifest};
+use engine::format::{ChunkIndex, Commit, ObjectManifest, PartBody, UploadTemplate};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,5 +14,11 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(c) = Commit::decode(data) {
         assert_eq!(c.encode(), data);
+    }
+    if let Ok(p) = PartBody::decode(data) {
+        assert_eq!(p.encode(), data);
+    }
+    if let Ok(t) = UploadTemplate::decode(data) {
+        assert_eq!(t.encode(), data);
     }
 });

@@ -114,6 +114,9 @@ pub struct ObjectManifest {
     pub body: Option<Cid>,
     /// Part sizes of a multipart object, in order.
     pub parts: Option<Vec<u64>>,
+    /// The multipart upload that made this object (lets a repeated Complete of the
+    /// same upload be answered with it).
+    pub upload_id: Option<String>,
 }
 
 fn opt_text(buf: &mut Vec<u8>, n: &mut usize, name: &str, v: &Option<String>) {
@@ -146,10 +149,11 @@ impl ObjectManifest {
             checksum: None,
             body,
             parts: None,
+            upload_id: None,
         }
     }
 
-    /// Canonical encoding. Keys in DAG-CBOR order: b e h k m p s t, then
+    /// Canonical encoding. Keys in DAG-CBOR order: b e h k m p s t u, then
     /// cc cd ce ck cl ct ex md wr. Absent optional fields are omitted.
     pub fn encode(&self) -> Vec<u8> {
         let mut fields = Vec::with_capacity(256);
@@ -182,18 +186,17 @@ impl ObjectManifest {
         cbor::write_text(&mut fields, "t");
         cbor::write_uint(&mut fields, self.mtime_ms);
         n += 2;
+        if let Some(u) = &self.upload_id {
+            cbor::write_text(&mut fields, "u");
+            cbor::write_text(&mut fields, u);
+            n += 1;
+        }
         opt_text(&mut fields, &mut n, "cc", &self.cache_control);
         opt_text(&mut fields, &mut n, "cd", &self.content_disposition);
         opt_text(&mut fields, &mut n, "ce", &self.content_encoding);
         if let Some(c) = &self.checksum {
             cbor::write_text(&mut fields, "ck");
-            cbor::write_map(&mut fields, 3);
-            cbor::write_text(&mut fields, "a");
-            cbor::write_text(&mut fields, c.algorithm.as_str());
-            cbor::write_text(&mut fields, "t");
-            cbor::write_text(&mut fields, c.kind.as_str());
-            cbor::write_text(&mut fields, "v");
-            cbor::write_bytes(&mut fields, &c.value);
+            write_checksum(&mut fields, c);
             n += 1;
         }
         opt_text(&mut fields, &mut n, "cl", &self.content_language);
@@ -254,6 +257,7 @@ struct Partial {
     parts: Option<Vec<u64>>,
     size: Option<u64>,
     mtime_ms: Option<u64>,
+    upload_id: Option<String>,
     texts: BTreeMap<&'static str, String>,
     checksum: Option<Checksum>,
     meta: BTreeMap<String, String>,
@@ -301,6 +305,7 @@ impl Partial {
             }
             "s" => self.size = Some(d.uint()?),
             "t" => self.mtime_ms = Some(d.uint()?),
+            "u" => self.upload_id = Some(non_empty_text(d, "upload id")?),
             "ck" => self.checksum = Some(decode_checksum(d)?),
             "md" => {
                 let n = d.map()?;
@@ -365,11 +370,23 @@ impl Partial {
             checksum: self.checksum,
             body,
             parts: self.parts,
+            upload_id: self.upload_id,
         })
     }
 }
 
-fn decode_checksum(d: &mut Decoder<'_>) -> Result<Checksum, DecodeError> {
+/// `{"a": algorithm, "t": type, "v": bytes}`.
+pub(crate) fn write_checksum(buf: &mut Vec<u8>, c: &Checksum) {
+    cbor::write_map(buf, 3);
+    cbor::write_text(buf, "a");
+    cbor::write_text(buf, c.algorithm.as_str());
+    cbor::write_text(buf, "t");
+    cbor::write_text(buf, c.kind.as_str());
+    cbor::write_text(buf, "v");
+    cbor::write_bytes(buf, &c.value);
+}
+
+pub(crate) fn decode_checksum(d: &mut Decoder<'_>) -> Result<Checksum, DecodeError> {
     if d.map()? != 3 {
         return Err(DecodeError::schema(
             "checksum must be a map of exactly a, t, v",

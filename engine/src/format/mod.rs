@@ -1,7 +1,8 @@
 //! The DAG-CBOR blocks of a bucket besides MST nodes (`docs/format.md`):
 //! - [`manifest`]: the object manifest, the value of an MST entry;
 //! - [`chunks`]: the chunk index of an object body;
-//! - [`commit`]: the bucket commit.
+//! - [`commit`]: the bucket commit;
+//! - [`upload`]: a multipart upload's template and part records (catalog, not planes).
 //!
 //! Each block is a one-entry keyed union naming its version (`{"/commit/1": {...}}`), so
 //! a format can change without a migration. Encoders emit canonical DAG-CBOR by
@@ -12,10 +13,12 @@
 pub mod chunks;
 pub mod commit;
 pub mod manifest;
+pub mod upload;
 
 pub use chunks::{ChunkIndex, ChunkRef, Run, build_chunk_index};
 pub use commit::Commit;
 pub use manifest::{Checksum, ChecksumAlgorithm, ChecksumType, ObjectManifest};
+pub use upload::{PartBody, UploadTemplate};
 
 use crate::block::{CODEC_DAG_CBOR, MH_SHA2_256};
 use crate::cbor::{DecodeError, Decoder};

@@ -55,6 +55,9 @@ pub(crate) enum OpKind {
     },
     CreateBucket,
     DeleteBucket,
+    /// Changes nothing: answered once the data appended before it is durable (an
+    /// uploaded part's chunks, before its record goes to the catalog).
+    Sync,
 }
 
 #[derive(Debug)]
@@ -64,6 +67,7 @@ pub(crate) enum OpDone {
     Deleted(Option<Cid>),
     BucketCreated,
     BucketDeleted,
+    Synced,
 }
 
 /// A snapshot of a shard's state, for health and tests.
@@ -373,6 +377,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 prep.deleted.push(bucket.to_owned());
                 Ok(OpDone::BucketDeleted)
             }
+            OpKind::Sync => Ok(OpDone::Synced),
         }
     }
 

@@ -4,12 +4,14 @@
 //!
 //! - [`commit`]: the group-commit loop (the write path's steps 3–6) and sealing;
 //! - [`objects`]: the request handlers (buckets, PUT, GET, HEAD, DELETE, LIST, COPY);
+//! - [`multipart`]: uploaded parts, Complete and Abort;
 //! - [`recovery`]: opening a shard — block index, bucket heads re-derived from the
 //!   catalog plane after the last checkpoint.
 //!
 //! Invariant: no `RefCell` borrow is held across an await.
 
 mod commit;
+mod multipart;
 mod objects;
 mod recovery;
 
@@ -33,6 +35,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 
 pub use commit::ShardStats;
+pub use multipart::{CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart, hex as multipart_hex};
 
 /// Per-shard settings.
 #[derive(Debug, Clone)]
@@ -130,6 +133,11 @@ pub struct Shard<D: Disk, C: Catalog> {
     pub(crate) data_stage_done: Cell<bool>,
     /// A seal or checkpoint is running.
     pub(crate) sealing: Cell<bool>,
+    /// Multipart uploads whose Complete is running (an Abort of one loses; a second
+    /// Complete waits for the first).
+    pub(crate) completing: RefCell<std::collections::HashSet<String>>,
+    /// Raised when a Complete ends.
+    pub(crate) uploads_changed: Notify,
     pub(crate) metrics: Arc<ShardMetrics>,
 }
 

@@ -27,11 +27,21 @@ use tokio::sync::oneshot;
 /// Data chunks at most this large are kept in the block cache when written.
 const CACHE_ON_WRITE_BYTES: usize = 64 << 10;
 
-fn corrupt(what: impl std::fmt::Display) -> EngineError {
+/// A body whose chunks are appended to the data plane, and what it hashed to.
+#[derive(Debug)]
+pub(crate) struct Ingested {
+    pub size: u64,
+    /// The body's chunks, from offset 0 (length 0 for an empty body).
+    pub run: crate::format::Run,
+    pub md5: [u8; 16],
+    pub sha256: Option<[u8; 32]>,
+}
+
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> EngineError {
     EngineError::Corrupt(what.to_string())
 }
 
-fn check_key(key: &str) -> EngineResult<()> {
+pub(crate) fn check_key(key: &str) -> EngineResult<()> {
     validate_key(key.as_bytes()).map_err(|e| EngineError::InvalidKey(e.to_string()))
 }
 
@@ -72,12 +82,40 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         bucket: &str,
         key: &str,
         opts: PutOptions,
-        mut body: BodySource,
+        body: BodySource,
         digests: Option<oneshot::Receiver<BodyDigests>>,
     ) -> EngineResult<ObjectInfo> {
         let mut opts = opts;
         check_key(key)?;
         self.published(bucket)?;
+        let body = self.ingest(&mut opts, body, digests).await?;
+        let mut blocks = Vec::new();
+        let root = build_chunk_index(vec![body.run], &mut blocks);
+        let manifest = opts.manifest(
+            key.to_owned(),
+            body.size,
+            body.md5,
+            body.sha256,
+            now_ms(),
+            root,
+        );
+        let info = self
+            .commit_manifest(bucket, manifest, blocks, opts.condition)
+            .await?;
+        self.metrics.puts.fetch_add(1, Relaxed);
+        self.metrics.put_bytes.fetch_add(body.size, Relaxed);
+        Ok(info)
+    }
+
+    /// Chunks, hashes and appends a body to the data plane (not yet durable), checks it
+    /// against `opts` (length, Content-MD5, signed SHA-256) and settles `opts.checksum`
+    /// from a late checksum.
+    pub(crate) async fn ingest(
+        &self,
+        opts: &mut PutOptions,
+        mut body: BodySource,
+        digests: Option<oneshot::Receiver<BodyDigests>>,
+    ) -> EngineResult<Ingested> {
         self.check_writable()?;
         let limit = opts.content_length.map_or(self.config.max_put_bytes, |n| {
             n.min(self.config.max_put_bytes)
@@ -145,19 +183,16 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         {
             opts.checksum = slot.lock().ok().and_then(|c| c.clone());
         }
-        let mut blocks = Vec::new();
-        let root = build_chunk_index(vec![body_hashes.run], &mut blocks);
-        let manifest = opts.manifest(key.to_owned(), size, md5, sha256, now_ms(), root);
-        let info = self
-            .commit_manifest(bucket, manifest, blocks, opts.condition)
-            .await?;
-        self.metrics.puts.fetch_add(1, Relaxed);
-        self.metrics.put_bytes.fetch_add(size, Relaxed);
-        Ok(info)
+        Ok(Ingested {
+            size,
+            run: body_hashes.run,
+            md5,
+            sha256,
+        })
     }
 
     /// Joins the next group commit with a manifest (and the blocks it needs).
-    async fn commit_manifest(
+    pub(crate) async fn commit_manifest(
         &self,
         bucket: &str,
         manifest: ObjectManifest,
@@ -182,7 +217,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     }
 
     /// Appends a body chunk to the data plane unless the shard already holds it.
-    async fn store_chunk(&self, cid: &Cid, data: &[u8]) -> EngineResult<()> {
+    pub(crate) async fn store_chunk(&self, cid: &Cid, data: &[u8]) -> EngineResult<()> {
         let key = BlockKey::of(cid).ok_or_else(|| corrupt("chunk CID is not SHA-256"))?;
         if self.index.borrow().contains(&key) {
             return Ok(());
@@ -227,7 +262,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         })
     }
 
-    async fn manifest(&self, cid: &Cid) -> EngineResult<Arc<ObjectManifest>> {
+    pub(crate) async fn manifest(&self, cid: &Cid) -> EngineResult<Arc<ObjectManifest>> {
         let bytes = self.read_block(cid).await?;
         ObjectManifest::decode(&bytes)
             .map(Arc::new)
@@ -403,17 +438,19 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         copy.key = dst_key.to_owned();
         copy.etag = m.etag.clone();
         copy.parts = m.parts.clone();
+        copy.upload_id = None;
         copy.mtime_ms = now_ms();
         self.commit_manifest(dst_bucket, copy, Vec::new(), None)
             .await
     }
 
     /// Checks every block of an object (manifest, chunk indexes, chunks) against its
-    /// CID and the body against its MD5; returns the body size.
+    /// CID and the body against its MD5 (a multipart body: each part's MD5, then the MD5
+    /// of those); returns the body size.
     pub async fn verify_object(&self, bucket: &str, key: &str) -> EngineResult<u64> {
         let info = self.head_object(bucket, key).await?;
         let (tx, mut rx) = body_channel();
-        let mut md5 = md5::Md5::new();
+        let mut md5 = PartMd5s::new(info.manifest.parts.clone());
         let mut sha = Sha256::new();
         let mut n = 0u64;
         if let Some(root) = info.manifest.body {
@@ -436,7 +473,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             a?;
             b?;
         }
-        if n != info.manifest.size || <[u8; 16]>::from(md5.finalize()) != info.manifest.md5 {
+        if n != info.manifest.size || md5.finish() != info.manifest.md5 {
             return Err(corrupt(format!("object {key} does not match its manifest")));
         }
         if let Some(want) = info.manifest.sha256
@@ -445,5 +482,62 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             return Err(corrupt(format!("object {key} does not match its SHA-256")));
         }
         Ok(n)
+    }
+}
+
+/// The MD5 a manifest records: of the whole body, or of the part MD5s of a multipart
+/// body (fed the body's bytes in order, split at the part sizes).
+struct PartMd5s {
+    whole: md5::Md5,
+    /// Part sizes still to come (the first is the current part's remaining length).
+    parts: Option<std::collections::VecDeque<u64>>,
+    digests: Vec<u8>,
+}
+
+impl PartMd5s {
+    fn new(parts: Option<Vec<u64>>) -> Self {
+        Self {
+            whole: md5::Md5::new(),
+            parts: parts.map(Into::into),
+            digests: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        let Some(parts) = &mut self.parts else {
+            self.whole.update(data);
+            return;
+        };
+        while let Some(left) = parts.front_mut() {
+            let take = (*left).min(data.len() as u64) as usize;
+            self.whole.update(&data[..take]);
+            *left -= take as u64;
+            data = &data[take..];
+            if *left > 0 {
+                return;
+            }
+            parts.pop_front();
+            let part = std::mem::take(&mut self.whole);
+            self.digests.extend_from_slice(&part.finalize());
+        }
+        // Bytes past the last part: fold them in so the result cannot match.
+        self.whole.update(data);
+        if !data.is_empty() {
+            self.digests.push(0);
+        }
+    }
+
+    fn finish(mut self) -> [u8; 16] {
+        match self.parts.take() {
+            None => self.whole.finalize().into(),
+            Some(rest) => {
+                // Parts the bytes never reached (empty ones, or a short body).
+                for _ in rest {
+                    let part = std::mem::take(&mut self.whole);
+                    self.digests.extend_from_slice(&part.finalize());
+                }
+                md5::Md5::digest(&self.digests).into()
+            }
+        }
     }
 }

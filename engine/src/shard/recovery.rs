@@ -162,6 +162,8 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             catalog_done: Notify::new(),
             data_stage_done: Cell::new(false),
             sealing: Cell::new(false),
+            completing: Default::default(),
+            uploads_changed: Notify::new(),
             metrics: Arc::new(ShardMetrics::default()),
             config,
         });
