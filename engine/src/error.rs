@@ -50,6 +50,9 @@ pub enum EngineError {
     /// A part other than the last is smaller than the 5 MiB minimum.
     #[error("part {part} is {size} bytes, below the 5 MiB minimum of every part but the last")]
     EntityTooSmall { part: u32, size: u64 },
+    /// A request contradicts itself or the stored state (S3's `InvalidRequest`).
+    #[error("{0}")]
+    InvalidRequest(String),
     /// A request argument is out of range (part number, copy range).
     #[error("{0}")]
     InvalidArgument(String),

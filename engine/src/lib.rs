@@ -37,4 +37,4 @@ pub mod shard;
 pub use api::*;
 pub use engine::{Engine, EngineConfig, IoMode};
 pub use error::{EngineError, EngineResult};
-pub use shard::{CompletePart, MAX_PARTS, MIN_PART_BYTES, Shard, ShardConfig};
+pub use shard::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, Shard, ShardConfig};

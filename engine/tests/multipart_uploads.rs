@@ -6,8 +6,8 @@ use bytes::Bytes;
 use engine::checksum::ChecksumHasher;
 use engine::format::{Checksum, ChecksumAlgorithm, ChecksumType};
 use engine::{
-    ByteRange, CompletePart, Engine, EngineConfig, EngineError, IoMode, MIN_PART_BYTES, PartInfo,
-    PutOptions, ShardConfig,
+    ByteRange, CompleteOptions, CompletePart, Engine, EngineConfig, EngineError, IoMode,
+    MIN_PART_BYTES, PartInfo, PutOptions, ShardConfig,
 };
 use md5::Digest as _;
 use std::path::Path;
@@ -77,6 +77,17 @@ fn named(parts: &[&PartInfo]) -> Vec<CompletePart> {
         .collect()
 }
 
+fn none() -> CompleteOptions {
+    CompleteOptions::default()
+}
+
+fn with_checksum(c: Checksum) -> CompleteOptions {
+    CompleteOptions {
+        checksum: Some(c),
+        ..CompleteOptions::default()
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -116,7 +127,7 @@ async fn parts_complete_into_one_object_and_survive_a_restart() {
     assert_eq!(up.key, "big");
     assert_eq!(listed, p);
     let info = e
-        .complete_upload("mpu", "big", &id, named(&[&p[0], &p[1], &p[2]]), None)
+        .complete_upload("mpu", "big", &id, named(&[&p[0], &p[1], &p[2]]), none())
         .await
         .unwrap();
     let m = &info.manifest;
@@ -141,7 +152,7 @@ async fn parts_complete_into_one_object_and_survive_a_restart() {
     // The upload is gone from listings; Complete again answers with the same object.
     assert!(e.list_uploads("mpu").await.unwrap().is_empty());
     let again = e
-        .complete_upload("mpu", "big", &id, named(&[&p[0], &p[1], &p[2]]), None)
+        .complete_upload("mpu", "big", &id, named(&[&p[0], &p[1], &p[2]]), none())
         .await
         .unwrap();
     assert_eq!(again.manifest_cid, info.manifest_cid);
@@ -165,7 +176,7 @@ async fn complete_refuses_bad_part_lists_and_changes_nothing() {
     let small = put_part(&e, "mpu", "k", &id, 1, &body(1000, 1)).await;
     let big = put_part(&e, "mpu", "k", &id, 2, &body(MIN_PART_BYTES as usize, 2)).await;
     let last = put_part(&e, "mpu", "k", &id, 3, &body(10, 3)).await;
-    let complete = |parts| e.complete_upload("mpu", "k", &id, parts, None);
+    let complete = |parts| e.complete_upload("mpu", "k", &id, parts, none());
     assert_eq!(
         complete(named(&[&big, &small])).await,
         Err(EngineError::InvalidPartOrder)
@@ -199,7 +210,7 @@ async fn complete_refuses_bad_part_lists_and_changes_nothing() {
         Err(EngineError::InvalidArgument(_))
     ));
     assert_eq!(
-        e.complete_upload("mpu", "other-key", &id, named(&[&big]), None)
+        e.complete_upload("mpu", "other-key", &id, named(&[&big]), none())
             .await
             .map(|_| ()),
         Err(EngineError::NoSuchUpload)
@@ -234,7 +245,8 @@ async fn abort_racing_complete_loses_or_wins_cleanly() {
         let (e1, e2) = (e.clone(), e.clone());
         let (k1, k2, i1, i2) = (key.clone(), key.clone(), id.clone(), id.clone());
         let parts = named(&[&p]);
-        let c = tokio::spawn(async move { e1.complete_upload("mpu", &k1, &i1, parts, None).await });
+        let c =
+            tokio::spawn(async move { e1.complete_upload("mpu", &k1, &i1, parts, none()).await });
         let a = tokio::spawn(async move { e2.abort_upload("mpu", &k2, &i2).await });
         let (c, a) = (c.await.unwrap(), a.await.unwrap());
         let visible = e.head_object("mpu", &key).await.is_ok();
@@ -303,7 +315,13 @@ async fn part_copies_reuse_chunks_and_cross_shards() {
             value: want_full,
         };
         let done = e
-            .complete_upload(dst, "copy", &id, named(&[&p1, &p2]), Some(expected.clone()))
+            .complete_upload(
+                dst,
+                "copy",
+                &id,
+                named(&[&p1, &p2]),
+                with_checksum(expected.clone()),
+            )
             .await
             .unwrap();
         assert_eq!(done.manifest.checksum, Some(expected));
@@ -337,13 +355,13 @@ async fn composite_checksums_and_expiry() {
     let mut parts = named(&[&p1, &p2]);
     parts[1].checksum = Some(c1.clone()); // the wrong part's checksum
     assert!(matches!(
-        e.complete_upload("mpu", "c", &id, parts.clone(), None)
+        e.complete_upload("mpu", "c", &id, parts.clone(), none())
             .await,
         Err(EngineError::InvalidPart(_))
     ));
     parts[1].checksum = Some(c2.clone());
     let done = e
-        .complete_upload("mpu", "c", &id, parts, None)
+        .complete_upload("mpu", "c", &id, parts, none())
         .await
         .unwrap();
     let c = done.manifest.checksum.clone().unwrap();

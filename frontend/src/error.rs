@@ -30,6 +30,7 @@ pub fn s3_error(e: EngineError) -> S3Error {
         EngineError::InvalidPartOrder => C::InvalidPartOrder,
         EngineError::EntityTooSmall { .. } => C::EntityTooSmall,
         EngineError::InvalidArgument(_) => C::InvalidArgument,
+        EngineError::InvalidRequest(_) => C::InvalidRequest,
         EngineError::Poisoned(_) | EngineError::ShuttingDown => C::ServiceUnavailable,
         EngineError::KeyspaceFull
         | EngineError::Corrupt(_)

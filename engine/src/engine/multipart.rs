@@ -8,9 +8,9 @@ use crate::api::{
 };
 use crate::catalog::{Catalog, CatalogError, PartRecord, UploadRecord};
 use crate::error::{EngineError, EngineResult};
-use crate::format::{Checksum, ChecksumAlgorithm, ChecksumType, PartBody, UploadTemplate};
+use crate::format::{ChecksumAlgorithm, ChecksumType, PartBody, UploadTemplate};
 use crate::mst::validate_key;
-use crate::shard::{CompletePart, MAX_PARTS, StoredPart};
+use crate::shard::{CompleteOptions, CompletePart, MAX_PARTS, StoredPart};
 use std::sync::Arc;
 
 /// A new upload id: 128 random bits, hex.
@@ -236,12 +236,12 @@ impl<C: Catalog + 'static> Engine<C> {
         key: &str,
         upload_id: &str,
         parts: Vec<CompletePart>,
-        expected: Option<Checksum>,
+        opts: CompleteOptions,
     ) -> EngineResult<ObjectInfo> {
         let id = self.shard_of(bucket)?;
         let (b, k, u) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
         self.call(id, move |s| async move {
-            s.complete_upload(&b, &k, &u, parts, expected).await
+            s.complete_upload(&b, &k, &u, parts, opts).await
         })
         .await
     }

@@ -35,7 +35,9 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 
 pub use commit::ShardStats;
-pub use multipart::{CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart, hex as multipart_hex};
+pub use multipart::{
+    CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart, hex as multipart_hex,
+};
 
 /// Per-shard settings.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@
 use super::Shard;
 use super::commit::OpKind;
 use super::objects::{check_key, corrupt};
-use crate::api::{BodyDigests, BodySource, ObjectInfo, PutOptions, now_ms};
+use crate::api::{BodyDigests, BodySource, ObjectInfo, PutCondition, PutOptions, now_ms};
 use crate::block::cid_raw;
 use crate::catalog::{Catalog, CatalogError, PartRecord, UploadRecord};
 use crate::checksum::{ChecksumHasher, combine_parts};
@@ -41,6 +41,18 @@ pub struct StoredPart {
     pub size: u64,
     pub md5: [u8; 16],
     pub body: PartBody,
+}
+
+/// What a Complete request asks besides its parts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompleteOptions {
+    /// The object checksum the client computed (`x-amz-checksum-*` on Complete).
+    pub checksum: Option<Checksum>,
+    /// A conditional write (`If-None-Match: *`, `If-Match`), checked in the group
+    /// commit like a PUT's.
+    pub condition: Option<PutCondition>,
+    /// The object size the client expects (`x-amz-mp-object-size`).
+    pub object_size: Option<u64>,
 }
 
 /// A part as a Complete request names it.
@@ -220,7 +232,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         key: &str,
         upload_id: &str,
         parts: Vec<CompletePart>,
-        expected: Option<Checksum>,
+        opts: CompleteOptions,
     ) -> EngineResult<ObjectInfo> {
         check_key(key)?;
         self.published(bucket)?;
@@ -236,7 +248,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             return self.completed_before(bucket, key, upload_id).await;
         };
         self.completing.borrow_mut().insert(upload_id.to_owned());
-        let r = self.complete_with(bucket, upload, parts, expected).await;
+        let r = self.complete_with(bucket, upload, parts, opts).await;
         self.completing.borrow_mut().remove(upload_id);
         self.uploads_changed.notify_waiters();
         r
@@ -262,7 +274,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         bucket: &str,
         upload: UploadRecord,
         request: Vec<CompletePart>,
-        expected: Option<Checksum>,
+        opts: CompleteOptions,
     ) -> EngineResult<ObjectInfo> {
         let template = UploadTemplate::decode(&upload.template)
             .map_err(|e| corrupt(format!("upload {}: {e}", upload.upload_id)))?;
@@ -274,7 +286,14 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             .map(|p| (p.part_number, p))
             .collect();
         let parts = select_parts(&stored, &request)?;
-        let checksum = object_checksum(template.checksum, &parts, expected)?;
+        let checksum = object_checksum(template.checksum, &parts, opts.checksum)?;
+        let total: u64 = parts.iter().map(|(rec, _)| rec.size_bytes).sum();
+        if opts.object_size.is_some_and(|n| n != total) {
+            return Err(EngineError::InvalidRequest(format!(
+                "The object size is {total} bytes, not the {} bytes x-amz-mp-object-size names.",
+                opts.object_size.unwrap_or_default()
+            )));
+        }
         let mut runs = Vec::new();
         let mut sizes = Vec::with_capacity(parts.len());
         let mut md5s = Vec::with_capacity(16 * parts.len());
@@ -304,7 +323,9 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         m.parts = Some(sizes);
         m.upload_id = Some(upload.upload_id.clone());
         m.checksum = checksum;
-        let info = self.commit_manifest(bucket, m, blocks, None).await?;
+        let info = self
+            .commit_manifest(bucket, m, blocks, opts.condition)
+            .await?;
         match self.catalog.remove_upload(&upload.upload_id).await {
             Ok(()) | Err(CatalogError::NotFound(_)) => {}
             // The object is committed; the record is left to expire.
