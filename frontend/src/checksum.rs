@@ -2,50 +2,9 @@
 //! a PUT carries (a header, or a trailer after an aws-chunked body), computing it over
 //! the body, and checking it before the body is accepted.
 
+use engine::checksum::ChecksumHasher;
 use engine::format::{Checksum, ChecksumAlgorithm, ChecksumType};
-use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
 use s3s::{S3Error, S3ErrorCode, S3Result, TrailingHeaders};
-
-/// A running hash of one algorithm.
-enum Hasher {
-    Crc32(Crc32),
-    Crc32c(Crc32c),
-    Sha1(Sha1),
-    Sha256(Sha256),
-    Crc64Nvme(Crc64Nvme),
-}
-
-impl Hasher {
-    pub fn new(a: ChecksumAlgorithm) -> Self {
-        match a {
-            ChecksumAlgorithm::Crc32 => Self::Crc32(Crc32::new()),
-            ChecksumAlgorithm::Crc32c => Self::Crc32c(Crc32c::new()),
-            ChecksumAlgorithm::Sha1 => Self::Sha1(Sha1::new()),
-            ChecksumAlgorithm::Sha256 => Self::Sha256(Sha256::new()),
-            ChecksumAlgorithm::Crc64Nvme => Self::Crc64Nvme(Crc64Nvme::new()),
-        }
-    }
-
-    pub fn update(&mut self, data: &[u8]) {
-        match self {
-            Self::Crc32(h) => h.update(data),
-            Self::Crc32c(h) => h.update(data),
-            Self::Sha1(h) => h.update(data),
-            Self::Sha256(h) => h.update(data),
-            Self::Crc64Nvme(h) => h.update(data),
-        }
-    }
-
-    pub fn finalize(self) -> Vec<u8> {
-        match self {
-            Self::Crc32(h) => h.finalize().as_ref().to_vec(),
-            Self::Crc32c(h) => h.finalize().as_ref().to_vec(),
-            Self::Sha1(h) => h.finalize().as_ref().to_vec(),
-            Self::Sha256(h) => h.finalize().as_ref().to_vec(),
-            Self::Crc64Nvme(h) => h.finalize().as_ref().to_vec(),
-        }
-    }
-}
 
 /// Where the client's value for the checksum comes from.
 enum Expected {
@@ -60,7 +19,7 @@ enum Expected {
 /// The checksum a PUT must match, computed while the body streams.
 pub struct ExpectedChecksum {
     algorithm: ChecksumAlgorithm,
-    hasher: Hasher,
+    hasher: ChecksumHasher,
     expected: Expected,
     /// The value once verified, to be stored with the object.
     shared: std::sync::Arc<std::sync::Mutex<Option<Checksum>>>,
@@ -93,15 +52,6 @@ const ALGORITHMS: [ChecksumAlgorithm; 5] = [
     ChecksumAlgorithm::Crc64Nvme,
 ];
 
-fn digest_len(a: ChecksumAlgorithm) -> usize {
-    match a {
-        ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => 4,
-        ChecksumAlgorithm::Crc64Nvme => 8,
-        ChecksumAlgorithm::Sha1 => 20,
-        ChecksumAlgorithm::Sha256 => 32,
-    }
-}
-
 fn invalid(msg: String) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidRequest, msg)
 }
@@ -111,7 +61,7 @@ pub fn decode_value(a: ChecksumAlgorithm, v: &str) -> S3Result<Vec<u8>> {
     let bytes = base64_simd::STANDARD
         .decode_to_vec(v.trim())
         .map_err(|_| invalid(format!("Value for {} header is invalid.", header_name(a))))?;
-    if bytes.len() != digest_len(a) {
+    if bytes.len() != a.value_len() {
         return Err(invalid(format!(
             "Value for {} header is invalid.",
             header_name(a)
@@ -122,6 +72,15 @@ pub fn decode_value(a: ChecksumAlgorithm, v: &str) -> S3Result<Vec<u8>> {
 
 pub fn encode_value(v: &[u8]) -> String {
     base64_simd::STANDARD.encode_to_string(v)
+}
+
+/// A stored checksum as S3 shows it: base64, and for a composite checksum of a
+/// multipart object the part count after a dash.
+pub fn checksum_text(c: &Checksum, parts: Option<usize>) -> String {
+    match (c.kind, parts) {
+        (ChecksumType::Composite, Some(n)) => format!("{}-{n}", encode_value(&c.value)),
+        _ => encode_value(&c.value),
+    }
 }
 
 impl ExpectedChecksum {
@@ -175,7 +134,7 @@ impl ExpectedChecksum {
         }
         Ok(found.map(|(algorithm, expected)| Self {
             algorithm,
-            hasher: Hasher::new(algorithm),
+            hasher: ChecksumHasher::new(algorithm),
             expected,
             shared: Default::default(),
         }))
@@ -183,6 +142,11 @@ impl ExpectedChecksum {
 
     pub fn update(&mut self, data: &[u8]) {
         self.hasher.update(data);
+    }
+
+    /// The algorithm the client chose.
+    pub fn algorithm(&self) -> ChecksumAlgorithm {
+        self.algorithm
     }
 
     /// A handle that holds the verified checksum once [`Self::verify`] succeeded.
@@ -229,11 +193,12 @@ impl ExpectedChecksum {
 }
 
 /// Sets the response field of a checksum's algorithm on any S3 output that has the
-/// five `checksum_*` fields (PutObject, GetObject, HeadObject, CopyObjectResult).
+/// five `checksum_*` fields (PutObject, GetObject, HeadObject, CopyObjectResult, the
+/// multipart outputs); `$parts` is the part count of a multipart object.
 macro_rules! echo_checksum {
-    ($out:expr, $c:expr) => {{
+    ($out:expr, $c:expr, $parts:expr) => {{
         let c: &engine::format::Checksum = $c;
-        let v = Some($crate::checksum::encode_value(&c.value));
+        let v = Some($crate::checksum::checksum_text(c, $parts));
         match c.algorithm {
             engine::format::ChecksumAlgorithm::Crc32 => $out.checksum_crc32 = v,
             engine::format::ChecksumAlgorithm::Crc32c => $out.checksum_crc32c = v,

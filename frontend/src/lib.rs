@@ -15,6 +15,7 @@ pub mod conditions;
 pub mod error;
 mod list;
 pub mod metrics;
+mod multipart;
 mod objects;
 pub mod s3;
 pub mod server;

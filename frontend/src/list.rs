@@ -18,10 +18,10 @@ fn max_keys(v: Option<i32>) -> S3Result<usize> {
 
 /// `encoding-type=url`: keys and prefixes percent-encoded in the answer.
 #[derive(Clone, Copy)]
-struct Encoding(bool);
+pub(crate) struct Encoding(bool);
 
 impl Encoding {
-    fn of(e: Option<&EncodingType>) -> S3Result<Self> {
+    pub(crate) fn of(e: Option<&EncodingType>) -> S3Result<Self> {
         match e.map(EncodingType::as_str) {
             None => Ok(Self(false)),
             Some("url") => Ok(Self(true)),
@@ -31,7 +31,7 @@ impl Encoding {
         }
     }
 
-    fn apply(self, s: String) -> String {
+    pub(crate) fn apply(self, s: String) -> String {
         if self.0 {
             urlencoding::encode(&s).into_owned()
         } else {
@@ -39,7 +39,7 @@ impl Encoding {
         }
     }
 
-    fn opt(self, s: Option<String>) -> Option<String> {
+    pub(crate) fn opt(self, s: Option<String>) -> Option<String> {
         s.map(|s| self.apply(s))
     }
 }

@@ -17,7 +17,7 @@ const MAX_METADATA_BYTES: usize = 2048;
 /// Keys a DeleteObjects request may name.
 const MAX_DELETE_KEYS: usize = 1000;
 
-fn decode_md5(v: &str) -> S3Result<[u8; 16]> {
+pub(crate) fn decode_md5(v: &str) -> S3Result<[u8; 16]> {
     base64_simd::STANDARD
         .decode_to_vec(v.trim())
         .ok()
@@ -31,7 +31,7 @@ fn decode_md5(v: &str) -> S3Result<[u8; 16]> {
 }
 
 /// The hex SHA-256 a request was signed with, when it names the payload's hash.
-fn signed_sha256(headers: &hyper::HeaderMap) -> S3Result<Option<[u8; 32]>> {
+pub(crate) fn signed_sha256(headers: &hyper::HeaderMap) -> S3Result<Option<[u8; 32]>> {
     let Some(v) = headers.get("x-amz-content-sha256") else {
         return Ok(None);
     };
@@ -49,7 +49,7 @@ fn signed_sha256(headers: &hyper::HeaderMap) -> S3Result<Option<[u8; 32]>> {
     Ok(Some(out))
 }
 
-fn metadata(m: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
+pub(crate) fn metadata(m: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
     let m: BTreeMap<String, String> = m
         .unwrap_or_default()
         .into_iter()
@@ -65,7 +65,7 @@ fn metadata(m: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
     Ok(m)
 }
 
-fn http_date(t: &Timestamp) -> Option<String> {
+pub(crate) fn http_date(t: &Timestamp) -> Option<String> {
     let mut buf = Vec::new();
     t.format(TimestampFormat::HttpDate, &mut buf).ok()?;
     String::from_utf8(buf).ok()
@@ -75,14 +75,18 @@ fn parse_http_date(s: &str) -> Option<Timestamp> {
     Timestamp::parse(TimestampFormat::HttpDate, s).ok()
 }
 
-fn put_condition(input: &PutObjectInput) -> S3Result<Option<PutCondition>> {
+/// A conditional write's condition (PutObject, CompleteMultipartUpload).
+pub(crate) fn write_condition(
+    if_none_match: Option<&ETagCondition>,
+    if_match: Option<&ETagCondition>,
+) -> S3Result<Option<PutCondition>> {
     let not_impl = |what: &str| {
         Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             format!("{what} is not supported on writes."),
         ))
     };
-    match (&input.if_none_match, &input.if_match) {
+    match (if_none_match, if_match) {
         (Some(_), Some(_)) => not_impl("If-Match together with If-None-Match"),
         (Some(ETagCondition::Any), None) => Ok(Some(PutCondition::IfNoneMatchAny)),
         (Some(_), None) => not_impl("If-None-Match with an ETag (only * is)"),
@@ -143,7 +147,7 @@ macro_rules! object_output {
             && sel.range.is_none()
             && let Some(c) = &m.checksum
         {
-            echo_checksum!(out, c);
+            echo_checksum!(out, c, m.parts.as_ref().map(Vec::len));
             out.checksum_type = Some(ChecksumType::from(c.kind.as_str().to_owned()));
         }
         out
@@ -262,7 +266,7 @@ impl IngotS3 {
             expires: input.expires.as_ref().and_then(http_date),
             website_redirect: input.website_redirect_location.take(),
             meta: metadata(input.metadata.take())?,
-            condition: put_condition(&input)?,
+            condition: write_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?,
             late_checksum: late_checksum.clone(),
             ..PutOptions::default()
         };
@@ -289,7 +293,7 @@ impl IngotS3 {
             ..Default::default()
         };
         if let Some(c) = &m.checksum {
-            echo_checksum!(out, c);
+            echo_checksum!(out, c, None);
             out.checksum_type = Some(ChecksumType::from(c.kind.as_str().to_owned()));
         }
         Ok(S3Response::new(out))
@@ -487,34 +491,14 @@ impl IngotS3 {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let engine = self.engine()?;
         let mut input = req.input;
-        let (src_bucket, src_key) = match &input.copy_source {
-            CopySource::Bucket {
-                bucket,
-                key,
-                version_id,
-            } => {
-                check_version(version_id.as_deref())?;
-                (bucket.to_string(), key.to_string())
-            }
-            CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::NotImplemented,
-                    "Access points are not supported.",
-                ));
-            }
-        };
-        let src = engine
-            .head_object(&src_bucket, &src_key)
-            .await
-            .map_err(engine_err)?;
-        let m = &src.manifest;
-        Conditions {
+        let conditions = Conditions {
             if_match: input.copy_source_if_match.as_ref(),
             if_none_match: input.copy_source_if_none_match.as_ref(),
             if_modified_since: input.copy_source_if_modified_since.as_ref(),
             if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-        }
-        .check(&m.etag, m.mtime_ms, NotModified::Status412)?;
+        };
+        let (src_bucket, src_key, src) = self.copy_source(&input.copy_source, conditions).await?;
+        let m = &src.manifest;
         let replace = match input
             .metadata_directive
             .as_ref()
@@ -561,12 +545,47 @@ impl IngotS3 {
             ..Default::default()
         };
         if let Some(c) = &info.manifest.checksum {
-            echo_checksum!(result, c);
+            echo_checksum!(result, c, info.manifest.parts.as_ref().map(Vec::len));
         }
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(result),
             ..Default::default()
         }))
+    }
+}
+
+impl IngotS3 {
+    /// The object a copy reads (`x-amz-copy-source`), after its copy-source conditions
+    /// (a failed one is 412): its bucket, key and the object itself.
+    pub(crate) async fn copy_source(
+        &self,
+        source: &CopySource,
+        conditions: Conditions<'_>,
+    ) -> S3Result<(String, String, ObjectInfo)> {
+        let (bucket, key) = match source {
+            CopySource::Bucket {
+                bucket,
+                key,
+                version_id,
+            } => {
+                check_version(version_id.as_deref())?;
+                (bucket.to_string(), key.to_string())
+            }
+            CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::NotImplemented,
+                    "Access points are not supported.",
+                ));
+            }
+        };
+        let src = self
+            .engine()?
+            .head_object(&bucket, &key)
+            .await
+            .map_err(engine_err)?;
+        let m = &src.manifest;
+        conditions.check(&m.etag, m.mtime_ms, NotModified::Status412)?;
+        Ok((bucket, key, src))
     }
 }
 
@@ -593,7 +612,7 @@ fn read_conditions(conditions: Conditions<'_>, m: &ObjectManifest) -> S3Result<(
 }
 
 /// An unversioned bucket knows one version per key, `null`.
-fn check_version(v: Option<&str>) -> S3Result<()> {
+pub(crate) fn check_version(v: Option<&str>) -> S3Result<()> {
     match v {
         None | Some("null") => Ok(()),
         Some(_) => Err(invalid_argument("Invalid version id specified")),
@@ -601,7 +620,7 @@ fn check_version(v: Option<&str>) -> S3Result<()> {
 }
 
 /// An empty body stream, for a PUT that carries none.
-struct Empty;
+pub(crate) struct Empty;
 
 impl futures_core::Stream for Empty {
     type Item = Result<bytes::Bytes, EngineError>;
