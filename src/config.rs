@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `debug,frontend=trace` [default: info]
     #[arg(long, env = "INGOT_LOG")]
     pub log: Option<String>,
+    /// Multipart uploads not completed within this many seconds are aborted
+    /// [default: 604800, 7 days]
+    #[arg(long, env = "INGOT_UPLOAD_EXPIRY_S", value_name = "SECONDS")]
+    pub upload_expiry_s: Option<u64>,
 }
 
 /// The TOML file. Every key is optional; unknown keys are refused.
@@ -68,6 +72,7 @@ pub struct FileConfig {
     pub log: Option<String>,
     pub header_read_timeout_s: Option<u64>,
     pub drain_timeout_s: Option<u64>,
+    pub upload_expiry_s: Option<u64>,
     #[serde(default)]
     pub engine: EngineSection,
 }
@@ -115,6 +120,8 @@ pub struct Settings {
     pub log: String,
     pub header_read_timeout: Duration,
     pub drain_timeout: Duration,
+    /// Multipart uploads older than this are aborted.
+    pub upload_expiry: Duration,
     pub engine: engine::ShardConfig,
     pub pin_cores: bool,
 }
@@ -136,6 +143,17 @@ pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
 
 pub fn parse_file(text: &str) -> Result<FileConfig, String> {
     toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+}
+
+/// Seven days, as S3 lifecycle rules commonly use for incomplete uploads.
+pub const DEFAULT_UPLOAD_EXPIRY_S: u64 = 7 * 24 * 3600;
+
+fn positive_u64(name: &str, v: u64) -> Result<u64, ConfigError> {
+    if v == 0 {
+        Err(ConfigError::Invalid(format!("{name} must be at least 1")))
+    } else {
+        Ok(v)
+    }
 }
 
 fn io_mode(s: &str) -> Result<engine::IoMode, ConfigError> {
@@ -197,6 +215,12 @@ impl Settings {
             log: a.log.or(f.log).unwrap_or_else(|| "info".into()),
             header_read_timeout: Duration::from_secs(f.header_read_timeout_s.unwrap_or(30)),
             drain_timeout: Duration::from_secs(f.drain_timeout_s.unwrap_or(30)),
+            upload_expiry: Duration::from_secs(positive_u64(
+                "upload_expiry_s",
+                a.upload_expiry_s
+                    .or(f.upload_expiry_s)
+                    .unwrap_or(DEFAULT_UPLOAD_EXPIRY_S),
+            )?),
             engine: engine::ShardConfig {
                 seal_bytes: e.seal_bytes.unwrap_or(d.seal_bytes),
                 seal_age: e.seal_age_ms.map_or(d.seal_age, Duration::from_millis),
@@ -256,6 +280,10 @@ header_read_timeout_s = 30
 # On SIGTERM/SIGINT, in-flight requests get this many seconds to finish.
 drain_timeout_s = 30
 
+# Multipart uploads not completed within this many seconds are aborted and their parts
+# dropped (checked at start and then every hour). (--upload-expiry-s)
+upload_expiry_s = 604800
+
 [engine]
 # A segment is sealed (and becomes shippable) at this size...
 seal_bytes = 67108864
@@ -292,6 +320,8 @@ mod tests {
         assert_eq!(from_file.data_dir, builtin.data_dir);
         assert_eq!(from_file.region, builtin.region);
         assert_eq!(from_file.domain, None);
+        assert_eq!(from_file.upload_expiry, builtin.upload_expiry);
+        assert_eq!(builtin.upload_expiry, Duration::from_secs(7 * 24 * 3600));
     }
 
     #[test]

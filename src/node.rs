@@ -7,6 +7,7 @@ use engine::{Engine, EngineConfig};
 use frontend::{EngineSlot, Frontend, FrontendConfig, Metrics};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,27 @@ pub struct Node {
     stop_tx: watch::Sender<bool>,
     served: Option<tokio::task::JoinHandle<()>>,
     opened: Option<oneshot::Receiver<Result<(), NodeError>>>,
+}
+
+/// Aborts multipart uploads older than `expiry`: at start, then every hour (or a
+/// quarter of `expiry`, when shorter), until the node stops.
+async fn expire_uploads(engine: Arc<Engine>, expiry: Duration, mut stop: watch::Receiver<bool>) {
+    let every = (expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    loop {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let cutoff_ms = now_ms.saturating_sub(expiry.as_millis() as u64);
+        match engine.expire_uploads(cutoff_ms).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "expired multipart uploads aborted"),
+            Err(e) => tracing::warn!(error = %e, "expiring multipart uploads failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 impl Node {
@@ -61,15 +83,20 @@ impl Node {
         ec.pin_cores = s.pin_cores;
         let (opened_tx, opened) = oneshot::channel();
         let slot = engine.clone();
+        let expiry = s.upload_expiry;
+        let sweeps = stop_tx.subscribe();
         tokio::task::spawn_blocking(move || {
             let r = match Engine::open(ec) {
                 Ok(e) => {
-                    let _ = slot.set(Arc::new(e));
-                    Ok(())
+                    let e = Arc::new(e);
+                    let _ = slot.set(e.clone());
+                    Ok(e)
                 }
                 Err(e) => Err(NodeError::Engine(e)),
             };
-            let _ = opened_tx.send(r);
+            let _ = opened_tx.send(r.map(|e| {
+                tokio::spawn(expire_uploads(e, expiry, sweeps));
+            }));
         });
         Ok(Self {
             addr,
