@@ -191,8 +191,8 @@ struct Selection {
     parts_count: Option<i32>,
 }
 
+/// The part count is reported only to a request naming a part, as S3 does.
 fn select(m: &ObjectManifest, range: Option<&Range>, part: Option<i32>) -> S3Result<Selection> {
-    let parts_count = m.parts.as_ref().map(|p| p.len() as i32);
     match (range, part) {
         (Some(_), Some(_)) => Err(invalid_argument(
             "Range and partNumber cannot both be given",
@@ -201,7 +201,7 @@ fn select(m: &ObjectManifest, range: Option<&Range>, part: Option<i32>) -> S3Res
             let (s, e) = byte_range(r).resolve(m.size).map_err(engine_err)?;
             Ok(Selection {
                 range: Some((s, e)),
-                parts_count,
+                parts_count: None,
             })
         }
         (None, Some(n)) => {
@@ -213,7 +213,7 @@ fn select(m: &ObjectManifest, range: Option<&Range>, part: Option<i32>) -> S3Res
         }
         (None, None) => Ok(Selection {
             range: None,
-            parts_count,
+            parts_count: None,
         }),
     }
 }
