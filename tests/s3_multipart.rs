@@ -117,7 +117,11 @@ async fn a_gibibyte_in_64_parts_from_8_uploaders_reads_back_identical() {
         .unwrap();
     assert_eq!(got.content_length(), Some(1 << 30));
     assert_eq!(got.e_tag(), done.e_tag());
-    assert_eq!(got.parts_count(), None, "the part count comes only with partNumber");
+    assert_eq!(
+        got.parts_count(),
+        None,
+        "the part count comes only with partNumber"
+    );
     let mut stream = got.body;
     let (mut part_no, mut pending) = (0usize, Vec::new());
     while let Some(bytes) = stream.next().await {

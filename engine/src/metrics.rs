@@ -70,6 +70,13 @@ pub struct ShardMetrics {
     pub get_bytes: AtomicU64,
     pub deletes: AtomicU64,
     pub lists: AtomicU64,
+    /// Body chunk bytes appended to the data plane (chunks already stored are not
+    /// written again, so this is below the bytes received when content repeats).
+    pub chunk_bytes_written: AtomicU64,
+    /// Multipart parts stored (uploaded or copied).
+    pub parts: AtomicU64,
+    /// Multipart uploads completed.
+    pub uploads_completed: AtomicU64,
     pub block_cache_hits: AtomicU64,
     pub block_cache_misses: AtomicU64,
     pub segments_sealed: AtomicU64,

@@ -110,7 +110,7 @@ pub fn render(m: &Metrics, shards: &[Arc<ShardMetrics>], segments: &SegmentCount
 
 fn shard_metrics(o: &mut String, shards: &[Arc<ShardMetrics>]) {
     type Get = fn(&ShardMetrics) -> u64;
-    let counters: [(&str, &str, Get); 10] = [
+    let counters: [(&str, &str, Get); 13] = [
         ("ingot_commit_batches_total", "Group commits.", |s| {
             s.batches.load(Relaxed)
         }),
@@ -134,6 +134,19 @@ fn shard_metrics(o: &mut String, shards: &[Arc<ShardMetrics>]) {
         ("ingot_shard_lists_total", "LIST pages served.", |s| {
             s.lists.load(Relaxed)
         }),
+        (
+            "ingot_shard_chunk_bytes_written_total",
+            "Body chunk bytes appended to the data plane (after deduplication).",
+            |s| s.chunk_bytes_written.load(Relaxed),
+        ),
+        ("ingot_shard_parts_total", "Multipart parts stored.", |s| {
+            s.parts.load(Relaxed)
+        }),
+        (
+            "ingot_shard_uploads_completed_total",
+            "Multipart uploads completed.",
+            |s| s.uploads_completed.load(Relaxed),
+        ),
         ("ingot_block_cache_hits_total", "Block cache hits.", |s| {
             s.block_cache_hits.load(Relaxed)
         }),

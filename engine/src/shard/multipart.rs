@@ -28,6 +28,7 @@ use crate::io::Disk;
 use cid::Cid;
 use md5::Digest as _;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use tokio::sync::oneshot;
 
 /// Every part but the last must be at least this large.
@@ -112,6 +113,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let mut opts = opts;
         let body = self.ingest(&mut opts, body, digests).await?;
         self.submit(bucket, OpKind::Sync).await?;
+        self.metrics.parts.fetch_add(1, Relaxed);
         let runs = if body.run.len > 0 {
             vec![body.run]
         } else {
@@ -159,6 +161,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             for r in &refs {
                 runs.push(r.cid, r.len);
             }
+            self.metrics.parts.fetch_add(1, Relaxed);
             return Ok(StoredPart {
                 size: end - start,
                 md5: m.md5,
@@ -195,6 +198,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         if wrote {
             self.submit(bucket, OpKind::Sync).await?;
         }
+        self.metrics.parts.fetch_add(1, Relaxed);
         Ok(StoredPart {
             size: end - start,
             md5: md5.finalize().into(),
@@ -326,6 +330,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let info = self
             .commit_manifest(bucket, m, blocks, opts.condition)
             .await?;
+        self.metrics.uploads_completed.fetch_add(1, Relaxed);
         match self.catalog.remove_upload(&upload.upload_id).await {
             Ok(()) | Err(CatalogError::NotFound(_)) => {}
             // The object is committed; the record is left to expire.

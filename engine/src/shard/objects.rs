@@ -236,6 +236,9 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         self.index
             .borrow_mut()
             .insert(key, BlockLoc::new(Plane::Data, loc));
+        self.metrics
+            .chunk_bytes_written
+            .fetch_add(data.len() as u64, Relaxed);
         if data.len() <= CACHE_ON_WRITE_BYTES {
             self.cache
                 .borrow_mut()
