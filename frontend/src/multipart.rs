@@ -1,11 +1,11 @@
 //! Multipart uploads: CreateMultipartUpload, UploadPart, UploadPartCopy,
 //! CompleteMultipartUpload, AbortMultipartUpload, ListParts and ListMultipartUploads.
 
-use crate::body::{PumpFailure, pump};
 use crate::checksum::{ExpectedChecksum, decode_value, echo_checksum};
 use crate::conditions::Conditions;
 use crate::objects::{
-    Empty, MAX_PUT_BYTES, decode_md5, http_date, metadata, signed_sha256, write_condition,
+    MAX_PUT_BYTES, declared_length, decode_md5_header, http_date, metadata, signed_sha256,
+    write_condition,
 };
 use crate::s3::{IngotS3, engine_err, invalid_argument, timestamp};
 use engine::checksum::supports_full_object;
@@ -241,17 +241,7 @@ impl IngotS3 {
         let engine = self.engine()?.clone();
         let mut input = req.input;
         let n = part_number(input.part_number)?;
-        let length = match input.content_length {
-            Some(n) if n >= 0 => n as u64,
-            Some(_) => return Err(invalid_argument("Content-Length must not be negative")),
-            None => return Err(S3Error::new(S3ErrorCode::MissingContentLength)),
-        };
-        if length > MAX_PUT_BYTES {
-            return Err(S3Error::with_message(
-                S3ErrorCode::EntityTooLarge,
-                "Your proposed upload exceeds the maximum allowed size",
-            ));
-        }
+        let length = declared_length(input.content_length)?;
         let up = engine
             .upload(&input.bucket, Some(&input.key), &input.upload_id)
             .await
@@ -268,27 +258,17 @@ impl IngotS3 {
         }
         let opts = PutOptions {
             content_length: Some(length),
-            content_md5: input.content_md5.as_deref().map(decode_md5).transpose()?,
+            content_md5: decode_md5_header(input.content_md5.as_deref())?,
             content_sha256: signed_sha256(&req.headers)?,
             late_checksum: checksum.as_ref().map(ExpectedChecksum::result),
             ..PutOptions::default()
         };
-        let (tx, rx) = engine::body_channel();
-        let failure = PumpFailure::default();
-        let blob = input
-            .body
-            .take()
-            .unwrap_or_else(|| StreamingBlob::wrap(Empty));
-        let feed = pump(
-            blob,
-            tx,
-            checksum,
-            failure.clone(),
-            self.metrics.bytes_in.clone(),
-        );
-        let store = engine.upload_part(&input.bucket, &input.key, &input.upload_id, n, opts, rx);
-        let ((), stored) = tokio::join!(feed, store);
-        let part = stored.map_err(|e| failure.take().unwrap_or_else(|| engine_err(e)))?;
+        let (b, k, id) = (&input.bucket, &input.key, &input.upload_id);
+        let part = self
+            .with_body(input.body.take(), checksum, |rx| {
+                engine.upload_part(b, k, id, n, opts, rx)
+            })
+            .await?;
         let mut out = UploadPartOutput {
             e_tag: Some(ETag::Strong(part.etag.clone())),
             ..Default::default()

@@ -17,7 +17,27 @@ const MAX_METADATA_BYTES: usize = 2048;
 /// Keys a DeleteObjects request may name.
 const MAX_DELETE_KEYS: usize = 1000;
 
-pub(crate) fn decode_md5(v: &str) -> S3Result<[u8; 16]> {
+pub(crate) fn decode_md5_header(v: Option<&str>) -> S3Result<Option<[u8; 16]>> {
+    v.map(decode_md5).transpose()
+}
+
+/// A body's declared length: required, and at most what one PUT or part may carry.
+pub(crate) fn declared_length(v: Option<i64>) -> S3Result<u64> {
+    let length = match v {
+        Some(n) if n >= 0 => n as u64,
+        Some(_) => return Err(invalid_argument("Content-Length must not be negative")),
+        None => return Err(S3Error::new(S3ErrorCode::MissingContentLength)),
+    };
+    if length > MAX_PUT_BYTES {
+        return Err(S3Error::with_message(
+            S3ErrorCode::EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed size",
+        ));
+    }
+    Ok(length)
+}
+
+fn decode_md5(v: &str) -> S3Result<[u8; 16]> {
     base64_simd::STANDARD
         .decode_to_vec(v.trim())
         .ok()
@@ -241,22 +261,12 @@ impl IngotS3 {
                 "Appends (x-amz-write-offset-bytes) are not supported.",
             ));
         }
-        let length = match input.content_length {
-            Some(n) if n >= 0 => n as u64,
-            Some(_) => return Err(invalid_argument("Content-Length must not be negative")),
-            None => return Err(S3Error::new(S3ErrorCode::MissingContentLength)),
-        };
-        if length > MAX_PUT_BYTES {
-            return Err(S3Error::with_message(
-                S3ErrorCode::EntityTooLarge,
-                "Your proposed upload exceeds the maximum allowed size",
-            ));
-        }
+        let length = declared_length(input.content_length)?;
         let checksum = ExpectedChecksum::from_request(&req.headers, req.trailing_headers.as_ref())?;
         let late_checksum = checksum.as_ref().map(ExpectedChecksum::result);
         let opts = PutOptions {
             content_length: Some(length),
-            content_md5: input.content_md5.as_deref().map(decode_md5).transpose()?,
+            content_md5: decode_md5_header(input.content_md5.as_deref())?,
             content_sha256: signed_sha256(&req.headers)?,
             content_type: input.content_type.take(),
             content_encoding: input.content_encoding.take(),
@@ -270,22 +280,12 @@ impl IngotS3 {
             late_checksum: late_checksum.clone(),
             ..PutOptions::default()
         };
-        let (tx, rx) = engine::body_channel();
-        let failure = PumpFailure::default();
-        let blob = input
-            .body
-            .take()
-            .unwrap_or_else(|| StreamingBlob::wrap(Empty));
-        let feed = pump(
-            blob,
-            tx,
-            checksum,
-            failure.clone(),
-            self.metrics.bytes_in.clone(),
-        );
-        let put = engine.put_object(&input.bucket, &input.key, opts, rx);
-        let ((), stored) = tokio::join!(feed, put);
-        let info = stored.map_err(|e| failure.take().unwrap_or_else(|| engine_err(e)))?;
+        let (bucket, key) = (&input.bucket, &input.key);
+        let info = self
+            .with_body(input.body.take(), checksum, |rx| {
+                engine.put_object(bucket, key, opts, rx)
+            })
+            .await?;
         let m = &info.manifest;
         let mut out = PutObjectOutput {
             e_tag: Some(ETag::Strong(m.etag.clone())),
@@ -555,6 +555,27 @@ impl IngotS3 {
 }
 
 impl IngotS3 {
+    /// Streams a request body into an engine call reading it from a body channel; a
+    /// failure of the pump (chunk signature, checksum) wins over the engine's generic
+    /// body error.
+    pub(crate) async fn with_body<T, Fut>(
+        &self,
+        body: Option<StreamingBlob>,
+        checksum: Option<ExpectedChecksum>,
+        call: impl FnOnce(engine::BodyReceiver) -> Fut,
+    ) -> S3Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T, EngineError>>,
+    {
+        let (tx, rx) = engine::body_channel();
+        let failure = PumpFailure::default();
+        let blob = body.unwrap_or_else(|| StreamingBlob::wrap(Empty));
+        let bytes_in = self.metrics.bytes_in.clone();
+        let feed = pump(blob, tx, checksum, failure.clone(), bytes_in);
+        let ((), r) = tokio::join!(feed, call(rx));
+        r.map_err(|e| failure.take().unwrap_or_else(|| engine_err(e)))
+    }
+
     /// The object a copy reads (`x-amz-copy-source`), after its copy-source conditions
     /// (a failed one is 412): its bucket, key and the object itself.
     pub(crate) async fn copy_source(
@@ -620,7 +641,7 @@ pub(crate) fn check_version(v: Option<&str>) -> S3Result<()> {
 }
 
 /// An empty body stream, for a PUT that carries none.
-pub(crate) struct Empty;
+struct Empty;
 
 impl futures_core::Stream for Empty {
     type Item = Result<bytes::Bytes, EngineError>;

@@ -19,9 +19,8 @@ use crate::block::cid_raw;
 use crate::catalog::{Catalog, CatalogError, PartRecord, UploadRecord};
 use crate::checksum::{ChecksumHasher, combine_parts};
 use crate::error::{EngineError, EngineResult};
-use crate::format::chunks::Located;
 use crate::format::{
-    Checksum, ChecksumAlgorithm, ChecksumType, ChunkIndex, ChunkRef, PartBody, Run, UploadTemplate,
+    Checksum, ChecksumAlgorithm, ChecksumType, ChunkRef, PartBody, Run, UploadTemplate,
     build_chunk_index,
 };
 use crate::io::Disk;
@@ -218,13 +217,8 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     async fn chunk_refs(&self, root: Cid, start: u64, end: u64) -> EngineResult<Vec<ChunkRef>> {
         let mut out = Vec::new();
         let mut stack = vec![root];
-        while let Some(cid) = stack.pop() {
-            let bytes = self.read_block(&cid).await?;
-            let index = ChunkIndex::decode(&bytes).map_err(|e| corrupt(format!("{cid}: {e}")))?;
-            match index.locate(start, end) {
-                Located::Children(children) => stack.extend(children.iter().rev().map(|c| c.link)),
-                Located::Chunks(refs) => out.extend(refs),
-            }
+        while let Some(refs) = self.next_chunks(&mut stack, start, end).await? {
+            out.extend(refs);
         }
         Ok(out)
     }

@@ -330,27 +330,40 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         tx: &BodySender,
     ) -> EngineResult<()> {
         let mut stack = vec![root];
+        while let Some(refs) = self.next_chunks(&mut stack, start, end).await? {
+            for r in refs {
+                let data = self.read_block(&r.cid).await?;
+                if data.len() as u64 != r.len {
+                    return Err(corrupt(format!("chunk {} has the wrong length", r.cid)));
+                }
+                let from = (start.max(r.offset) - r.offset) as usize;
+                let to = (end.min(r.offset + r.len) - r.offset) as usize;
+                if tx.send(Ok(data.slice(from..to))).await.is_err() {
+                    return Ok(()); // the reader went away
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Walks a chunk index depth-first (start with `stack = [root]`): the chunks of the
+    /// next leaf that overlap `[start, end)`, in body order, or `None` at the end. Reads
+    /// index blocks only.
+    pub(crate) async fn next_chunks(
+        &self,
+        stack: &mut Vec<Cid>,
+        start: u64,
+        end: u64,
+    ) -> EngineResult<Option<Vec<crate::format::ChunkRef>>> {
         while let Some(cid) = stack.pop() {
             let bytes = self.read_block(&cid).await?;
             let index = ChunkIndex::decode(&bytes).map_err(|e| corrupt(format!("{cid}: {e}")))?;
             match index.locate(start, end) {
                 Located::Children(children) => stack.extend(children.iter().rev().map(|c| c.link)),
-                Located::Chunks(refs) => {
-                    for r in refs {
-                        let data = self.read_block(&r.cid).await?;
-                        if data.len() as u64 != r.len {
-                            return Err(corrupt(format!("chunk {} has the wrong length", r.cid)));
-                        }
-                        let from = (start.max(r.offset) - r.offset) as usize;
-                        let to = (end.min(r.offset + r.len) - r.offset) as usize;
-                        if tx.send(Ok(data.slice(from..to))).await.is_err() {
-                            return Ok(()); // the reader went away
-                        }
-                    }
-                }
+                Located::Chunks(refs) => return Ok(Some(refs)),
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Deletes a key (succeeds whether or not it existed); returns the manifest it had.
