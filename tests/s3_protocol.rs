@@ -256,6 +256,41 @@ async fn expect_continue_slow_headers_and_header_limits() {
         let cont = read_answer(&mut s); // the interim 100 Continue
         s.write_all(b"body").unwrap();
         let after = read_answer(&mut s);
+        assert!(
+            !after
+                .head
+                .to_ascii_lowercase()
+                .contains("connection: close")
+        );
+
+        // An empty body gets no 100 Continue; the connection closes after the answer,
+        // so a client that mistakes the answer for an early one starts afresh.
+        let url = format!("http://{host}/conn/empty");
+        let hs = signed_headers(
+            "PUT",
+            &url,
+            &[
+                ("host", &host),
+                ("content-length", "0"),
+                ("expect", "100-continue"),
+            ],
+            SignableBody::Bytes(b""),
+            SECRET_KEY,
+        );
+        let mut e = connect(addr);
+        e.write_all(&head("PUT", "/conn/empty", &hs)).unwrap();
+        let empty = read_answer(&mut e);
+        assert_eq!(empty.status, 200, "{}", empty.head);
+        assert!(
+            empty
+                .head
+                .to_ascii_lowercase()
+                .contains("connection: close"),
+            "{}",
+            empty.head
+        );
+        let mut rest = [0u8; 16];
+        assert!(matches!(e.read(&mut rest), Ok(0)), "the server closes");
 
         // A client that never finishes its headers is cut off (2 s in tests).
         let mut slow = connect(addr);

@@ -353,6 +353,7 @@ async fn handle(
     let method = req.method().clone();
     // The path only: a presigned URL's query holds its signature.
     let path = req.uri().path().to_owned();
+    let close_after = expects_continue_without_body(&req);
     let (op, mut resp) = match special(&state, &req).await {
         Some((op, r)) => (op.to_owned(), r),
         None => {
@@ -372,11 +373,33 @@ async fn handle(
     if let Ok(v) = request_id.parse() {
         resp.headers_mut().insert("x-amz-request-id", v);
     }
+    if close_after {
+        resp.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
     let status = resp.status();
     let elapsed = start.elapsed();
     state.metrics.record(&op, status.as_u16(), elapsed);
     log_request(&request_id, &method, &path, &op, status, elapsed, &resp);
     Ok(resp)
+}
+
+/// `Expect: 100-continue` on an empty body: no `100 Continue` is ever sent (there is no
+/// body to ask for), which is correct HTTP, but botocore then keeps treating every later
+/// response on that connection as the early final response it saw, and misreads them
+/// (`aws s3 sync` of an empty file followed by a part upload failed with a missing
+/// ETag). Closing the connection after the answer resets the client.
+fn expects_continue_without_body(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    let expects = h
+        .get(hyper::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let empty = h
+        .get(hyper::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    expects && empty
 }
 
 /// One line per request at debug; failures with their S3 code at the level they
@@ -403,6 +426,10 @@ fn log_request(
         .and_then(|b| error_code(&b))
         .unwrap_or_default();
     match status {
+        // A readiness probe answering 503 (recovering, stopping) is not a failure.
+        503 if op.starts_with("Health") => {
+            tracing::debug!(request_id, %method, path, op, status, latency_us, "not ready")
+        }
         500.. => {
             tracing::error!(request_id, %method, path, op, status, code, latency_us, "request failed")
         }
