@@ -1,4 +1,7 @@
-//! Shared fixtures for the criterion benchmarks in `benches/`.
+//! The load generator behind `ingot-engine bench` ([`load`]), and shared fixtures for
+//! the criterion benchmarks in `benches/`.
+
+pub mod load;
 
 use cid::Cid;
 use engine::block::{BlockSink, MemoryBlocks, cid_raw};

@@ -25,6 +25,9 @@ struct Cli {
 enum Command {
     /// Run the S3 server (the default when no command is given).
     Serve(Box<ServeArgs>),
+    /// Load-test an S3 endpoint (this server or any other): put, get, stat, delete,
+    /// list, mixed or multipart, reporting ops/s, MB/s and latency percentiles.
+    Bench(Box<benches::load::BenchArgs>),
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::Serve(a)) => *a,
+        Some(Command::Bench(a)) => return bench(*a),
         None => cli.serve,
     };
     let settings = match Settings::resolve(args) {
@@ -71,6 +75,40 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(serve(settings))
+}
+
+/// `ingot-engine bench`: the load generator on a runtime of its own (`--threads`).
+fn bench(args: benches::load::BenchArgs) -> ExitCode {
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json;
+    let plan = match args.plan(progress) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ingot-engine bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .thread_name("ingot-bench")
+        .enable_all()
+        .build();
+    let report = match rt.map(|rt| rt.block_on(benches::load::run(plan))) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            eprintln!("ingot-engine bench: setting up the run failed: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("ingot-engine bench: cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    ExitCode::SUCCESS
 }
 
 /// `INGOT_LOG`/`--log` sets the filter; s3s's own request dumps stay off unless named,
