@@ -155,11 +155,17 @@ pub async fn run(plan: Plan) -> Result<Report, RequestError> {
     Ok(report)
 }
 
+/// Creates the bucket unless it exists (a HEAD first: in us-east-1 creating your own
+/// bucket again succeeds, which would hide that it was there before). Returns whether
+/// the run created it.
 async fn create_bucket(c: &mut Client, bucket: &str) -> Result<bool, RequestError> {
-    match c
-        .send(Method::PUT, &format!("/{bucket}"), Bytes::new(), false)
-        .await
-    {
+    let path = format!("/{bucket}");
+    match c.send(Method::HEAD, &path, Bytes::new(), false).await {
+        Ok(_) => return Ok(false),
+        Err(RequestError::Status { status: 404, .. }) => {}
+        Err(e) => return Err(e),
+    }
+    match c.send(Method::PUT, &path, Bytes::new(), false).await {
         Ok(_) => Ok(true),
         Err(RequestError::Status { status: 409, .. }) => Ok(false),
         Err(e) => Err(e),
