@@ -28,22 +28,35 @@ pub struct Node {
     engine: EngineSlot,
     stop_tx: watch::Sender<bool>,
     served: Option<tokio::task::JoinHandle<()>>,
+    /// The upload-expiry sweep; it holds the engine only while it sweeps.
+    sweeper: Option<tokio::task::JoinHandle<()>>,
     opened: Option<oneshot::Receiver<Result<(), NodeError>>>,
 }
 
-/// Aborts multipart uploads older than `expiry`: at start, then every hour (or a
-/// quarter of `expiry`, when shorter), until the node stops.
-async fn expire_uploads(engine: Arc<Engine>, expiry: Duration, mut stop: watch::Receiver<bool>) {
+/// Aborts multipart uploads older than `expiry`: once the engine has opened, then every
+/// hour (or a quarter of `expiry`, when shorter), until the node stops.
+async fn expire_uploads(
+    slot: EngineSlot,
+    mut ready: watch::Receiver<bool>,
+    expiry: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::select! {
+        r = ready.wait_for(|r| *r) => if r.is_err() { return },
+        _ = stop.wait_for(|s| *s) => return,
+    }
     let every = (expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
     loop {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let cutoff_ms = now_ms.saturating_sub(expiry.as_millis() as u64);
-        match engine.expire_uploads(cutoff_ms).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(uploads = n, "expired multipart uploads aborted"),
-            Err(e) => tracing::warn!(error = %e, "expiring multipart uploads failed"),
+        if let Some(engine) = slot.get() {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let cutoff_ms = now_ms.saturating_sub(expiry.as_millis() as u64);
+            match engine.expire_uploads(cutoff_ms).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(uploads = n, "expired multipart uploads aborted"),
+                Err(e) => tracing::warn!(error = %e, "expiring multipart uploads failed"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -82,27 +95,31 @@ impl Node {
         ec.shard = s.engine.clone();
         ec.pin_cores = s.pin_cores;
         let (opened_tx, opened) = oneshot::channel();
+        let (ready_tx, ready_rx) = watch::channel(false);
         let slot = engine.clone();
-        let expiry = s.upload_expiry;
-        let sweeps = stop_tx.subscribe();
         tokio::task::spawn_blocking(move || {
             let r = match Engine::open(ec) {
                 Ok(e) => {
-                    let e = Arc::new(e);
-                    let _ = slot.set(e.clone());
-                    Ok(e)
+                    let _ = slot.set(Arc::new(e));
+                    let _ = ready_tx.send(true);
+                    Ok(())
                 }
                 Err(e) => Err(NodeError::Engine(e)),
             };
-            let _ = opened_tx.send(r.map(|e| {
-                tokio::spawn(expire_uploads(e, expiry, sweeps));
-            }));
+            let _ = opened_tx.send(r);
         });
+        let sweeper = tokio::spawn(expire_uploads(
+            engine.clone(),
+            ready_rx,
+            s.upload_expiry,
+            stop_tx.subscribe(),
+        ));
         Ok(Self {
             addr,
             engine,
             stop_tx,
             served: Some(served),
+            sweeper: Some(sweeper),
             opened: Some(opened),
         })
     }
@@ -128,6 +145,9 @@ impl Node {
     pub async fn stop(mut self) -> Result<(), NodeError> {
         let _ = self.stop_tx.send(true);
         if let Some(s) = self.served.take() {
+            let _ = s.await;
+        }
+        if let Some(s) = self.sweeper.take() {
             let _ = s.await;
         }
         // A stop during recovery waits for it: the engine must close cleanly.

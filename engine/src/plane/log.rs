@@ -506,6 +506,11 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
         Ok(())
     }
 
+    /// Whether a spare segment is being made.
+    pub fn spare_pending(&self) -> bool {
+        self.spare_pending
+    }
+
     /// Starts preparing a spare segment if none is ready or being made.
     pub fn begin_spare(&mut self) -> Option<SpareJob<D, C>> {
         if self.spare.is_some() || self.spare_pending || self.check().is_err() {

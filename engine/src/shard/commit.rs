@@ -146,12 +146,30 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         self.data_stage_done.set(true);
         self.synced_ready.notify_one();
         catalog_stage.await;
+        self.wait_for_spares().await;
         self.batch_done.notify_waiters();
+    }
+
+    /// Waits until no spare segment is being made: a stopping shard leaves no job
+    /// behind that still holds its files or the catalog.
+    async fn wait_for_spares(&self) {
+        loop {
+            let pending =
+                self.data.lock().await.spare_pending() || self.meta.lock().await.spare_pending();
+            if !pending {
+                return;
+            }
+            // No await between the check and registering: the job cannot finish unseen.
+            self.spares_done.notified().await;
+        }
     }
 
     /// Keeps a pre-written spare segment ready in each plane, made by a task of its
     /// own, so a roll does not stall appends while `seal_bytes` of zeros are written.
     fn ensure_spares(self: &Rc<Self>) {
+        if self.closing.get() {
+            return;
+        }
         for plane in [Plane::Data, Plane::Catalog] {
             let log = self.plane(plane);
             let Ok(mut guard) = log.try_lock() else {
@@ -168,6 +186,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 if let Err(e) = installed {
                     shard.poison(&e.into());
                 }
+                shard.spares_done.notify_waiters();
             });
         }
     }
@@ -594,6 +613,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         if self.is_poisoned() {
             return Err(EngineError::Poisoned(self.id));
         }
+        self.wait_for_spares().await;
         self.data.lock().await.close().await?;
         let next_seq = {
             let mut meta = self.meta.lock().await;

@@ -140,6 +140,8 @@ pub struct Shard<D: Disk, C: Catalog> {
     pub(crate) completing: RefCell<std::collections::HashSet<String>>,
     /// Raised when a Complete ends.
     pub(crate) uploads_changed: Notify,
+    /// Raised when a spare segment job ends.
+    pub(crate) spares_done: Notify,
     pub(crate) metrics: Arc<ShardMetrics>,
 }
 

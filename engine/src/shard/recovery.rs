@@ -164,6 +164,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             sealing: Cell::new(false),
             completing: Default::default(),
             uploads_changed: Notify::new(),
+            spares_done: Notify::new(),
             metrics: Arc::new(ShardMetrics::default()),
             config,
         });
