@@ -63,15 +63,21 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-/// `4096`, `4KiB`, `4KB`, `1.5MiB`, `64MiB`, `1GiB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+/// `12.5KiB` → (12.5, "KiB").
+fn number_and_unit<'a>(s: &'a str, what: &str) -> Result<(f64, &'a str), String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("bad size {s:?}"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let n = num.parse().map_err(|_| format!("bad {what} {s:?}"))?;
+    Ok((n, unit.trim()))
+}
+
+/// `4096`, `4KiB`, `4KB`, `1.5MiB`, `64MiB`, `1GiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let (n, unit) = number_and_unit(s, "size")?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
         "kib" => 1 << 10,
@@ -86,12 +92,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// `500ms`, `10s`, `2m`, `1h`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let (n, unit) = number_and_unit(s, "duration")?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "" | "s" => n,
