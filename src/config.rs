@@ -126,6 +126,40 @@ pub struct Settings {
     pub pin_cores: bool,
 }
 
+/// Default cache sizes per shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    pub node_bytes: usize,
+    pub block_bytes: usize,
+}
+
+/// Smallest default node cache per shard.
+const MIN_NODE_CACHE_BYTES: usize = 64 << 20;
+/// Smallest default block cache per shard.
+const MIN_BLOCK_CACHE_BYTES: usize = 256 << 20;
+
+impl CacheSizes {
+    /// An eighth of `memory_bytes` shared by the shards, a quarter of each share for MST
+    /// nodes and the rest for blocks, never below 64 MiB and 256 MiB. Listing a large
+    /// bucket touches one manifest per key and about one node per four keys: caches that
+    /// hold them keep a LIST page off the disk (`tuning/README.md`).
+    pub fn for_memory(memory_bytes: u64, shards: usize) -> Self {
+        let share = usize::try_from(memory_bytes / 8 / shards.max(1) as u64).unwrap_or(usize::MAX);
+        Self {
+            node_bytes: (share / 4).max(MIN_NODE_CACHE_BYTES),
+            block_bytes: (share - share / 4).max(MIN_BLOCK_CACHE_BYTES),
+        }
+    }
+}
+
+/// Physical memory (`MemTotal` of /proc/meminfo), if it can be read.
+pub fn memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 pub fn online_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -188,6 +222,13 @@ impl Settings {
             }
         };
         let cores = positive("cores", a.cores.or(f.cores).unwrap_or_else(online_cores))?;
+        let caches = memory_bytes().map_or(
+            CacheSizes {
+                node_bytes: MIN_NODE_CACHE_BYTES,
+                block_bytes: MIN_BLOCK_CACHE_BYTES,
+            },
+            |m| CacheSizes::for_memory(m, cores),
+        );
         let frontend_threads = positive(
             "frontend_threads",
             a.frontend_threads
@@ -225,8 +266,8 @@ impl Settings {
                 seal_bytes: e.seal_bytes.unwrap_or(d.seal_bytes),
                 seal_age: e.seal_age_ms.map_or(d.seal_age, Duration::from_millis),
                 chunk_bytes: e.chunk_bytes.unwrap_or(d.chunk_bytes),
-                node_cache_bytes: e.node_cache_bytes.unwrap_or(d.node_cache_bytes),
-                block_cache_bytes: e.block_cache_bytes.unwrap_or(d.block_cache_bytes),
+                node_cache_bytes: e.node_cache_bytes.unwrap_or(caches.node_bytes),
+                block_cache_bytes: e.block_cache_bytes.unwrap_or(caches.block_bytes),
                 write_behind_bytes: e.write_behind_bytes.unwrap_or(d.write_behind_bytes),
                 max_batch_ops: e.max_batch_ops.unwrap_or(d.max_batch_ops),
                 ..d
@@ -291,10 +332,11 @@ seal_bytes = 67108864
 seal_age_ms = 5000
 # Body chunk size: the unit of deduplication and of ranged reads.
 chunk_bytes = 1048576
-# Decoded MST node cache per shard.
-node_cache_bytes = 67108864
-# Block cache per shard (manifests, chunk indexes, small chunks).
-block_cache_bytes = 268435456
+# Caches per shard. Default: an eighth of physical memory shared by the shards, a quarter
+# of each share for decoded MST nodes and the rest for blocks (manifests, chunk indexes,
+# small chunks), at least 64 MiB and 256 MiB.
+# node_cache_bytes = 67108864
+# block_cache_bytes = 268435456
 # A streaming body's pages are written once this many are pending.
 write_behind_bytes = 1048576
 # Most requests one group commit takes.
@@ -322,6 +364,20 @@ mod tests {
         assert_eq!(from_file.domain, None);
         assert_eq!(from_file.upload_expiry, builtin.upload_expiry);
         assert_eq!(builtin.upload_expiry, Duration::from_secs(7 * 24 * 3600));
+    }
+
+    #[test]
+    fn caches_take_an_eighth_of_memory_with_floors() {
+        let c = CacheSizes::for_memory(24 << 30, 2);
+        assert_eq!(c.node_bytes, 384 << 20);
+        assert_eq!(c.block_bytes, 1152 << 20);
+        assert_eq!(c.node_bytes + c.block_bytes, (24 << 30) / 8 / 2);
+        let small = CacheSizes::for_memory(2 << 30, 16);
+        assert_eq!(small.node_bytes, MIN_NODE_CACHE_BYTES);
+        assert_eq!(small.block_bytes, MIN_BLOCK_CACHE_BYTES);
+        let f = parse_file("[engine]\nnode_cache_bytes = 1048576\n").unwrap();
+        let s = Settings::merge(ServeArgs::default(), f).unwrap();
+        assert_eq!(s.engine.node_cache_bytes, 1 << 20);
     }
 
     #[test]

@@ -30,6 +30,7 @@ fn plan(addr: std::net::SocketAddr, bucket: &str, mix: Vec<(Op, u32)>, size: u64
         duration: None,
         max_ops: Some(120),
         prefill: 0,
+        reuse_prefill: false,
         warmup: Duration::ZERO,
         keep: false,
         progress: false,

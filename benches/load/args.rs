@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// Objects written before a get, stat, delete, list or mixed run.
     #[arg(long, default_value_t = 1000)]
     pub prefill: u64,
+    /// The prefilled objects exist already (an earlier run with the same bucket, prefix,
+    /// `--prefill` and `--keep`): do not write them again.
+    #[arg(long)]
+    pub reuse_prefill: bool,
     /// Not recorded: the first part of the run.
     #[arg(long, default_value = "2s")]
     pub warmup: String,
@@ -174,6 +178,7 @@ impl BenchArgs {
             duration,
             max_ops: self.objects,
             prefill,
+            reuse_prefill: self.reuse_prefill,
             warmup: parse_duration(&self.warmup)?,
             keep: self.keep,
             progress,

@@ -39,6 +39,8 @@ pub struct Plan {
     pub max_ops: Option<u64>,
     /// Objects written before a run that reads, stats, lists or deletes.
     pub prefill: u64,
+    /// The prefilled objects exist already.
+    pub reuse_prefill: bool,
     pub warmup: Duration,
     pub keep: bool,
     pub progress: bool,
@@ -173,6 +175,9 @@ async fn create_bucket(c: &mut Client, bucket: &str) -> Result<bool, RequestErro
 }
 
 /// Writes the objects a reading run needs, with the run's concurrency.
+/// Fewest connections that write the prefill.
+const PREFILL_CONCURRENCY: usize = 64;
+
 async fn prefill(plan: &Plan, pool: &Bytes) -> Result<Vec<String>, RequestError> {
     if plan.prefill == 0 {
         return Ok(Vec::new());
@@ -180,10 +185,16 @@ async fn prefill(plan: &Plan, pool: &Bytes) -> Result<Vec<String>, RequestError>
     let keys: Vec<String> = (0..plan.prefill)
         .map(|i| format!("{}obj-{i:09}", plan.prefix))
         .collect();
+    if plan.reuse_prefill {
+        return Ok(keys);
+    }
     let next = Arc::new(AtomicU64::new(0));
     let keys = Arc::new(keys);
     let mut tasks = tokio::task::JoinSet::new();
-    for w in 0..plan.concurrency.min(plan.prefill as usize) {
+    // At least PREFILL_CONCURRENCY writers even for a run measured at concurrency 1:
+    // filling a large bucket one object at a time takes too long.
+    let writers = plan.concurrency.max(PREFILL_CONCURRENCY);
+    for w in 0..writers.min(plan.prefill as usize) {
         let (plan, pool, keys, next) = (plan.clone(), pool.clone(), keys.clone(), next.clone());
         tasks.spawn(async move {
             let mut c = Client::new(plan.target.clone());
@@ -298,15 +309,27 @@ async fn one_op(
             Ok(0)
         }
         Op::List => {
-            let path = format!(
+            // One page of up to 1,000 keys from a random place among the prefilled
+            // keys (from the start when none were), so pages come from deep in a
+            // large bucket, not always its first page.
+            let mut path = format!(
                 "/{}?list-type=2&max-keys=1000&prefix={}",
                 run.plan.bucket,
-                encode_key(&run.plan.prefix).replace('/', "%2F")
+                query_value(&run.plan.prefix)
             );
+            if let Some(after) = existing(rng) {
+                path.push_str("&start-after=");
+                path.push_str(&query_value(after));
+            }
             let a = c.send(Method::GET, &path, Bytes::new(), false).await?;
             Ok(a.body_bytes)
         }
     }
+}
+
+/// A query-string value: the key encoding with `/` escaped too.
+fn query_value(s: &str) -> String {
+    encode_key(s).replace('/', "%2F")
 }
 
 fn nothing_to_read() -> RequestError {

@@ -62,6 +62,11 @@ impl NodeCache {
         }
     }
 
+    /// Whether the node is cached (without counting a hit or touching it).
+    pub fn contains(&self, cid: &NodeCid) -> bool {
+        self.map.contains_key(cid)
+    }
+
     pub fn insert(&mut self, cid: NodeCid, node: Arc<Node>) {
         let size = node.approx_bytes();
         let slot = Slot { node, size };
@@ -174,6 +179,24 @@ impl<S: BlockSource> NodeStore<S> {
         }
         self.fetched.insert(*cid, bytes);
         Ok(())
+    }
+
+    /// A handed-over block not yet decoded.
+    pub fn fetched_block(&self, cid: &NodeCid) -> Option<&[u8]> {
+        self.fetched.get(cid).map(Vec::as_slice)
+    }
+
+    /// Whether a node is at hand: cached, or handed over and not yet decoded.
+    pub fn has_node(&self, cid: &NodeCid) -> bool {
+        self.cache.contains(cid) || self.fetched.contains_key(cid)
+    }
+
+    /// Drops handed-over blocks no operation decoded (read ahead, then not needed), so
+    /// undecoded blocks never pile up outside the bounded cache.
+    pub fn discard_fetched(&mut self, cids: &[NodeCid]) {
+        for cid in cids {
+            self.fetched.remove(cid);
+        }
     }
 }
 

@@ -18,7 +18,7 @@
 //! no record cannot be produced by these steps and is reported as corruption.
 
 use super::PlaneError;
-use super::segment::{OpenSegment, car_name, index_name, scan};
+use super::segment::{BlockSource, OpenSegment, car_name, index_name, scan};
 use crate::catalog::{Catalog, CatalogError, SegmentRecord, SegmentState, SegmentUpdate};
 use crate::io::{Disk, SegmentFile};
 use crate::segment::{Plane, SegmentId, SegmentIndex};
@@ -88,7 +88,7 @@ fn catalog_err(e: CatalogError) -> PlaneError {
 }
 
 struct SealedSegment<F> {
-    file: F,
+    file: Rc<F>,
     index: SegmentIndex,
 }
 
@@ -309,7 +309,13 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
                     }
                     let file = self.disk.open(&car).await?;
                     let index = self.load_index(&file, &idx, has(&idx)).await?;
-                    self.sealed.insert(seq, SealedSegment { file, index });
+                    self.sealed.insert(
+                        seq,
+                        SealedSegment {
+                            file: Rc::new(file),
+                            index,
+                        },
+                    );
                 }
                 SegmentState::Retiring | SegmentState::Retired => {
                     self.unlink_if_present(&car).await?;
@@ -469,7 +475,13 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
         self.transition(id.seq, SegmentState::Open, SegmentState::Sealed, up)
             .await?;
         let file = self.disk.open(&car_name(id)).await?;
-        self.sealed.insert(id.seq, SealedSegment { file, index });
+        self.sealed.insert(
+            id.seq,
+            SealedSegment {
+                file: Rc::new(file),
+                index,
+            },
+        );
         Ok(())
     }
 
@@ -655,18 +667,24 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
 
     /// Reads a block's bytes (the caller verifies them against the CID).
     pub async fn read(&self, loc: Location) -> Result<Vec<u8>, PlaneError> {
+        self.source(loc)?.read().await
+    }
+
+    /// Where a block's bytes are: call [`BlockSource::read`] after letting go of the
+    /// log, so reads run concurrently with each other and with appends and commits.
+    pub fn source(&self, loc: Location) -> Result<BlockSource<D::File>, PlaneError> {
         if let Some(seg) = self.open.as_ref().filter(|s| s.id().seq == loc.seq) {
-            return seg.read(loc.offset, loc.len as usize).await;
+            return seg.source(loc.offset, loc.len as usize);
         }
         let seg = self
             .sealed
             .get(&loc.seq)
             .ok_or_else(|| PlaneError::Corrupt(format!("no local segment {}", loc.seq)))?;
-        let bytes = seg.file.read_at(loc.offset, loc.len as usize).await?;
-        if bytes.len() != loc.len as usize {
-            return Err(PlaneError::Corrupt("block extends past its segment".into()));
-        }
-        Ok(bytes)
+        Ok(BlockSource::File {
+            file: seg.file.clone(),
+            offset: loc.offset,
+            len: loc.len as usize,
+        })
     }
 
     /// The whole file of a sealed local segment.

@@ -9,7 +9,7 @@ pub mod log;
 pub mod segment;
 
 pub use log::{CommitJob, Location, PlaneConfig, PlaneLog, PlaneRecovery};
-pub use segment::{OpenSegment, Recovered, car_name, index_name, recover};
+pub use segment::{BlockSource, OpenSegment, Recovered, car_name, index_name, recover};
 
 /// Plane-log failures.
 #[derive(Debug, thiserror::Error)]

@@ -284,8 +284,10 @@ impl<F: SegmentFile> OpenSegment<F> {
         Ok(self.durable_end)
     }
 
-    /// Reads `len` bytes at `offset` (durable or not yet committed).
-    pub async fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, PlaneError> {
+    /// Where the `len` bytes at `offset` are (written or not yet committed): copied out
+    /// of the unwritten tail, or a handle on the file to read them from without holding
+    /// the segment, so a read never waits for an append or a write, nor they for it.
+    pub fn source(&self, offset: u64, len: usize) -> Result<BlockSource<F>, PlaneError> {
         let end = offset + len as u64;
         if end > self.end {
             return Err(PlaneError::Corrupt(
@@ -294,9 +296,20 @@ impl<F: SegmentFile> OpenSegment<F> {
         }
         if offset >= self.tail_offset {
             let start = (offset - self.tail_offset) as usize;
-            return Ok(self.tail[start..start + len].to_vec());
+            return Ok(BlockSource::Memory(self.tail[start..start + len].to_vec()));
         }
-        Ok(self.file.read_at(offset, len).await?)
+        // Invariant: bytes below `tail_offset` are in the file. A later commit may
+        // rewrite the page holding `tail_offset`, but with the same leading bytes.
+        Ok(BlockSource::File {
+            file: self.file.clone(),
+            offset,
+            len,
+        })
+    }
+
+    /// Reads `len` bytes at `offset` (durable or not yet committed).
+    pub async fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, PlaneError> {
+        self.source(offset, len)?.read().await
     }
 
     /// Commits, truncates the file to its logical length, syncs it, and writes the index
@@ -322,6 +335,36 @@ impl<F: SegmentFile> OpenSegment<F> {
         idx.sync_data().await?;
         disk.sync_dir().await?;
         Ok(index)
+    }
+}
+
+/// A block's bytes as located under the plane log's lock, read after releasing it.
+#[derive(Debug)]
+pub enum BlockSource<F> {
+    /// Not yet written: a copy from memory.
+    Memory(Vec<u8>),
+    /// In a segment file (open or sealed); the handle keeps the file readable even if
+    /// the segment is sealed, reopened or unlinked meanwhile.
+    File {
+        file: Rc<F>,
+        offset: u64,
+        len: usize,
+    },
+}
+
+impl<F: SegmentFile> BlockSource<F> {
+    /// The bytes (the caller verifies them against the CID).
+    pub async fn read(self) -> Result<Vec<u8>, PlaneError> {
+        match self {
+            BlockSource::Memory(bytes) => Ok(bytes),
+            BlockSource::File { file, offset, len } => {
+                let bytes = file.read_at(offset, len).await?;
+                if bytes.len() != len {
+                    return Err(PlaneError::Corrupt("block extends past its segment".into()));
+                }
+                Ok(bytes)
+            }
+        }
     }
 }
 

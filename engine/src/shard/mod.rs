@@ -12,6 +12,7 @@
 
 mod commit;
 mod multipart;
+mod nodes;
 mod objects;
 mod recovery;
 
@@ -22,7 +23,7 @@ use crate::catalog::Catalog;
 use crate::error::{EngineError, EngineResult};
 use crate::io::Disk;
 use crate::metrics::ShardMetrics;
-use crate::mst::{Mst, MstError, NodeCid, NodeStore};
+use crate::mst::{Mst, MstError, NodeStore};
 use crate::plane::{Location, PlaneLog};
 use crate::segment::Plane;
 use bytes::Bytes;
@@ -251,29 +252,10 @@ impl<D: Disk, C: Catalog> Shard<D, C> {
         }
     }
 
+    /// Reads without holding the plane log across the I/O: many reads are in flight at
+    /// once, and none waits for an append, a write-behind or a commit's write.
     async fn read_at(&self, plane: Plane, loc: Location) -> EngineResult<Vec<u8>> {
-        Ok(self.plane(plane).lock().await.read(loc).await?)
-    }
-
-    /// Runs a tree operation, fetching each node it finds missing and retrying.
-    pub(crate) async fn with_nodes<T>(
-        &self,
-        mut op: impl FnMut(&mut NodeStore) -> Result<T, MstError>,
-    ) -> EngineResult<T> {
-        loop {
-            let r = op(&mut self.nodes.borrow_mut());
-            match r {
-                Err(MstError::Missing(nc)) => self.fetch_node(nc).await?,
-                other => return other.map_err(mst_error),
-            }
-        }
-    }
-
-    async fn fetch_node(&self, nc: NodeCid) -> EngineResult<()> {
-        let bytes = self.read_block(&nc.to_cid()).await?;
-        self.nodes
-            .borrow_mut()
-            .insert_block(&nc, bytes.to_vec())
-            .map_err(mst_error)
+        let source = self.plane(plane).lock().await.source(loc)?;
+        Ok(source.read().await?)
     }
 }
