@@ -89,6 +89,7 @@ pub struct EngineSection {
     pub write_behind_bytes: Option<u64>,
     pub max_batch_ops: Option<usize>,
     pub pin_cores: Option<bool>,
+    pub uring_entries: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -270,6 +271,7 @@ impl Settings {
                 block_cache_bytes: e.block_cache_bytes.unwrap_or(caches.block_bytes),
                 write_behind_bytes: e.write_behind_bytes.unwrap_or(d.write_behind_bytes),
                 max_batch_ops: e.max_batch_ops.unwrap_or(d.max_batch_ops),
+                uring_entries: e.uring_entries.unwrap_or(d.uring_entries),
                 ..d
             },
             pin_cores: e.pin_cores.unwrap_or(true),
@@ -343,6 +345,8 @@ write_behind_bytes = 1048576
 max_batch_ops = 4096
 # Pin each shard thread to its core.
 pin_cores = true
+# io_uring submission queue entries per shard thread (a power of two, 8 to 32768).
+uring_entries = 1024
 "#;
 
 #[cfg(test)]

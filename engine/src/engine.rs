@@ -673,7 +673,7 @@ impl<C: Catalog + 'static> ExecutorCtx<C> {
         if self.uring {
             match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
                 .enable_timer()
-                .with_entries(1024)
+                .with_entries(self.config.uring_entries)
                 .build()
             {
                 Ok(mut rt) => rt.block_on(self.serve()),

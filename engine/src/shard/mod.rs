@@ -61,6 +61,9 @@ pub struct ShardConfig {
     pub max_put_bytes: u64,
     /// Most requests one group commit takes; the rest wait for the next.
     pub max_batch_ops: usize,
+    /// Entries of the io_uring submission queue of each shard thread: how many reads,
+    /// writes and syncs can be submitted at once before a submission waits.
+    pub uring_entries: u32,
 }
 
 impl Default for ShardConfig {
@@ -74,6 +77,7 @@ impl Default for ShardConfig {
             write_behind_bytes: 1 << 20,
             max_put_bytes: 5 << 30,
             max_batch_ops: 4096,
+            uring_entries: 1024,
         }
     }
 }
@@ -81,6 +85,9 @@ impl Default for ShardConfig {
 impl ShardConfig {
     pub(crate) fn check(&self) -> EngineResult<()> {
         let bad = |s: &str| Err(EngineError::Startup(s.to_owned()));
+        if !self.uring_entries.is_power_of_two() || !(8..=32768).contains(&self.uring_entries) {
+            return bad("uring_entries must be a power of two from 8 to 32768");
+        }
         if self.seal_bytes < (64 << 10) || self.seal_bytes > (4 << 30) - 4096 {
             return bad("seal_bytes must be between 64 KiB and 4 GiB");
         }
