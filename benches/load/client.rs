@@ -53,6 +53,8 @@ pub struct Answer {
 pub struct Client {
     target: std::sync::Arc<Target>,
     conn: Option<SendRequest<Full<Bytes>>>,
+    /// The signing identity, built once (not per request).
+    identity: aws_smithy_runtime_api::client::identity::Identity,
 }
 
 impl std::fmt::Debug for Client {
@@ -77,7 +79,19 @@ fn error_code(body: &[u8]) -> String {
 
 impl Client {
     pub fn new(target: std::sync::Arc<Target>) -> Self {
-        Self { target, conn: None }
+        let identity = aws_credential_types::Credentials::new(
+            &target.access_key,
+            &target.secret_key,
+            None,
+            None,
+            "bench",
+        )
+        .into();
+        Self {
+            target,
+            conn: None,
+            identity,
+        }
     }
 
     async fn connection(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, RequestError> {
@@ -163,15 +177,12 @@ impl Client {
         let url = format!("http://{}{}", t.host, path_and_query);
         let len = body.len().to_string();
         let headers = [("host", t.host.as_str()), ("content-length", len.as_str())];
-        let identity =
-            aws_credential_types::Credentials::new(&t.access_key, &t.secret_key, None, None, "b")
-                .into();
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
         let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
+            .identity(&self.identity)
             .region(&t.region)
             .name("s3")
             .time(SystemTime::now())
