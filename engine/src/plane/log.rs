@@ -87,9 +87,13 @@ fn catalog_err(e: CatalogError) -> PlaneError {
     PlaneError::Catalog(e)
 }
 
+/// A sealed segment: its index, and its local file until it is retired (after which
+/// its blocks live only at `location` on the cold tier; the index stays, as the local
+/// `.idx` file and here, so the block index keeps every block's place).
 struct SealedSegment<F> {
-    file: Rc<F>,
+    file: Option<Rc<F>>,
     index: SegmentIndex,
+    location: Option<String>,
 }
 
 /// The segments of one plane of one shard.
@@ -312,12 +316,39 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
                     self.sealed.insert(
                         seq,
                         SealedSegment {
-                            file: Rc::new(file),
+                            file: Some(Rc::new(file)),
                             index,
+                            location: rec.location.clone(),
+                        },
+                    );
+                }
+                SegmentState::Retiring | SegmentState::Retired if rec.location.is_some() => {
+                    // Shipped, then retired: the local CAR goes, the index stays.
+                    self.unlink_if_present(&car).await?;
+                    self.disk.sync_dir().await?;
+                    if rec.state == SegmentState::Retiring {
+                        self.finish_retirement(&rec).await?;
+                    }
+                    if !has(&idx) {
+                        return Err(PlaneError::Corrupt(format!(
+                            "retired segment {car} has no local index {idx}"
+                        )));
+                    }
+                    let f = self.disk.open(&idx).await?;
+                    let len = f.file_len().await?;
+                    let index = SegmentIndex::decode(&f.read_at(0, len as usize).await?)
+                        .map_err(|e| PlaneError::Corrupt(format!("{idx}: {e}")))?;
+                    self.sealed.insert(
+                        seq,
+                        SealedSegment {
+                            file: None,
+                            index,
+                            location: rec.location.clone(),
                         },
                     );
                 }
                 SegmentState::Retiring | SegmentState::Retired => {
+                    // Never shipped (its blocks were copied elsewhere): both files go.
                     self.unlink_if_present(&car).await?;
                     self.unlink_if_present(&idx).await?;
                     self.disk.sync_dir().await?;
@@ -478,8 +509,9 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
         self.sealed.insert(
             id.seq,
             SealedSegment {
-                file: Rc::new(file),
+                file: Some(Rc::new(file)),
                 index,
+                location: None,
             },
         );
         Ok(())
@@ -681,10 +713,63 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
             .get(&loc.seq)
             .ok_or_else(|| PlaneError::Corrupt(format!("no local segment {}", loc.seq)))?;
         Ok(BlockSource::File {
-            file: seg.file.clone(),
+            file: self.local_file(loc.seq, seg)?,
             offset: loc.offset,
             len: loc.len as usize,
         })
+    }
+
+    /// A sealed segment's local file, or [`PlaneError::Retired`] with where it went.
+    fn local_file(
+        &self,
+        seq: u64,
+        seg: &SealedSegment<D::File>,
+    ) -> Result<Rc<D::File>, PlaneError> {
+        seg.file.clone().ok_or_else(|| PlaneError::Retired {
+            segment: car_name(self.id(seq)),
+            location: seg.location.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Deletes the local copy of a shipped segment (the lifecycle's retire steps): mark
+    /// `Shipped → Retiring`, unlink the CAR, fsync the directory, then `Retired`. The
+    /// index file stays, so the block index still places every block (now on the cold
+    /// tier, at the recorded location). Reads already holding the file finish from it.
+    /// A segment that is not `Shipped` is refused by the catalog and nothing changes.
+    pub async fn retire(&mut self, seq: u64) -> Result<(), PlaneError> {
+        self.check()?;
+        let rec = self
+            .catalog
+            .segment(self.id(seq))
+            .await
+            .map_err(catalog_err)?
+            .ok_or_else(|| PlaneError::Corrupt(format!("segment {seq} has no record")))?;
+        let location = match (&rec.state, &rec.location) {
+            (SegmentState::Shipped, Some(l)) => l.clone(),
+            _ => {
+                return Err(PlaneError::Corrupt(format!(
+                    "segment {seq} is {:?}, not shipped: it cannot be retired",
+                    rec.state
+                )));
+            }
+        };
+        if !self.sealed.contains_key(&seq) {
+            return Err(PlaneError::Corrupt(format!("no local segment {seq}")));
+        }
+        let up = || SegmentUpdate {
+            now_ms: now_ms(),
+            ..SegmentUpdate::default()
+        };
+        self.transition(seq, SegmentState::Shipped, SegmentState::Retiring, up())
+            .await?;
+        if let Some(seg) = self.sealed.get_mut(&seq) {
+            seg.file = None;
+            seg.location = Some(location);
+        }
+        self.unlink_if_present(&car_name(self.id(seq))).await?;
+        self.disk.sync_dir().await?;
+        self.transition(seq, SegmentState::Retiring, SegmentState::Retired, up())
+            .await
     }
 
     /// The whole file of a sealed local segment.
@@ -693,8 +778,9 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
             .sealed
             .get(&seq)
             .ok_or_else(|| PlaneError::Corrupt(format!("no local segment {seq}")))?;
-        let len = seg.file.file_len().await?;
-        Ok(seg.file.read_at(0, len as usize).await?)
+        let file = self.local_file(seq, seg)?;
+        let len = file.file_len().await?;
+        Ok(file.read_at(0, len as usize).await?)
     }
 
     /// Indexes of the sealed local segments, by sequence number.

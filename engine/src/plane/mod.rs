@@ -26,6 +26,9 @@ pub enum PlaneError {
     Full,
     #[error("plane log is inconsistent: {0}")]
     Corrupt(String),
+    /// The block's segment was retired: its bytes are only at `location` now.
+    #[error("segment {segment} is retired; its blocks are at {location}")]
+    Retired { segment: String, location: String },
     /// Recording a lifecycle step failed; the plane stops (nothing half-recorded).
     #[error("catalog: {0}")]
     Catalog(crate::catalog::CatalogError),
