@@ -174,10 +174,11 @@ async fn create_bucket(c: &mut Client, bucket: &str) -> Result<bool, RequestErro
     }
 }
 
-/// Writes the objects a reading run needs, with the run's concurrency.
 /// Fewest connections that write the prefill.
 const PREFILL_CONCURRENCY: usize = 64;
 
+/// Writes the objects a reading run needs (unless they exist already), over the run's
+/// connections or [`PREFILL_CONCURRENCY`], whichever is more.
 async fn prefill(plan: &Plan, pool: &Bytes) -> Result<Vec<String>, RequestError> {
     if plan.prefill == 0 {
         return Ok(Vec::new());

@@ -735,7 +735,7 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
     /// `Shipped → Retiring`, unlink the CAR, fsync the directory, then `Retired`. The
     /// index file stays, so the block index still places every block (now on the cold
     /// tier, at the recorded location). Reads already holding the file finish from it.
-    /// A segment that is not `Shipped` is refused by the catalog and nothing changes.
+    /// A segment that is not `Shipped` with a location is refused and nothing changes.
     pub async fn retire(&mut self, seq: u64) -> Result<(), PlaneError> {
         self.check()?;
         let rec = self

@@ -23,15 +23,9 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// Runs a tree operation, fetching each node it finds missing and retrying.
     pub(crate) async fn with_nodes<T>(
         &self,
-        mut op: impl FnMut(&mut NodeStore) -> Result<T, MstError>,
+        op: impl FnMut(&mut NodeStore) -> Result<T, MstError>,
     ) -> EngineResult<T> {
-        loop {
-            let r = op(&mut self.nodes.borrow_mut());
-            match r {
-                Err(MstError::Missing(nc)) => self.fetch_node(nc).await?,
-                other => return other.map_err(super::mst_error),
-            }
-        }
+        self.walk(None, op).await
     }
 
     /// [`Shard::with_nodes`] for a walk over the keys from `from` on: a missing node is
@@ -41,6 +35,14 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     pub(crate) async fn with_nodes_from<T>(
         &self,
         from: &[u8],
+        op: impl FnMut(&mut NodeStore) -> Result<T, MstError>,
+    ) -> EngineResult<T> {
+        self.walk(Some(from), op).await
+    }
+
+    async fn walk<T>(
+        &self,
+        read_ahead_from: Option<&[u8]>,
         mut op: impl FnMut(&mut NodeStore) -> Result<T, MstError>,
     ) -> EngineResult<T> {
         let mut ahead = Vec::new();
@@ -51,7 +53,9 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                     if let Err(e) = self.fetch_node(nc).await {
                         break Err(e);
                     }
-                    self.read_ahead(nc, from, &mut ahead).await;
+                    if let Some(from) = read_ahead_from {
+                        self.read_ahead(nc, from, &mut ahead).await;
+                    }
                 }
                 other => break other.map_err(super::mst_error),
             }
