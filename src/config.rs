@@ -75,6 +75,13 @@ pub struct FileConfig {
     pub upload_expiry_s: Option<u64>,
     #[serde(default)]
     pub engine: EngineSection,
+    #[serde(default)]
+    pub data_plane: crate::shipping::PlaneSection,
+    #[serde(default)]
+    pub catalog_plane: crate::shipping::PlaneSection,
+    pub s3_target: Option<crate::shipping::S3Section>,
+    #[serde(default)]
+    pub shipper: crate::shipping::ShipperSection,
 }
 
 /// `[engine]`: storage knobs (see tuning/README.md for what each trades).
@@ -125,6 +132,7 @@ pub struct Settings {
     pub upload_expiry: Duration,
     pub engine: engine::ShardConfig,
     pub pin_cores: bool,
+    pub ship: crate::shipping::ShipSettings,
 }
 
 /// Default cache sizes per shard.
@@ -275,6 +283,12 @@ impl Settings {
                 ..d
             },
             pin_cores: e.pin_cores.unwrap_or(true),
+            ship: crate::shipping::ShipSettings::resolve(
+                &f.data_plane,
+                &f.catalog_plane,
+                f.s3_target.as_ref(),
+                &f.shipper,
+            )?,
         })
     }
 }
@@ -347,6 +361,39 @@ max_batch_ops = 4096
 pin_cores = true
 # io_uring submission queue entries per shard thread (a power of two, 8 to 32768).
 uring_entries = 1024
+
+# Shipping: sealed segments of a plane can leave the node for a cold tier; the newest
+# `retain` shipped segments per shard stay local, older ones are retired (their blocks
+# are then read from the target with ranged reads). A plane that does not ship keeps
+# every segment. Targets: "file:///path" (a directory, e.g. a mounted volume) or
+# "s3://bucket/prefix" on the [s3_target] endpoint.
+[data_plane]
+ship = false
+# target = "file:///mnt/cold/node-a"
+retain = 6
+
+[catalog_plane]
+ship = false
+# target = "s3://cold-tier/node-a"
+retain = 6
+
+[shipper]
+# The catalog is read for sealed segments at least this often (and at once when a shard
+# seals one).
+rescan_ms = 2000
+# A failed upload is retried after a random wait below min(cap, base * 2^failures).
+backoff_base_ms = 500
+backoff_cap_ms = 60000
+
+# The endpoint of s3:// targets (plain HTTP; path-style). Credentials: access_key and
+# secret_key here, or credentials_file (TOML with access_key and secret_key), or the
+# environment (INGOT_SHIP_ACCESS_KEY/INGOT_SHIP_SECRET_KEY, else AWS_ACCESS_KEY_ID/
+# AWS_SECRET_ACCESS_KEY).
+# [s3_target]
+# endpoint = "http://127.0.0.1:9100"
+# region = "us-east-1"
+# credentials_file = "/etc/ingot/ship-credentials.toml"
+# timeout_s = 60
 "#;
 
 #[cfg(test)]

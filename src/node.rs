@@ -3,8 +3,10 @@
 
 use crate::config::Settings;
 use crate::credentials::Credentials;
+use engine::cold::ColdHandle;
 use engine::{Engine, EngineConfig};
 use frontend::{EngineSlot, Frontend, FrontendConfig, Metrics};
+use shipper::{ColdReader, ShipperMetrics, ShipperThread};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -18,6 +20,18 @@ pub enum NodeError {
     Engine(#[from] engine::EngineError),
     #[error("the engine thread panicked while opening")]
     Panicked,
+    #[error("shipping: {0}")]
+    Shipping(String),
+}
+
+/// The shipper's metrics on `/metrics`.
+#[derive(Debug)]
+struct ShipMetricsSource(Arc<ShipperMetrics>);
+
+impl frontend::metrics::MetricsSource for ShipMetricsSource {
+    fn render(&self, out: &mut String) {
+        self.0.render(out);
+    }
 }
 
 /// A started node. Dropping it without [`Node::stop`] leaves the engine to its
@@ -31,6 +45,9 @@ pub struct Node {
     /// The upload-expiry sweep; it holds the engine only while it sweeps.
     sweeper: Option<tokio::task::JoinHandle<()>>,
     opened: Option<oneshot::Receiver<Result<(), NodeError>>>,
+    /// The shipping pipeline, started once the engine has opened (when a plane ships).
+    shipper: Arc<std::sync::Mutex<Option<ShipperThread>>>,
+    ship_metrics: Arc<ShipperMetrics>,
 }
 
 /// Aborts multipart uploads older than `expiry`: once the engine has opened, then every
@@ -72,6 +89,13 @@ impl Node {
     pub async fn start(s: &Settings, creds: &Credentials) -> Result<Self, NodeError> {
         let engine: EngineSlot = Arc::new(OnceLock::new());
         let metrics = Arc::new(Metrics::default());
+        let invalid = |e: crate::config::ConfigError| NodeError::Shipping(e.to_string());
+        let targets = s.ship.target_settings().map_err(invalid)?;
+        let ship_config = s.ship.shipper_config(&targets).map_err(invalid)?;
+        let ship_metrics = Arc::new(ShipperMetrics::default());
+        if ship_config.ships() {
+            metrics.add_source(Arc::new(ShipMetricsSource(ship_metrics.clone())));
+        }
         let mut fc =
             FrontendConfig::new(s.listen, creds.access_key.clone(), creds.secret_key.clone());
         fc.region = s.region.clone();
@@ -94,15 +118,21 @@ impl Node {
         ec.io = s.io_mode;
         ec.shard = s.engine.clone();
         ec.pin_cores = s.pin_cores;
+        // Blocks of retired segments are read on this runtime (also while recovering).
+        let reader = ColdReader::new(tokio::runtime::Handle::current(), targets);
+        ec.shard.cold = Some(ColdHandle::new(Arc::new(reader)));
         let (opened_tx, opened) = oneshot::channel();
         let (ready_tx, ready_rx) = watch::channel(false);
         let slot = engine.clone();
+        let shipper = Arc::new(std::sync::Mutex::new(None));
+        let (ship_slot, ship_m) = (shipper.clone(), ship_metrics.clone());
         tokio::task::spawn_blocking(move || {
             let r = match Engine::open(ec) {
                 Ok(e) => {
-                    let _ = slot.set(Arc::new(e));
+                    let e = Arc::new(e);
+                    let _ = slot.set(e.clone());
                     let _ = ready_tx.send(true);
-                    Ok(())
+                    start_shipper(e, ship_config, ship_m, &ship_slot)
                 }
                 Err(e) => Err(NodeError::Engine(e)),
             };
@@ -121,7 +151,14 @@ impl Node {
             served: Some(served),
             sweeper: Some(sweeper),
             opened: Some(opened),
+            shipper,
+            ship_metrics,
         })
+    }
+
+    /// The shipping pipeline's metrics.
+    pub fn ship_metrics(&self) -> &Arc<ShipperMetrics> {
+        &self.ship_metrics
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -152,9 +189,30 @@ impl Node {
         }
         // A stop during recovery waits for it: the engine must close cleanly.
         let opened = self.ready().await;
+        let shipper = self.shipper.lock().ok().and_then(|mut s| s.take());
+        if let Some(s) = shipper {
+            s.stop().await;
+        }
         if let Some(e) = self.engine.get() {
             e.shutdown().await?;
         }
         opened
     }
+}
+
+fn start_shipper(
+    engine: Arc<Engine>,
+    config: shipper::ShipperConfig,
+    metrics: Arc<ShipperMetrics>,
+    slot: &std::sync::Mutex<Option<ShipperThread>>,
+) -> Result<(), NodeError> {
+    if !config.ships() {
+        return Ok(());
+    }
+    let t = ShipperThread::spawn(engine, config, metrics)
+        .map_err(|e| NodeError::Shipping(format!("cannot start the shipping thread: {e}")))?;
+    if let Ok(mut s) = slot.lock() {
+        *s = Some(t);
+    }
+    Ok(())
 }

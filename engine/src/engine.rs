@@ -21,6 +21,8 @@ use crate::io::any::AnyDisk;
 use crate::io::std_disk::StdDisk;
 use crate::io::uring::UringDisk;
 use crate::metrics::ShardMetrics;
+use crate::plane::{car_name, index_name};
+use crate::segment::SegmentId;
 use crate::shard::{Shard, ShardConfig};
 use bytes::Bytes;
 use sha2::Digest;
@@ -84,6 +86,7 @@ pub struct Engine<C: Catalog + 'static = EmbeddedCatalog> {
     cores: usize,
     uring: bool,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    data_dir: PathBuf,
     _lock: std::fs::File,
 }
 
@@ -269,6 +272,7 @@ impl<C: Catalog + 'static> Engine<C> {
             cores,
             uring,
             threads: Mutex::new(threads),
+            data_dir: config.data_dir.clone(),
             _lock: lock,
         };
         if let Some(e) = failure.or_else(|| {
@@ -612,6 +616,30 @@ impl<C: Catalog + 'static> Engine<C> {
         let (b, k) = (bucket.to_owned(), key.to_owned());
         self.call(id, move |s| async move { s.verify_object(&b, &k).await })
             .await
+    }
+
+    /// A sealed segment's local CAR file and index file.
+    pub fn segment_paths(&self, id: SegmentId) -> (PathBuf, PathBuf) {
+        let dir = self.data_dir.join(format!("shard-{:04}", id.shard));
+        (dir.join(car_name(id)), dir.join(index_name(id)))
+    }
+
+    /// Retires a shipped segment (see [`Shard::retire_segment`]): `Ok(false)` when it
+    /// must stay local for now.
+    pub async fn retire_segment(&self, id: SegmentId) -> EngineResult<bool> {
+        self.call(id.shard, move |s| async move {
+            s.retire_segment(id.plane, id.seq).await
+        })
+        .await
+    }
+
+    /// Segments sealed by every shard since the start: a cheap way to notice that the
+    /// catalog holds new sealed segments.
+    pub fn segments_sealed(&self) -> u64 {
+        self.metrics
+            .iter()
+            .map(|m| m.segments_sealed.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
     }
 
     /// Clean shutdown: every shard commits what is queued, seals its segments and

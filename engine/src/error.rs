@@ -72,6 +72,10 @@ pub enum EngineError {
     Corrupt(String),
     #[error("I/O failed: {0}")]
     Io(String),
+    /// A block of a retired segment could not be read from the cold tier (down,
+    /// unreachable, or not configured): worth retrying later.
+    #[error("cold tier: {0}")]
+    ColdTier(String),
     #[error("catalog: {0}")]
     Catalog(#[from] CatalogError),
     /// The engine could not start.

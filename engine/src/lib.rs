@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod cbor;
 pub mod checksum;
 pub mod chunker;
+pub mod cold;
 pub mod engine;
 pub mod error;
 pub mod format;

@@ -80,6 +80,11 @@ pub struct ShardMetrics {
     pub block_cache_hits: AtomicU64,
     pub block_cache_misses: AtomicU64,
     pub segments_sealed: AtomicU64,
+    /// Blocks read from the cold tier (their segment was retired), bytes, failures.
+    pub cold_reads: AtomicU64,
+    pub cold_read_bytes: AtomicU64,
+    pub cold_read_errors: AtomicU64,
+    pub segments_retired: AtomicU64,
     /// Set when an I/O failure stopped the shard's writes.
     pub poisoned: AtomicBool,
 }

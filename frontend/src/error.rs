@@ -31,7 +31,9 @@ pub fn s3_error(e: EngineError) -> S3Error {
         EngineError::EntityTooSmall { .. } => C::EntityTooSmall,
         EngineError::InvalidArgument(_) => C::InvalidArgument,
         EngineError::InvalidRequest(_) => C::InvalidRequest,
-        EngineError::Poisoned(_) | EngineError::ShuttingDown => C::ServiceUnavailable,
+        EngineError::Poisoned(_) | EngineError::ShuttingDown | EngineError::ColdTier(_) => {
+            C::ServiceUnavailable
+        }
         EngineError::KeyspaceFull
         | EngineError::Corrupt(_)
         | EngineError::Io(_)
@@ -43,6 +45,11 @@ pub fn s3_error(e: EngineError) -> S3Error {
         // Internal details stay in the server log, not in the client's answer.
         EngineError::Corrupt(_) | EngineError::Io(_) | EngineError::Catalog(_) => {
             "We encountered an internal error. Please try again.".to_owned()
+        }
+        EngineError::ColdTier(_) => {
+            "The object's data is on the cold tier, which cannot be reached now. Please try \
+             again."
+                .to_owned()
         }
         EngineError::NoSuchKey => "The specified key does not exist.".to_owned(),
         EngineError::NoSuchBucket(_) => "The specified bucket does not exist.".to_owned(),
@@ -59,6 +66,8 @@ pub fn s3_error(e: EngineError) -> S3Error {
     };
     if code == C::InternalError {
         tracing::error!(error = %e, "engine error");
+    } else if let EngineError::ColdTier(_) = e {
+        tracing::warn!(error = %e, "cold tier read failed");
     }
     let mut err = S3Error::with_message(code, message);
     if err.code().status_code().is_none() {
@@ -138,6 +147,11 @@ mod tests {
                 400,
             ),
             (EngineError::Io("disk".into()), "InternalError", 500),
+            (
+                EngineError::ColdTier("s3://cold/x.car: refused".into()),
+                "ServiceUnavailable",
+                503,
+            ),
         ];
         for (e, code, status) in cases {
             let s = s3_error(e);

@@ -17,6 +17,14 @@ pub struct Metrics {
     pub bytes_in: Arc<AtomicU64>,
     pub bytes_out: Arc<AtomicU64>,
     pub connections: AtomicU64,
+    /// Other parts of the node that add their own lines (the shipper).
+    sources: Mutex<Vec<Arc<dyn MetricsSource>>>,
+}
+
+/// A part of the node that adds lines to `/metrics`.
+pub trait MetricsSource: Send + Sync + std::fmt::Debug {
+    /// Appends Prometheus text (with `# HELP` and `# TYPE` lines).
+    fn render(&self, out: &mut String);
 }
 
 impl Metrics {
@@ -31,6 +39,13 @@ impl Metrics {
         });
         if let Ok(h) = h {
             h.record(elapsed);
+        }
+    }
+
+    /// Adds a source whose lines `/metrics` shows after the node's own.
+    pub fn add_source(&self, source: Arc<dyn MetricsSource>) {
+        if let Ok(mut s) = self.sources.lock() {
+            s.push(source);
         }
     }
 
@@ -105,12 +120,23 @@ pub fn render(m: &Metrics, shards: &[Arc<ShardMetrics>], segments: &SegmentCount
             "ingot_segments{{plane=\"{plane}\",state=\"{state}\"}} {n}"
         );
     }
+    if let Ok(sources) = m.sources.lock() {
+        for s in sources.iter() {
+            s.render(o);
+        }
+    }
+    if let Ok(sources) = m.sources.lock() {
+        for s in sources.iter() {
+            s.render(o);
+        }
+    }
     out
 }
 
-fn shard_metrics(o: &mut String, shards: &[Arc<ShardMetrics>]) {
+/// Writes `# HELP` and `# TYPE` lines (for [`MetricsSource`]s too).
+pub fn shard_metrics(o: &mut String, shards: &[Arc<ShardMetrics>]) {
     type Get = fn(&ShardMetrics) -> u64;
-    let counters: [(&str, &str, Get); 13] = [
+    let counters: [(&str, &str, Get); 17] = [
         ("ingot_commit_batches_total", "Group commits.", |s| {
             s.batches.load(Relaxed)
         }),
@@ -160,6 +186,26 @@ fn shard_metrics(o: &mut String, shards: &[Arc<ShardMetrics>]) {
             "Segments sealed since start.",
             |s| s.segments_sealed.load(Relaxed),
         ),
+        (
+            "ingot_segments_retired_total",
+            "Shipped segments whose local copy was retired since start.",
+            |s| s.segments_retired.load(Relaxed),
+        ),
+        (
+            "ingot_cold_reads_total",
+            "Blocks read from the cold tier (their segment was retired).",
+            |s| s.cold_reads.load(Relaxed),
+        ),
+        (
+            "ingot_cold_read_bytes_total",
+            "Bytes read from the cold tier.",
+            |s| s.cold_read_bytes.load(Relaxed),
+        ),
+        (
+            "ingot_cold_read_errors_total",
+            "Cold-tier reads that failed.",
+            |s| s.cold_read_errors.load(Relaxed),
+        ),
     ];
     for (name, text, get) in counters {
         help(o, name, "counter", text);
@@ -196,7 +242,8 @@ fn shard_metrics(o: &mut String, shards: &[Arc<ShardMetrics>]) {
     }
 }
 
-fn help(o: &mut String, name: &str, kind: &str, text: &str) {
+/// Writes `# HELP` and `# TYPE` lines (for [`MetricsSource`]s too).
+pub fn help(o: &mut String, name: &str, kind: &str, text: &str) {
     let _ = writeln!(o, "# HELP {name} {text}\n# TYPE {name} {kind}");
 }
 

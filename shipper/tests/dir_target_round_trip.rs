@@ -3,7 +3,7 @@
 //! exactly; bad names, foreign locations and ranges past the end are refused.
 
 use sha2::{Digest, Sha256};
-use shipper::{Target, TargetError};
+use shipper::{Target, TargetError, TargetSettings};
 use std::path::Path;
 
 fn body(n: usize) -> Vec<u8> {
@@ -32,7 +32,11 @@ async fn uploads_are_checked_atomic_and_read_back_by_range() {
     let local = tempfile::tempdir().unwrap();
     let cold = tempfile::tempdir().unwrap();
     let root = cold.path().join("segments");
-    let target = Target::from_url(&format!("file://{}", root.display())).unwrap();
+    let target = Target::from_url(
+        &format!("file://{}", root.display()),
+        &TargetSettings::default(),
+    )
+    .unwrap();
 
     let data = body(3 << 20 | 123);
     let src = local.path().join("data-0001-00000000000000000007.car");
@@ -75,7 +79,11 @@ async fn uploads_are_checked_atomic_and_read_back_by_range() {
 async fn a_digest_mismatch_stores_nothing() {
     let local = tempfile::tempdir().unwrap();
     let cold = tempfile::tempdir().unwrap();
-    let target = Target::from_url(&format!("file://{}", cold.path().display())).unwrap();
+    let target = Target::from_url(
+        &format!("file://{}", cold.path().display()),
+        &TargetSettings::default(),
+    )
+    .unwrap();
     let data = body(100_000);
     let src = local.path().join("seg.car");
     std::fs::write(&src, &data).unwrap();
@@ -95,15 +103,29 @@ async fn a_digest_mismatch_stores_nothing() {
 
 #[tokio::test]
 async fn bad_urls_names_and_locations_are_refused() {
-    for url in ["file://relative/dir", "ftp://x/y", "", "/plain/path"] {
+    for url in [
+        "file://relative/dir",
+        "ftp://x/y",
+        "",
+        "/plain/path",
+        "s3://bucket/p",
+        "s3://",
+    ] {
         assert!(
-            matches!(Target::from_url(url), Err(TargetError::BadUrl { .. })),
+            matches!(
+                Target::from_url(url, &TargetSettings::default()),
+                Err(TargetError::BadUrl { .. })
+            ),
             "{url}"
         );
     }
     let local = tempfile::tempdir().unwrap();
     let cold = tempfile::tempdir().unwrap();
-    let target = Target::from_url(&format!("file://{}", cold.path().display())).unwrap();
+    let target = Target::from_url(
+        &format!("file://{}", cold.path().display()),
+        &TargetSettings::default(),
+    )
+    .unwrap();
     let src = local.path().join("x");
     std::fs::write(&src, b"x").unwrap();
     let sha: [u8; 32] = Sha256::digest(b"x").into();

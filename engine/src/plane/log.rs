@@ -783,7 +783,12 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
         Ok(file.read_at(0, len as usize).await?)
     }
 
-    /// Indexes of the sealed local segments, by sequence number.
+    /// Whether the sealed segment `seq` still has its local file (it is not retired).
+    pub fn is_local(&self, seq: u64) -> bool {
+        self.sealed.get(&seq).is_some_and(|s| s.file.is_some())
+    }
+
+    /// Indexes of the sealed segments (local and retired), by sequence number.
     pub fn sealed_indexes(&self) -> impl Iterator<Item = (u64, &SegmentIndex)> {
         self.sealed.iter().map(|(seq, s)| (*seq, &s.index))
     }

@@ -24,7 +24,7 @@ use crate::error::{EngineError, EngineResult};
 use crate::io::Disk;
 use crate::metrics::ShardMetrics;
 use crate::mst::{Mst, MstError, NodeStore};
-use crate::plane::{Location, PlaneLog};
+use crate::plane::{Location, PlaneError, PlaneLog};
 use crate::segment::Plane;
 use bytes::Bytes;
 use cid::Cid;
@@ -64,6 +64,9 @@ pub struct ShardConfig {
     /// Entries of the io_uring submission queue of each shard thread: how many reads,
     /// writes and syncs can be submitted at once before a submission waits.
     pub uring_entries: u32,
+    /// Where blocks of retired segments are read from; without it such a read fails
+    /// with [`EngineError::ColdTier`].
+    pub cold: Option<crate::cold::ColdHandle>,
 }
 
 impl Default for ShardConfig {
@@ -78,6 +81,7 @@ impl Default for ShardConfig {
             max_put_bytes: 5 << 30,
             max_batch_ops: 4096,
             uring_entries: 1024,
+            cold: None,
         }
     }
 }
@@ -262,7 +266,65 @@ impl<D: Disk, C: Catalog> Shard<D, C> {
     /// Reads without holding the plane log across the I/O: many reads are in flight at
     /// once, and none waits for an append, a write-behind or a commit's write.
     async fn read_at(&self, plane: Plane, loc: Location) -> EngineResult<Vec<u8>> {
-        let source = self.plane(plane).lock().await.source(loc)?;
-        Ok(source.read().await?)
+        let source = self.plane(plane).lock().await.source(loc);
+        match source {
+            Ok(source) => Ok(source.read().await?),
+            Err(PlaneError::Retired { segment, location }) => {
+                self.read_cold(&segment, &location, loc).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads a block of a retired segment from the cold tier (the caller verifies it).
+    async fn read_cold(
+        &self,
+        segment: &str,
+        location: &str,
+        loc: Location,
+    ) -> EngineResult<Vec<u8>> {
+        let Some(cold) = &self.config.cold else {
+            return Err(EngineError::ColdTier(format!(
+                "segment {segment} is retired to {location} and no cold tier is configured"
+            )));
+        };
+        self.metrics.cold_reads.fetch_add(1, Relaxed);
+        match cold.read(location, loc.offset, loc.len).await {
+            Ok(bytes) => {
+                self.metrics
+                    .cold_read_bytes
+                    .fetch_add(bytes.len() as u64, Relaxed);
+                Ok(bytes)
+            }
+            Err(e) => {
+                self.metrics.cold_read_errors.fetch_add(1, Relaxed);
+                tracing::warn!(shard = self.id, segment, location, error = %e, "cold read failed");
+                Err(EngineError::ColdTier(format!("{location}: {e}")))
+            }
+        }
+    }
+
+    /// Retires a shipped segment: its local CAR goes, its blocks are read from the cold
+    /// tier from now on. A catalog-plane segment is retired only once a head checkpoint
+    /// covers every commit in it (recovery never reads a retired segment); until then
+    /// this answers `Ok(false)` and changes nothing.
+    pub async fn retire_segment(&self, plane: Plane, seq: u64) -> EngineResult<bool> {
+        self.check_writable()?;
+        if plane == Plane::Catalog && seq >= self.checkpoint_seq.get() {
+            return Ok(false);
+        }
+        let r = self.plane(plane).lock().await.retire(seq).await;
+        match r {
+            Ok(()) => {
+                self.metrics.segments_retired.fetch_add(1, Relaxed);
+                Ok(true)
+            }
+            Err(e @ (PlaneError::Io(_) | PlaneError::Catalog(_))) => {
+                let e = EngineError::from(e);
+                self.poison(&e);
+                Err(e)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

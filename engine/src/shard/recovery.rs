@@ -112,10 +112,13 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             recovered_blocks: data_rec.recovered_blocks.len() + meta_rec.recovered_blocks.len(),
             ..ShardRecovery::default()
         };
+        // A retired segment is skipped: it was retired only after a checkpoint covered
+        // every commit in it (`Shard::retire_segment`).
         let older: Vec<u64> = meta
             .sealed_indexes()
             .map(|(seq, _)| seq)
             .filter(|seq| *seq >= scan_from && !meta_rec.sealed.contains(seq))
+            .filter(|seq| meta.is_local(*seq))
             .collect();
         for seq in older {
             let car = meta.read_segment(seq).await?;

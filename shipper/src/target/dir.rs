@@ -100,7 +100,7 @@ impl DirTarget {
 
 /// Object names are plain file names: no separators, no dot-files (temporary uploads
 /// start with a dot), nothing that walks out of the directory.
-fn check_name(name: &str) -> Result<(), TargetError> {
+pub(crate) fn check_name(name: &str) -> Result<(), TargetError> {
     let ok = !name.is_empty()
         && !name.starts_with('.')
         && name
@@ -146,7 +146,22 @@ fn copy_checked(root: &Path, src: &Path, name: &str, sha256: [u8; 32]) -> Result
             });
         }
         out.sync_all().map_err(|e| io("fsync upload of", e))?;
-        std::fs::rename(&temp, root.join(name)).map_err(|e| io("rename upload of", e))?;
+        let dest = root.join(name);
+        if dest.exists() {
+            // A repeated upload (after a crash) is a success; another object under the
+            // same name (another node shipping here) is never replaced.
+            let have = file_sha256(&dest).map_err(|e| io("read existing", e))?;
+            if have != sha256 {
+                return Err(TargetError::DigestMismatch {
+                    name: dest.display().to_string(),
+                    want: hex(&sha256),
+                    got: hex(&have),
+                });
+            }
+            let _ = std::fs::remove_file(&temp);
+            return Ok(());
+        }
+        std::fs::rename(&temp, &dest).map_err(|e| io("rename upload of", e))?;
         std::fs::File::open(root)
             .and_then(|d| d.sync_all())
             .map_err(|e| io("fsync target directory for", e))
@@ -155,4 +170,17 @@ fn copy_checked(root: &Path, src: &Path, name: &str, sha256: [u8; 32]) -> Result
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<[u8; 32]> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; COPY_BYTES];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.finalize().into());
+        }
+        hasher.update(&buf[..n]);
+    }
 }

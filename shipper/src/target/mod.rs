@@ -7,11 +7,20 @@
 //! bytes), so the pipeline can always retry.
 
 pub mod dir;
+pub mod s3;
 
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use dir::DirTarget;
+pub use s3::{S3Client, S3Settings, S3Target};
+
+/// What targets need beyond their URL: the S3 endpoint and credentials.
+#[derive(Debug, Clone, Default)]
+pub struct TargetSettings {
+    pub s3: Option<Arc<S3Client>>,
+}
 
 /// Why a target operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +39,12 @@ pub enum TargetError {
         offset: u64,
         len: u64,
         size: u64,
+    },
+    #[error("{what}: HTTP {status} {code}")]
+    Status {
+        what: String,
+        status: u16,
+        code: String,
     },
     #[error("object name {0:?} is not a plain file name")]
     BadName(String),
@@ -56,11 +71,13 @@ impl TargetError {
 #[derive(Debug, Clone)]
 pub enum Target {
     Dir(DirTarget),
+    S3(S3Target),
 }
 
 impl Target {
-    /// Parses a target URL: `file:///absolute/path`.
-    pub fn from_url(url: &str) -> Result<Self, TargetError> {
+    /// Parses a target URL: `file:///absolute/path` or `s3://bucket[/prefix]` (the
+    /// endpoint and credentials come from `settings`).
+    pub fn from_url(url: &str, settings: &TargetSettings) -> Result<Self, TargetError> {
         let bad = |why: &str| TargetError::BadUrl {
             url: url.to_owned(),
             why: why.to_owned(),
@@ -71,7 +88,33 @@ impl Target {
             }
             return Ok(Target::Dir(DirTarget::new(PathBuf::from(path))));
         }
-        Err(bad("the supported scheme is file:///path"))
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("an S3 target names a bucket (s3://bucket/prefix)"));
+            }
+            let client = settings.s3.clone().ok_or_else(|| {
+                bad("an S3 target needs an endpoint and credentials ([s3_target] in the config)")
+            })?;
+            return Ok(Target::S3(S3Target::new(client, bucket, prefix)));
+        }
+        Err(bad(
+            "the supported schemes are file:///path and s3://bucket/prefix",
+        ))
+    }
+
+    /// The target that can read `location` (a location a target returned earlier).
+    pub fn for_location(location: &str, settings: &TargetSettings) -> Result<Self, TargetError> {
+        let foreign = || TargetError::ForeignLocation(location.to_owned());
+        if location.starts_with("file://") {
+            let (dir, _) = location.rsplit_once('/').ok_or_else(foreign)?;
+            return Self::from_url(dir, settings);
+        }
+        if let Some(rest) = location.strip_prefix("s3://") {
+            let (bucket, _) = rest.split_once('/').ok_or_else(foreign)?;
+            return Self::from_url(&format!("s3://{bucket}"), settings);
+        }
+        Err(foreign())
     }
 
     /// Uploads the local file `path` as `name` and returns its location. The bytes must
@@ -84,6 +127,7 @@ impl Target {
     ) -> Result<String, TargetError> {
         match self {
             Target::Dir(d) => d.put_file(name, path, sha256).await,
+            Target::S3(s) => s.put_file(name, path, sha256).await,
         }
     }
 
@@ -96,6 +140,7 @@ impl Target {
     ) -> Result<Bytes, TargetError> {
         match self {
             Target::Dir(d) => d.read_range(location, offset, len).await,
+            Target::S3(s) => s.read_range(location, offset, len).await,
         }
     }
 }
