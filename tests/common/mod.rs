@@ -2,6 +2,8 @@
 //! temp dir) and aws-sdk-s3 clients for it.
 #![allow(dead_code)]
 
+pub mod ship;
+
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Credentials, Region};
 use ingot_engine::config::{FileConfig, ServeArgs, Settings};

@@ -1,0 +1,195 @@
+//! Shipping through a proxy that answers 500, drops connections and stalls: nothing is
+//! marked shipped while the target fails, the backlog and the last error show in the
+//! metrics, a restart in the middle loses nothing, and once the target recovers the
+//! backlog drains: every segment at the target equals what was sealed, and every object
+//! reads back byte-identical after retirement.
+
+mod common;
+
+use common::ship::{check_all, objects, put_all, segments, shipping_settings, wait_until_retired};
+use common::{client, read_all, settings, start_with};
+use engine::catalog::SegmentState;
+use engine::plane::car_name;
+use ingot_engine::node::Node;
+use ingot_engine::shipping::S3Section;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Pass,
+    /// Answer every request with a 500 and close.
+    Error500,
+    /// Read the request, then close without answering.
+    Drop,
+    /// Read and never answer.
+    Stall,
+}
+
+/// A TCP proxy in front of `upstream` whose behaviour `mode` switches; a switch cuts
+/// every open connection, so pooled connections see the new behaviour too.
+async fn proxy(upstream: SocketAddr, mode: watch::Receiver<Mode>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let mut mode = mode.clone();
+            tokio::spawn(async move {
+                let m = *mode.borrow_and_update();
+                tokio::select! {
+                    _ = serve(conn, upstream, m) => {}
+                    _ = mode.changed() => {}
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn serve(mut conn: TcpStream, upstream: SocketAddr, mode: Mode) {
+    let mut buf = vec![0u8; 64 << 10];
+    match mode {
+        Mode::Pass => {
+            if let Ok(mut up) = TcpStream::connect(upstream).await {
+                let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
+            }
+        }
+        Mode::Error500 => {
+            let _ = conn.read(&mut buf).await;
+            let _ = conn
+                .write_all(
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\
+                      Connection: close\r\n\r\n",
+                )
+                .await;
+        }
+        Mode::Drop => {
+            let _ = conn.read(&mut buf).await;
+        }
+        Mode::Stall => while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {},
+    }
+}
+
+/// Waits (bounded) until `cond` holds.
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Nothing shipped while the target fails; local copies all present.
+async fn nothing_shipped(node: &Node) {
+    for r in segments(node).await {
+        assert!(
+            !matches!(r.state, SegmentState::Shipped | SegmentState::Retired),
+            "{:?} marked {:?} while the target fails",
+            r.id,
+            r.state
+        );
+    }
+}
+
+async fn fails_under(node: &Node, mode_tx: &watch::Sender<Mode>, mode: Mode, times: u64) {
+    let m = node.ship_metrics().clone();
+    let before = m.failures.load(Relaxed);
+    mode_tx.send(mode).unwrap();
+    wait_for(&format!("{times} failures under {mode:?}"), || {
+        m.failures.load(Relaxed) >= before + times
+    })
+    .await;
+    nothing_shipped(node).await;
+    assert!(m.backlog_segments.load(Relaxed) > 0);
+    assert!(m.backlog_bytes.load(Relaxed) > 0);
+    assert!(m.last_error().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_target_costs_disk_never_data() {
+    let cold_dir = tempfile::tempdir().unwrap();
+    let cold = start_with(settings(cold_dir.path(), "127.0.0.1:0".parse().unwrap())).await;
+    let cc = client(cold.addr());
+    cc.create_bucket().bucket("cold-tier").send().await.unwrap();
+    let (mode_tx, mode_rx) = watch::channel(Mode::Error500);
+    let via = proxy(cold.addr(), mode_rx).await;
+    let s3 = S3Section {
+        endpoint: Some(format!("http://{via}")),
+        access_key: Some(common::ACCESS_KEY.into()),
+        secret_key: Some(common::SECRET_KEY.into()),
+        timeout_s: Some(1),
+        ..S3Section::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = shipping_settings(dir.path(), "s3://cold-tier/node-a", Some(s3));
+
+    let objs = objects();
+    let node = start_with(s.clone()).await;
+    put_all(&node, "shipped", &objs).await;
+    fails_under(&node, &mode_tx, Mode::Error500, 3).await;
+    fails_under(&node, &mode_tx, Mode::Drop, 3).await;
+    fails_under(&node, &mode_tx, Mode::Stall, 2).await;
+    // The metrics endpoint shows the backlog.
+    let text = metrics_text(node.addr()).await;
+    assert!(text.contains("ingot_ship_backlog_segments "), "{text}");
+    assert!(!text.contains("ingot_ship_backlog_segments 0\n"), "{text}");
+    assert!(
+        text.contains("ingot_ship_last_error_timestamp_seconds{error="),
+        "{text}"
+    );
+
+    // A restart while the backlog waits: the queue comes back from the catalog.
+    node.stop().await.unwrap();
+    let node = start_with(s).await;
+    fails_under(&node, &mode_tx, Mode::Drop, 2).await;
+    check_all(&node, "shipped", &objs).await;
+
+    mode_tx.send(Mode::Pass).unwrap();
+    let segs = wait_until_retired(&node).await;
+    assert_eq!(node.ship_metrics().backlog_segments.load(Relaxed), 0);
+    assert!(node.ship_metrics().last_error().is_none());
+    for r in segs.iter().filter(|r| r.location.is_some()) {
+        let key = format!("node-a/{}", car_name(r.id));
+        let got = read_all(
+            cc.get_object()
+                .bucket("cold-tier")
+                .key(&key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&got).into();
+        assert_eq!(Some(sha), r.sha256, "{key} differs from what was sealed");
+    }
+    node.stop().await.unwrap();
+    let node = start_with(shipping_settings(
+        dir.path(),
+        "s3://cold-tier/node-a",
+        Some(S3Section {
+            endpoint: Some(format!("http://{via}")),
+            access_key: Some(common::ACCESS_KEY.into()),
+            secret_key: Some(common::SECRET_KEY.into()),
+            ..S3Section::default()
+        }),
+    ))
+    .await;
+    check_all(&node, "shipped", &objs).await;
+    assert!(common::ship::cold_reads(&node) > 0);
+    node.stop().await.unwrap();
+    cold.stop().await.unwrap();
+}
+
+async fn metrics_text(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
