@@ -1,0 +1,144 @@
+//! The real binary aborts (like `kill -9`: no cleanup, no seal) right after each step of
+//! shipping and retiring (`INGOT_SHIP_CRASH_AFTER`); a node started again on the same
+//! data dir finishes the work: no local file without a record, no record without its
+//! file or location, every acknowledged object reads back byte-identical, and every
+//! shipped segment at the target equals what was sealed.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::ship::{check_all, check_local_files, objects, shipping_settings, wait_until_retired};
+use common::start_with;
+use engine::plane::{car_name, index_name};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ready(port: u16) -> bool {
+    use std::io::Write;
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /health/ready HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200")
+}
+
+fn config(dir: &Path, target: &str) -> std::path::PathBuf {
+    let path = dir.join("ingot.toml");
+    let plane = format!("ship = true\ntarget = \"{target}\"\nretain = 0\n");
+    let text = format!(
+        "[engine]\nseal_bytes = 1048576\nchunk_bytes = 65536\nseal_age_ms = 100\n\
+         pin_cores = false\n\n[data_plane]\n{plane}\n[catalog_plane]\n{plane}\n\
+         [shipper]\nrescan_ms = 200\nbackoff_base_ms = 50\nbackoff_cap_ms = 400\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn crash_after(step: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let cold = work.path().join("cold");
+    let target = format!("file://{}", cold.display());
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ingot-engine"))
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--cores", "2"])
+        .arg("--config")
+        .arg(config(work.path(), &target))
+        .env("INGOT_ACCESS_KEY", common::ACCESS_KEY)
+        .env("INGOT_SECRET_KEY", common::SECRET_KEY)
+        .env("INGOT_SHIP_CRASH_AFTER", step)
+        .env("INGOT_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready(port) {
+        assert!(Instant::now() < deadline, "{step}: node never became ready");
+        std::thread::yield_now();
+    }
+    // Write until the crash; keep what was acknowledged.
+    let c = common::client(format!("127.0.0.1:{port}").parse().unwrap());
+    c.create_bucket().bucket("shipped").send().await.unwrap();
+    let mut acked = BTreeMap::new();
+    for (k, v) in objects() {
+        let put = c
+            .put_object()
+            .bucket("shipped")
+            .key(&k)
+            .body(ByteStream::from(v.clone()))
+            .send()
+            .await;
+        if put.is_ok() {
+            acked.insert(k, v);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{step}: the crash point was never reached"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut log = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut log);
+    assert_eq!(status.signal(), Some(6), "{step}: {status:?}\n{log}");
+    assert!(log.contains("crash test"), "{step}: {log}");
+    assert!(!acked.is_empty(), "{step}: nothing was acknowledged");
+
+    // Start again (in process, same data dir and target): recovery finishes the step.
+    let node = start_with(shipping_settings(&data, &target, None)).await;
+    let segs = wait_until_retired(&node).await;
+    check_local_files(&data, &segs);
+    check_all(&node, "shipped", &acked).await;
+    for r in segs.iter().filter(|r| r.location.is_some()) {
+        let bytes = std::fs::read(cold.join(car_name(r.id))).unwrap();
+        let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
+        assert_eq!(Some(sha), r.sha256, "{step}: {:?}", r.id);
+        assert!(cold.join(index_name(r.id)).exists(), "{step}: {:?}", r.id);
+    }
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_the_car_upload() {
+    crash_after("car-uploaded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_the_index_upload() {
+    crash_after("index-uploaded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_marking_shipped() {
+    crash_after("marked-shipped").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_retiring() {
+    crash_after("retired").await;
+}
