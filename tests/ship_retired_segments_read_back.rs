@@ -128,3 +128,71 @@ async fn retired_segments_read_back_from_another_node_over_s3() {
     }
     cold.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_uploads_repeat_safely_and_never_replace_other_bytes() {
+    use shipper::target::{S3Client, S3Settings};
+    use shipper::{Target, TargetError, TargetSettings};
+    let cold_dir = tempfile::tempdir().unwrap();
+    let cold = start_with(settings(cold_dir.path(), "127.0.0.1:0".parse().unwrap())).await;
+    let cc = client(cold.addr());
+    cc.create_bucket().bucket("cold-tier").send().await.unwrap();
+    let s3 = S3Client::new(S3Settings {
+        endpoint: format!("http://{}", cold.addr()),
+        region: "us-east-1".into(),
+        access_key: common::ACCESS_KEY.into(),
+        secret_key: common::SECRET_KEY.into(),
+        timeout: std::time::Duration::from_secs(10),
+    })
+    .unwrap();
+    let ts = TargetSettings {
+        s3: Some(std::sync::Arc::new(s3)),
+    };
+    let target = Target::from_url("s3://cold-tier/p", &ts).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let (a, b) = (body(300_000, 1), body(300_000, 2));
+    let (pa, pb) = (local.path().join("a"), local.path().join("b"));
+    std::fs::write(&pa, &a).unwrap();
+    std::fs::write(&pb, &b).unwrap();
+    let sha = |v: &[u8]| -> [u8; 32] { <sha2::Sha256 as sha2::Digest>::digest(v).into() };
+
+    let loc = target.put_file("x.car", &pa, sha(&a)).await.unwrap();
+    assert_eq!(loc, "s3://cold-tier/p/x.car");
+    // A repeated upload (as after a crash) succeeds; other bytes under the name do not.
+    assert_eq!(target.put_file("x.car", &pa, sha(&a)).await.unwrap(), loc);
+    let clash = target.put_file("x.car", &pb, sha(&b)).await;
+    assert!(
+        matches!(clash, Err(TargetError::DigestMismatch { .. })),
+        "{clash:?}"
+    );
+    let stored = read_all(
+        cc.get_object()
+            .bucket("cold-tier")
+            .key("p/x.car")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(stored == a, "the object was replaced");
+    // Bytes that differ from the sealed digest are refused by the server; nothing stored.
+    let bad = target.put_file("y.car", &pa, sha(&b)).await;
+    assert!(
+        matches!(&bad, Err(TargetError::Status { status: 400, code, .. }) if code == "XAmzContentSHA256Mismatch"),
+        "{bad:?}"
+    );
+    assert!(
+        cc.head_object()
+            .bucket("cold-tier")
+            .key("p/y.car")
+            .send()
+            .await
+            .is_err()
+    );
+    // Ranged reads: exact bytes, and a range past the end is an error.
+    let got = target.read_range(&loc, 12_345, 1000).await.unwrap();
+    assert_eq!(&got[..], &a[12_345..13_345]);
+    assert!(target.read_range(&loc, 299_999, 2).await.is_err());
+    assert!(target.read_range("s3://other/p/x.car", 0, 1).await.is_err());
+    cold.stop().await.unwrap();
+}

@@ -141,3 +141,39 @@ async fn bad_urls_names_and_locations_are_refused() {
     let r = target.read_range(&dotdot, 0, 1).await;
     assert!(matches!(r, Err(TargetError::ForeignLocation(_))), "{r:?}");
 }
+
+#[tokio::test]
+async fn a_repeated_upload_succeeds_and_other_bytes_never_replace_an_object() {
+    let local = tempfile::tempdir().unwrap();
+    let cold = tempfile::tempdir().unwrap();
+    let target = Target::from_url(
+        &format!("file://{}", cold.path().display()),
+        &TargetSettings::default(),
+    )
+    .unwrap();
+    let (a, b) = (local.path().join("a"), local.path().join("b"));
+    std::fs::write(&a, b"first bytes").unwrap();
+    std::fs::write(&b, b"other bytes").unwrap();
+    let sha = |v: &[u8]| -> [u8; 32] { Sha256::digest(v).into() };
+    let loc = target
+        .put_file("s.car", &a, sha(b"first bytes"))
+        .await
+        .unwrap();
+    assert_eq!(
+        target
+            .put_file("s.car", &a, sha(b"first bytes"))
+            .await
+            .unwrap(),
+        loc
+    );
+    let clash = target.put_file("s.car", &b, sha(b"other bytes")).await;
+    assert!(
+        matches!(clash, Err(TargetError::DigestMismatch { .. })),
+        "{clash:?}"
+    );
+    assert_eq!(
+        std::fs::read(cold.path().join("s.car")).unwrap(),
+        b"first bytes"
+    );
+    assert_eq!(entries(cold.path()), vec!["s.car".to_owned()]);
+}
