@@ -13,6 +13,8 @@ use engine::plane::car_name;
 use ingot_engine::node::Node;
 use ingot_engine::shipping::S3Section;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,11 +34,17 @@ enum Mode {
 
 /// A TCP proxy in front of `upstream` whose behaviour `mode` switches; a switch cuts
 /// every open connection, so pooled connections see the new behaviour too.
-async fn proxy(upstream: SocketAddr, mode: watch::Receiver<Mode>) -> SocketAddr {
+/// `accepted` counts the connections it took.
+async fn proxy(
+    upstream: SocketAddr,
+    mode: watch::Receiver<Mode>,
+    accepted: Arc<AtomicU64>,
+) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((conn, _)) = listener.accept().await {
+            accepted.fetch_add(1, Relaxed);
             let mut mode = mode.clone();
             tokio::spawn(async move {
                 let m = *mode.borrow_and_update();
@@ -116,7 +124,8 @@ async fn a_failing_target_costs_disk_never_data() {
     let cc = client(cold.addr());
     cc.create_bucket().bucket("cold-tier").send().await.unwrap();
     let (mode_tx, mode_rx) = watch::channel(Mode::Error500);
-    let via = proxy(cold.addr(), mode_rx).await;
+    let accepted = Arc::new(AtomicU64::new(0));
+    let via = proxy(cold.addr(), mode_rx, accepted.clone()).await;
     let s3 = S3Section {
         endpoint: Some(format!("http://{via}")),
         access_key: Some(common::ACCESS_KEY.into()),
@@ -167,26 +176,73 @@ async fn a_failing_target_costs_disk_never_data() {
         assert_eq!(Some(sha), r.sha256, "{key} differs from what was sealed");
     }
     node.stop().await.unwrap();
-    let node = start_with(shipping_settings(
+
+    // Restarted with empty caches: the catalog segments the old run could not yet
+    // retire (no checkpoint covered them) retire now, heads included.
+    let s = shipping_settings(
         dir.path(),
         "s3://cold-tier/node-a",
         Some(S3Section {
             endpoint: Some(format!("http://{via}")),
             access_key: Some(common::ACCESS_KEY.into()),
             secret_key: Some(common::SECRET_KEY.into()),
+            timeout_s: Some(1),
             ..S3Section::default()
         }),
-    ))
-    .await;
+    );
+    let node = start_with(s.clone()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while segments(&node)
+        .await
+        .iter()
+        .any(|r| matches!(r.state, SegmentState::Sealed | SegmentState::Shipped))
+    {
+        assert!(Instant::now() < deadline, "not everything retired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The target fails: a read of retired data answers 503 (retryable), not 500.
+    mode_tx.send(Mode::Error500).unwrap();
+    let c = client(node.addr());
+    let big = objs.keys().last().unwrap();
+    let err = c
+        .get_object()
+        .bucket("shipped")
+        .key(big)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(common::status(&err), 503, "{err:?}");
+    assert_eq!(common::code(&err), "ServiceUnavailable");
+    mode_tx.send(Mode::Pass).unwrap();
     check_all(&node, "shipped", &objs).await;
     assert!(common::ship::cold_reads(&node) > 0);
+    node.stop().await.unwrap();
+
+    // A start while the target fails, with every head on the cold tier: the node waits
+    // in "recovering" (retrying) and opens once the target answers.
+    mode_tx.send(Mode::Error500).unwrap();
+    let before = accepted.load(Relaxed);
+    let mut node = Node::start(&s, &common::creds()).await.unwrap();
+    wait_for("recovery to retry the cold tier", || {
+        accepted.load(Relaxed) >= before + 3
+    })
+    .await;
+    let health = get_text(node.addr(), "/health/ready").await;
+    assert!(!health.starts_with("HTTP/1.1 200"), "{health}");
+    mode_tx.send(Mode::Pass).unwrap();
+    node.ready().await.unwrap();
+    check_all(&node, "shipped", &objs).await;
     node.stop().await.unwrap();
     cold.stop().await.unwrap();
 }
 
 async fn metrics_text(addr: SocketAddr) -> String {
+    get_text(addr, "/metrics").await
+}
+
+async fn get_text(addr: SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = Vec::new();

@@ -20,7 +20,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Notify};
 
 /// How a commit block begins: a one-entry map keyed by the 9-byte text "/commit/1".
@@ -180,32 +180,28 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             }
         }
         for b in &buckets {
-            let (head, from_scan) = match newest.get(b.name.as_str()) {
-                Some(f) => (
-                    BucketHead {
-                        commit: f.cid,
-                        seq: f.commit.seq,
-                        root: f.commit.root,
-                    },
-                    true,
-                ),
-                None => {
-                    let ck = checkpoints.get(&b.name).ok_or_else(|| {
-                        EngineError::Corrupt(format!("bucket {} has no head", b.name))
-                    })?;
-                    let bytes = shard.read_block(&ck.commit).await?;
-                    let c = Commit::decode(&bytes).map_err(|e| {
-                        EngineError::Corrupt(format!("head commit of {}: {e}", b.name))
-                    })?;
-                    let head = BucketHead {
-                        commit: ck.commit,
-                        seq: c.seq,
-                        root: c.root,
-                    };
-                    (head, false)
+            let found = newest.get(b.name.as_str()).copied();
+            let mut waited = Duration::ZERO;
+            let mut delay = Duration::from_millis(100);
+            let (head, from_scan, tree) = loop {
+                match shard
+                    .load_head(&b.name, found, checkpoints.get(&b.name))
+                    .await
+                {
+                    // The head lives in a retired segment and the cold tier does not
+                    // answer: wait for it (the node stays "recovering") rather than
+                    // fail the start, up to a bound.
+                    Err(EngineError::ColdTier(why)) if waited < COLD_RECOVERY_WAIT => {
+                        tracing::warn!(shard = id, bucket = %b.name, error = %why,
+                            retry_in_ms = delay.as_millis() as u64,
+                            "bucket head is on the cold tier, which does not answer; waiting");
+                        monoio::time::sleep(delay).await;
+                        waited += delay;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                    other => break other?,
                 }
             };
-            let tree = shard.with_nodes(|n| Mst::open(&head.root, n)).await?;
             shard.buckets.borrow_mut().insert(
                 b.name.clone(),
                 BucketState {
@@ -233,6 +229,46 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             "shard open"
         );
         Ok((shard, report))
+    }
+}
+
+/// How long opening a shard waits for the cold tier when a bucket's head is only there.
+const COLD_RECOVERY_WAIT: Duration = Duration::from_secs(300);
+
+impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
+    /// A bucket's head (the newest commit found in the log, else its checkpoint) and
+    /// its tree, with whether it came from the log.
+    async fn load_head(
+        &self,
+        bucket: &str,
+        found: Option<&Found>,
+        checkpoint: Option<&crate::catalog::HeadCheckpoint>,
+    ) -> EngineResult<(BucketHead, bool, Mst)> {
+        let (head, from_scan) = match found {
+            Some(f) => (
+                BucketHead {
+                    commit: f.cid,
+                    seq: f.commit.seq,
+                    root: f.commit.root,
+                },
+                true,
+            ),
+            None => {
+                let ck = checkpoint
+                    .ok_or_else(|| EngineError::Corrupt(format!("bucket {bucket} has no head")))?;
+                let bytes = self.read_block(&ck.commit).await?;
+                let c = Commit::decode(&bytes)
+                    .map_err(|e| EngineError::Corrupt(format!("head commit of {bucket}: {e}")))?;
+                let head = BucketHead {
+                    commit: ck.commit,
+                    seq: c.seq,
+                    root: c.root,
+                };
+                (head, false)
+            }
+        };
+        let tree = self.with_nodes(|n| Mst::open(&head.root, n)).await?;
+        Ok((head, from_scan, tree))
     }
 }
 
