@@ -1,6 +1,7 @@
 //! Shard metrics: plain atomics, written by the shard thread and read from anywhere
 //! (the frontend renders them for Prometheus).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -79,7 +80,8 @@ pub struct ShardMetrics {
     pub uploads_completed: AtomicU64,
     pub block_cache_hits: AtomicU64,
     pub block_cache_misses: AtomicU64,
-    pub segments_sealed: AtomicU64,
+    /// Segments sealed since start (both planes; shared with the plane logs).
+    pub segments_sealed: Arc<AtomicU64>,
     /// Blocks read from the cold tier (their segment was retired), bytes, failures.
     pub cold_reads: AtomicU64,
     pub cold_read_bytes: AtomicU64,

@@ -125,11 +125,6 @@ pub fn render(m: &Metrics, shards: &[Arc<ShardMetrics>], segments: &SegmentCount
             s.render(o);
         }
     }
-    if let Ok(sources) = m.sources.lock() {
-        for s in sources.iter() {
-            s.render(o);
-        }
-    }
     out
 }
 
@@ -263,6 +258,25 @@ fn histogram(o: &mut String, name: &str, labels: &str, h: &Histogram) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Extra;
+    impl MetricsSource for Extra {
+        fn render(&self, out: &mut String) {
+            help(out, "ingot_extra", "gauge", "A test source.");
+            out.push_str("ingot_extra 7\n");
+        }
+    }
+
+    #[test]
+    fn added_sources_render_once_after_the_node_metrics() {
+        let m = Metrics::default();
+        m.add_source(Arc::new(Extra));
+        let text = render(&m, &[], &SegmentCounts::new());
+        assert_eq!(text.matches("ingot_extra 7\n").count(), 1, "{text}");
+        assert_eq!(text.matches("# TYPE ingot_extra gauge").count(), 1);
+        assert!(text.find("ingot_extra").unwrap() > text.find("ingot_segments").unwrap());
+    }
 
     #[test]
     fn rendered_text_has_counters_and_cumulative_buckets() {

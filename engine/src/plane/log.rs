@@ -113,6 +113,8 @@ pub struct PlaneLog<D: Disk, C> {
     /// roll, so a roll does not write `seal_bytes` of zeros while appends wait.
     spare: Option<OpenSegment<D::File>>,
     spare_pending: bool,
+    /// Segments this log has sealed (shared with whoever counts them).
+    seals: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Creating a spare segment, run without holding the plane log.
@@ -220,6 +222,7 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
             opened_at: std::time::Instant::now(),
             spare: None,
             spare_pending: false,
+            seals: Arc::default(),
         };
         let report = log.recover(visit).await?;
         log.roll().await?;
@@ -514,7 +517,15 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
                 location: None,
             },
         );
+        self.seals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Counts this log's seals (every one: by size, by age, at close, in recovery) in
+    /// `counter` from now on.
+    pub fn count_seals_in(&mut self, counter: Arc<std::sync::atomic::AtomicU64>) {
+        self.seals = counter;
     }
 
     /// Seals the open segment (if it holds any frame) and opens the next one.

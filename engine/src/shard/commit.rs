@@ -538,14 +538,12 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             let mut data = self.data.lock().await;
             if data.is_due_for_seal(age) {
                 data.roll().await?;
-                self.metrics.segments_sealed.fetch_add(1, Relaxed);
             }
         }
         {
             let mut meta = self.meta.lock().await;
             if meta.is_due_for_seal(age) {
                 meta.roll().await?;
-                self.metrics.segments_sealed.fetch_add(1, Relaxed);
             }
         }
         self.checkpoint_if_rolled().await

@@ -141,6 +141,10 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 }
             }
         }
+        let metrics = Arc::new(ShardMetrics::default());
+        let (mut data, mut meta) = (data, meta);
+        data.count_seals_in(metrics.segments_sealed.clone());
+        meta.count_seals_in(metrics.segments_sealed.clone());
         let shard = Rc::new(Self {
             id,
             catalog: catalog.clone(),
@@ -168,7 +172,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             completing: Default::default(),
             uploads_changed: Notify::new(),
             spares_done: Notify::new(),
-            metrics: Arc::new(ShardMetrics::default()),
+            metrics,
             config,
         });
 
