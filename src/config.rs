@@ -385,7 +385,7 @@ rescan_ms = 2000
 backoff_base_ms = 500
 backoff_cap_ms = 60000
 
-# The endpoint of s3:// targets (plain HTTP; path-style). Credentials: access_key and
+# The endpoint of s3:// targets (http:// or https://; path-style). Credentials: access_key and
 # secret_key here, or credentials_file (TOML with access_key and secret_key), or the
 # environment (INGOT_SHIP_ACCESS_KEY/INGOT_SHIP_SECRET_KEY, else AWS_ACCESS_KEY_ID/
 # AWS_SECRET_ACCESS_KEY).
@@ -393,6 +393,8 @@ backoff_cap_ms = 60000
 # endpoint = "http://127.0.0.1:9100"
 # region = "us-east-1"
 # credentials_file = "/etc/ingot/ship-credentials.toml"
+# Certificates trusted for https:// besides the Mozilla roots (PEM).
+# ca_file = "/etc/ingot/cold-tier-ca.pem"
 # timeout_s = 60
 "#;
 

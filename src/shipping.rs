@@ -40,6 +40,8 @@ pub struct S3Section {
     pub secret_key: Option<String>,
     /// A TOML file with `access_key` and `secret_key` (keep it mode 0600).
     pub credentials_file: Option<PathBuf>,
+    /// PEM certificates trusted for an https:// endpoint besides the Mozilla roots.
+    pub ca_file: Option<PathBuf>,
     pub timeout_s: Option<u64>,
 }
 
@@ -50,6 +52,7 @@ impl std::fmt::Debug for S3Section {
             .field("region", &self.region)
             .field("access_key", &self.access_key)
             .field("credentials_file", &self.credentials_file)
+            .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +155,7 @@ impl ShipSettings {
         let (access_key, secret_key) = s3_credentials(s3)?;
         let client = S3Client::new(S3Settings {
             endpoint: s3.endpoint.clone().unwrap_or_default(),
+            ca_file: s3.ca_file.clone(),
             region: s3.region.clone().unwrap_or_else(|| "us-east-1".into()),
             access_key,
             secret_key,

@@ -139,6 +139,7 @@ async fn s3_uploads_repeat_safely_and_never_replace_other_bytes() {
     cc.create_bucket().bucket("cold-tier").send().await.unwrap();
     let s3 = S3Client::new(S3Settings {
         endpoint: format!("http://{}", cold.addr()),
+        ca_file: None,
         region: "us-east-1".into(),
         access_key: common::ACCESS_KEY.into(),
         secret_key: common::SECRET_KEY.into(),
@@ -194,5 +195,90 @@ async fn s3_uploads_repeat_safely_and_never_replace_other_bytes() {
     assert_eq!(&got[..], &a[12_345..13_345]);
     assert!(target.read_range(&loc, 299_999, 2).await.is_err());
     assert!(target.read_range("s3://other/p/x.car", 0, 1).await.is_err());
+    cold.stop().await.unwrap();
+}
+
+/// A TLS-terminating proxy (the test certificate in `tests/fixtures/`) in front of
+/// `upstream`.
+async fn tls_proxy(upstream: std::net::SocketAddr) -> std::net::SocketAddr {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let certs: Vec<_> = CertificateDer::pem_file_iter(fixtures.join("tls-cert.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(fixtures.join("tls-key.pem")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(conn).await else {
+                    return;
+                };
+                if let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_segments_read_back_over_https() {
+    let cold_dir = tempfile::tempdir().unwrap();
+    let cold = start_with(settings(cold_dir.path(), "127.0.0.1:0".parse().unwrap())).await;
+    client(cold.addr())
+        .create_bucket()
+        .bucket("cold-tier")
+        .send()
+        .await
+        .unwrap();
+    let via = tls_proxy(cold.addr()).await;
+    let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls-cert.pem");
+    let s3 = |ca_file| S3Section {
+        endpoint: Some(format!("https://{via}")),
+        access_key: Some(common::ACCESS_KEY.into()),
+        secret_key: Some(common::SECRET_KEY.into()),
+        ca_file,
+        ..S3Section::default()
+    };
+    // Without the CA the endpoint's certificate is not trusted: nothing ships.
+    {
+        use shipper::target::{S3Client, S3Settings};
+        let untrusted = S3Client::new(S3Settings {
+            endpoint: format!("https://{via}"),
+            ca_file: None,
+            region: "us-east-1".into(),
+            access_key: common::ACCESS_KEY.into(),
+            secret_key: common::SECRET_KEY.into(),
+            timeout: std::time::Duration::from_secs(10),
+        })
+        .unwrap();
+        let ts = shipper::TargetSettings {
+            s3: Some(std::sync::Arc::new(untrusted)),
+        };
+        let t = shipper::Target::from_url("s3://cold-tier/x", &ts).unwrap();
+        let f = cold_dir.path().join("probe");
+        std::fs::write(&f, b"probe").unwrap();
+        let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(b"probe").into();
+        let e = t.put_file("probe.car", &f, sha).await.unwrap_err();
+        assert!(e.to_string().contains("certificate"), "{e}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = shipping_settings(dir.path(), "s3://cold-tier/node-a", Some(s3(Some(ca))));
+    let segs = round_trip(dir.path(), s).await;
+    assert!(segs.iter().any(|r| r.location.is_some()));
     cold.stop().await.unwrap();
 }

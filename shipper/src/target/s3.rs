@@ -1,4 +1,5 @@
-//! `s3://bucket/prefix`: any S3-compatible endpoint over HTTP/1.1, path-style.
+//! `s3://bucket/prefix`: any S3-compatible endpoint over HTTP/1.1 or HTTPS (rustls, with
+//! the Mozilla root certificates and an optional extra CA file), path-style.
 //!
 //! An upload streams the file from disk with `x-amz-content-sha256` set to the SHA-256
 //! recorded at seal and signed (SigV4): the server hashes what it receives and refuses a
@@ -39,8 +40,11 @@ type ReqBody = BoxBody<Bytes, std::io::Error>;
 /// Where and as whom to reach an S3-compatible endpoint.
 #[derive(Clone)]
 pub struct S3Settings {
-    /// `http://host:port`.
+    /// `http://host[:port]` or `https://host[:port]`.
     pub endpoint: String,
+    /// PEM certificates trusted besides the Mozilla roots (a private CA, a self-signed
+    /// endpoint).
+    pub ca_file: Option<std::path::PathBuf>,
     pub region: String,
     pub access_key: String,
     pub secret_key: String,
@@ -54,8 +58,15 @@ impl std::fmt::Debug for S3Settings {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("access_key", &self.access_key)
+            .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
+}
+
+/// TLS for an `https://` endpoint.
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    name: rustls_pki_types::ServerName<'static>,
 }
 
 /// A connection pool and signing identity for one endpoint, shared by its targets.
@@ -63,6 +74,9 @@ pub struct S3Client {
     settings: S3Settings,
     /// `host[:port]`, as sent in `Host` and signed.
     host: String,
+    /// `host:port` to connect to.
+    addr: String,
+    tls: Option<Tls>,
     identity: aws_smithy_runtime_api::client::identity::Identity,
     idle: Mutex<Vec<SendRequest<ReqBody>>>,
 }
@@ -77,18 +91,39 @@ impl std::fmt::Debug for S3Client {
 
 impl S3Client {
     pub fn new(settings: S3Settings) -> Result<Self, TargetError> {
-        let host = settings
-            .endpoint
-            .strip_prefix("http://")
-            .map(|h| h.trim_end_matches('/'))
-            .filter(|h| !h.is_empty() && !h.contains('/'))
-            .ok_or_else(|| TargetError::BadUrl {
-                url: settings.endpoint.clone(),
-                why: "the S3 endpoint must be http://host[:port] (for TLS, put a \
-                      TLS-terminating proxy on this machine in front of it)"
-                    .into(),
-            })?
-            .to_owned();
+        let bad = |why: String| TargetError::BadUrl {
+            url: settings.endpoint.clone(),
+            why,
+        };
+        let (https, rest) = match settings.endpoint.split_once("://") {
+            Some(("http", r)) => (false, r),
+            Some(("https", r)) => (true, r),
+            _ => {
+                return Err(bad(
+                    "the S3 endpoint must be http:// or https://host[:port]".into(),
+                ));
+            }
+        };
+        let host = rest.trim_end_matches('/');
+        if host.is_empty() || host.contains('/') {
+            return Err(bad(
+                "the S3 endpoint is a scheme and host[:port] only".into()
+            ));
+        }
+        let has_port = host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+        let addr = if has_port {
+            host.to_owned()
+        } else {
+            format!("{host}:{}", if https { 443 } else { 80 })
+        };
+        let tls = if https {
+            Some(tls(&settings, host).map_err(bad)?)
+        } else {
+            None
+        };
+        let host = host.to_owned();
         let identity = aws_credential_types::Credentials::new(
             &settings.access_key,
             &settings.secret_key,
@@ -100,6 +135,8 @@ impl S3Client {
         Ok(Self {
             settings,
             host,
+            addr,
+            tls,
             identity,
             idle: Mutex::new(Vec::new()),
         })
@@ -114,17 +151,37 @@ impl S3Client {
                 None => break,
             }
         }
-        let io = |e: std::io::Error| TargetError::io(format!("connect to {}", self.host), e);
-        let stream = tokio::net::TcpStream::connect(&self.host)
+        let io = |e: std::io::Error| TargetError::io(format!("connect to {}", self.addr), e);
+        let stream = tokio::net::TcpStream::connect(&self.addr)
             .await
             .map_err(io)?;
         stream.set_nodelay(true).map_err(io)?;
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let other = |e| io(std::io::Error::other(e));
+        let send = match &self.tls {
+            Some(tls) => {
+                let stream = tls
+                    .connector
+                    .connect(tls.name.clone(), stream)
+                    .await
+                    .map_err(io)?;
+                let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(other)?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                send
+            }
+            None => {
+                let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(other)?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                send
+            }
+        };
         Ok(send)
     }
 
@@ -188,7 +245,8 @@ impl S3Client {
             url: path.to_owned(),
             why: format!("cannot sign the request: {e}"),
         };
-        let url = format!("http://{}{}", self.host, path);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}{}", self.host, path);
         let mut headers: Vec<(&str, &str)> = vec![
             ("host", self.host.as_str()),
             ("x-amz-content-sha256", payload_sha256),
@@ -224,6 +282,41 @@ impl S3Client {
         }
         b.body(body).map_err(|e| bad(&e))
     }
+}
+
+/// The TLS client for `host`: Mozilla's roots plus the certificates of `ca_file`.
+fn tls(settings: &S3Settings, host: &str) -> Result<Tls, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = &settings.ca_file {
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name_part = match host.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => h,
+        _ => host,
+    };
+    let name =
+        rustls_pki_types::ServerName::try_from(name_part.trim_matches(['[', ']']).to_owned())
+            .map_err(|e| format!("{name_part}: {e}"))?;
+    Ok(Tls {
+        connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        name,
+    })
 }
 
 /// A bucket and key prefix on an endpoint.
@@ -470,6 +563,7 @@ mod tests {
         let client = Arc::new(
             S3Client::new(S3Settings {
                 endpoint: "http://127.0.0.1:9".into(),
+                ca_file: None,
                 region: "us-east-1".into(),
                 access_key: "a".into(),
                 secret_key: "b".into(),
@@ -490,9 +584,10 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_endpoints_are_accepted() {
+    fn endpoints_are_a_scheme_and_a_host() {
         let s = |e: &str| S3Settings {
             endpoint: e.into(),
+            ca_file: None,
             region: "r".into(),
             access_key: "a".into(),
             secret_key: "b".into(),
@@ -500,7 +595,11 @@ mod tests {
         };
         assert!(S3Client::new(s("http://127.0.0.1:9000")).is_ok());
         assert!(S3Client::new(s("http://127.0.0.1:9000/")).is_ok());
-        assert!(S3Client::new(s("https://s3.example.com")).is_err());
+        let tls = S3Client::new(s("https://s3.example.com")).unwrap();
+        assert_eq!(tls.addr, "s3.example.com:443");
+        assert_eq!(S3Client::new(s("http://minio")).unwrap().addr, "minio:80");
         assert!(S3Client::new(s("http://host/path")).is_err());
+        assert!(S3Client::new(s("ftp://host")).is_err());
+        assert!(S3Client::new(s("127.0.0.1:9000")).is_err());
     }
 }
