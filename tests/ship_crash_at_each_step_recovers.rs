@@ -7,7 +7,9 @@
 mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::ship::{check_all, check_local_files, objects, shipping_settings, wait_until_retired};
+use common::ship::{
+    check_all, check_local_files, objects, sha256, shipping_settings, wait_until_retired,
+};
 use common::start_with;
 use engine::plane::{car_name, index_name};
 use std::collections::BTreeMap;
@@ -127,8 +129,7 @@ async fn crash_after(step: &str) {
     check_all(&node, "shipped", &acked).await;
     for r in segs.iter().filter(|r| r.location.is_some()) {
         let bytes = std::fs::read(cold.join(car_name(r.id))).unwrap();
-        let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
-        assert_eq!(Some(sha), r.sha256, "{step}: {:?}", r.id);
+        assert_eq!(Some(sha256(&bytes)), r.sha256, "{step}: {:?}", r.id);
         assert!(cold.join(index_name(r.id)).exists(), "{step}: {:?}", r.id);
     }
     node.stop().await.unwrap();

@@ -7,8 +7,8 @@ mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::ship::{
-    check_all, check_local_files, cold_reads, objects, put_all, shipping_settings,
-    wait_until_retired,
+    check_all, check_local_files, check_s3_copies, cold_reads, objects, put_all, s3_section,
+    sha256, shipping_settings, wait_until_retired,
 };
 use common::{body, client, read_all, settings, start_with};
 use engine::catalog::SegmentRecord;
@@ -76,12 +76,7 @@ async fn retired_segments_read_back_from_a_directory() {
         );
         let bytes = std::fs::read(&car).unwrap();
         assert_eq!(bytes.len() as u64, r.size_bytes);
-        let sha: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
-            <sha2::Sha256 as sha2::Digest>::new(),
-            &bytes,
-        ))
-        .into();
-        assert_eq!(Some(sha), r.sha256, "{:?}", r.id);
+        assert_eq!(Some(sha256(&bytes)), r.sha256, "{:?}", r.id);
         assert!(cold.path().join("node-a").join(index_name(r.id)).exists());
     }
 }
@@ -92,40 +87,11 @@ async fn retired_segments_read_back_from_another_node_over_s3() {
     let cold = start_with(settings(cold_dir.path(), "127.0.0.1:0".parse().unwrap())).await;
     let cc = client(cold.addr());
     cc.create_bucket().bucket("cold-tier").send().await.unwrap();
-    let s3 = S3Section {
-        endpoint: Some(format!("http://{}", cold.addr())),
-        access_key: Some(common::ACCESS_KEY.into()),
-        secret_key: Some(common::SECRET_KEY.into()),
-        ..S3Section::default()
-    };
+    let s3 = s3_section(format!("http://{}", cold.addr()));
     let dir = tempfile::tempdir().unwrap();
     let s = shipping_settings(dir.path(), "s3://cold-tier/node-a", Some(s3));
     let segs = round_trip(dir.path(), s).await;
-    for r in segs.iter().filter(|r| r.location.is_some()) {
-        let key = format!("node-a/{}", car_name(r.id));
-        assert_eq!(
-            r.location.as_deref(),
-            Some(format!("s3://cold-tier/{key}").as_str())
-        );
-        let got = read_all(
-            cc.get_object()
-                .bucket("cold-tier")
-                .key(&key)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&got).into();
-        assert_eq!(Some(sha), r.sha256, "{key}");
-        let idx = format!("node-a/{}", index_name(r.id));
-        cc.head_object()
-            .bucket("cold-tier")
-            .key(&idx)
-            .send()
-            .await
-            .unwrap();
-    }
+    check_s3_copies(&cc, "cold-tier", "node-a", &segs).await;
     cold.stop().await.unwrap();
 }
 
@@ -155,7 +121,7 @@ async fn s3_uploads_repeat_safely_and_never_replace_other_bytes() {
     let (pa, pb) = (local.path().join("a"), local.path().join("b"));
     std::fs::write(&pa, &a).unwrap();
     std::fs::write(&pb, &b).unwrap();
-    let sha = |v: &[u8]| -> [u8; 32] { <sha2::Sha256 as sha2::Digest>::digest(v).into() };
+    let sha = sha256;
 
     let loc = target.put_file("x.car", &pa, sha(&a)).await.unwrap();
     assert_eq!(loc, "s3://cold-tier/p/x.car");
@@ -247,12 +213,9 @@ async fn retired_segments_read_back_over_https() {
         .unwrap();
     let via = tls_proxy(cold.addr()).await;
     let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls-cert.pem");
-    let s3 = |ca_file| S3Section {
-        endpoint: Some(format!("https://{via}")),
-        access_key: Some(common::ACCESS_KEY.into()),
-        secret_key: Some(common::SECRET_KEY.into()),
-        ca_file,
-        ..S3Section::default()
+    let s3 = S3Section {
+        ca_file: Some(ca),
+        ..s3_section(format!("https://{via}"))
     };
     // Without the CA the endpoint's certificate is not trusted: nothing ships.
     {
@@ -272,12 +235,12 @@ async fn retired_segments_read_back_over_https() {
         let t = shipper::Target::from_url("s3://cold-tier/x", &ts).unwrap();
         let f = cold_dir.path().join("probe");
         std::fs::write(&f, b"probe").unwrap();
-        let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(b"probe").into();
+        let sha: [u8; 32] = sha256(b"probe");
         let e = t.put_file("probe.car", &f, sha).await.unwrap_err();
         assert!(e.to_string().contains("certificate"), "{e}");
     }
     let dir = tempfile::tempdir().unwrap();
-    let s = shipping_settings(dir.path(), "s3://cold-tier/node-a", Some(s3(Some(ca))));
+    let s = shipping_settings(dir.path(), "s3://cold-tier/node-a", Some(s3));
     let segs = round_trip(dir.path(), s).await;
     assert!(segs.iter().any(|r| r.location.is_some()));
     cold.stop().await.unwrap();

@@ -6,10 +6,12 @@
 
 mod common;
 
-use common::ship::{check_all, objects, put_all, segments, shipping_settings, wait_until_retired};
-use common::{client, read_all, settings, start_with};
+use common::ship::{
+    check_all, check_s3_copies, objects, put_all, s3_section, segments, shipping_settings,
+    wait_until_retired,
+};
+use common::{client, settings, start_with};
 use engine::catalog::SegmentState;
-use engine::plane::car_name;
 use ingot_engine::node::Node;
 use ingot_engine::shipping::S3Section;
 use std::net::SocketAddr;
@@ -127,11 +129,8 @@ async fn a_failing_target_costs_disk_never_data() {
     let accepted = Arc::new(AtomicU64::new(0));
     let via = proxy(cold.addr(), mode_rx, accepted.clone()).await;
     let s3 = S3Section {
-        endpoint: Some(format!("http://{via}")),
-        access_key: Some(common::ACCESS_KEY.into()),
-        secret_key: Some(common::SECRET_KEY.into()),
         timeout_s: Some(1),
-        ..S3Section::default()
+        ..s3_section(format!("http://{via}"))
     };
     let dir = tempfile::tempdir().unwrap();
     let s = shipping_settings(dir.path(), "s3://cold-tier/node-a", Some(s3));
@@ -153,7 +152,7 @@ async fn a_failing_target_costs_disk_never_data() {
 
     // A restart while the backlog waits: the queue comes back from the catalog.
     node.stop().await.unwrap();
-    let node = start_with(s).await;
+    let node = start_with(s.clone()).await;
     fails_under(&node, &mode_tx, Mode::Drop, 2).await;
     check_all(&node, "shipped", &objs).await;
 
@@ -161,35 +160,11 @@ async fn a_failing_target_costs_disk_never_data() {
     let segs = wait_until_retired(&node).await;
     assert_eq!(node.ship_metrics().backlog_segments.load(Relaxed), 0);
     assert!(node.ship_metrics().last_error().is_none());
-    for r in segs.iter().filter(|r| r.location.is_some()) {
-        let key = format!("node-a/{}", car_name(r.id));
-        let got = read_all(
-            cc.get_object()
-                .bucket("cold-tier")
-                .key(&key)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&got).into();
-        assert_eq!(Some(sha), r.sha256, "{key} differs from what was sealed");
-    }
+    check_s3_copies(&cc, "cold-tier", "node-a", &segs).await;
     node.stop().await.unwrap();
 
     // Restarted with empty caches: the catalog segments the old run could not yet
     // retire (no checkpoint covered them) retire now, heads included.
-    let s = shipping_settings(
-        dir.path(),
-        "s3://cold-tier/node-a",
-        Some(S3Section {
-            endpoint: Some(format!("http://{via}")),
-            access_key: Some(common::ACCESS_KEY.into()),
-            secret_key: Some(common::SECRET_KEY.into()),
-            timeout_s: Some(1),
-            ..S3Section::default()
-        }),
-    );
     let node = start_with(s.clone()).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while segments(&node)

@@ -157,3 +157,56 @@ pub fn cold_reads(node: &Node) -> u64 {
     let m = node.engine().unwrap().shard_metrics();
     m.iter().map(|s| s.cold_reads.load(Relaxed)).sum()
 }
+
+/// `[s3_target]` for `endpoint` (`http://…` or `https://…`) with the test credentials.
+pub fn s3_section(endpoint: String) -> S3Section {
+    S3Section {
+        endpoint: Some(endpoint),
+        access_key: Some(super::ACCESS_KEY.into()),
+        secret_key: Some(super::SECRET_KEY.into()),
+        ..S3Section::default()
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    <sha2::Sha256 as sha2::Digest>::digest(bytes).into()
+}
+
+/// Every shipped segment of `segs` is in `bucket` under `prefix/` on the S3 node
+/// `cold`: its location names it, its CAR hashes to the SHA-256 recorded at seal, and
+/// its index is there too.
+pub async fn check_s3_copies(
+    cold: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    segs: &[SegmentRecord],
+) {
+    for r in segs.iter().filter(|r| r.location.is_some()) {
+        let key = format!("{prefix}/{}", car_name(r.id));
+        assert_eq!(
+            r.location.as_deref(),
+            Some(format!("s3://{bucket}/{key}").as_str())
+        );
+        let got = read_all(
+            cold.get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            Some(sha256(&got)),
+            r.sha256,
+            "{key} differs from what was sealed"
+        );
+        let idx = format!("{prefix}/{}", index_name(r.id));
+        cold.head_object()
+            .bucket(bucket)
+            .key(&idx)
+            .send()
+            .await
+            .unwrap();
+    }
+}
