@@ -141,6 +141,63 @@ pub fn combine_parts(
     })
 }
 
+/// The MD5 a manifest records: of the whole body, or of the part MD5s of a multipart
+/// body (fed the body's bytes in order, split at the part sizes).
+pub(crate) struct PartMd5s {
+    whole: md5::Md5,
+    /// Part sizes still to come (the first is the current part's remaining length).
+    parts: Option<std::collections::VecDeque<u64>>,
+    digests: Vec<u8>,
+}
+
+impl PartMd5s {
+    pub(crate) fn new(parts: Option<Vec<u64>>) -> Self {
+        Self {
+            whole: md5::Md5::new(),
+            parts: parts.map(Into::into),
+            digests: Vec::new(),
+        }
+    }
+
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
+        let Some(parts) = &mut self.parts else {
+            self.whole.update(data);
+            return;
+        };
+        while let Some(left) = parts.front_mut() {
+            let take = (*left).min(data.len() as u64) as usize;
+            self.whole.update(&data[..take]);
+            *left -= take as u64;
+            data = &data[take..];
+            if *left > 0 {
+                return;
+            }
+            parts.pop_front();
+            let part = std::mem::take(&mut self.whole);
+            self.digests.extend_from_slice(&part.finalize());
+        }
+        // Bytes past the last part: fold them in so the result cannot match.
+        self.whole.update(data);
+        if !data.is_empty() {
+            self.digests.push(0);
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> [u8; 16] {
+        match self.parts.take() {
+            None => self.whole.finalize().into(),
+            Some(rest) => {
+                // Parts the bytes never reached (empty ones, or a short body).
+                for _ in rest {
+                    let part = std::mem::take(&mut self.whole);
+                    self.digests.extend_from_slice(&part.finalize());
+                }
+                md5::Md5::digest(&self.digests).into()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

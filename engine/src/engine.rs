@@ -34,7 +34,10 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
+mod archive;
 mod multipart;
+
+pub use archive::car_bytes;
 
 /// How shards do file I/O.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -76,6 +76,10 @@ pub enum EngineError {
     /// unreachable, or not configured): worth retrying later.
     #[error("cold tier: {0}")]
     ColdTier(String),
+    /// A bucket export was refused by import: the reason names the damaged block and
+    /// its object. Nothing of the file became visible.
+    #[error("import refused: {0}")]
+    ImportRefused(String),
     #[error("catalog: {0}")]
     Catalog(#[from] CatalogError),
     /// The engine could not start.

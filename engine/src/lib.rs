@@ -1,6 +1,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 //! The ingot-engine storage engine.
 //!
+//! - [`archive`]: a bucket as one CAR file — the walk export, import and verify share.
 //! - [`cbor`]: the canonical DAG-CBOR writer and strict reader.
 //! - [`block`]: CIDs, block verification, block sources and sinks.
 //! - [`mst`]: the bucket Merkle Search Tree.
@@ -18,6 +19,7 @@
 //! paths in `docs/ARCHITECTURE.md`.
 
 pub mod api;
+pub mod archive;
 pub mod block;
 pub mod blocks;
 pub mod catalog;

@@ -30,7 +30,7 @@ pub fn s3_error(e: EngineError) -> S3Error {
         EngineError::InvalidPartOrder => C::InvalidPartOrder,
         EngineError::EntityTooSmall { .. } => C::EntityTooSmall,
         EngineError::InvalidArgument(_) => C::InvalidArgument,
-        EngineError::InvalidRequest(_) => C::InvalidRequest,
+        EngineError::InvalidRequest(_) | EngineError::ImportRefused(_) => C::InvalidRequest,
         EngineError::Poisoned(_) | EngineError::ShuttingDown | EngineError::ColdTier(_) => {
             C::ServiceUnavailable
         }

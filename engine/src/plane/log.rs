@@ -727,6 +727,7 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
             file: self.local_file(loc.seq, seg)?,
             offset: loc.offset,
             len: loc.len as usize,
+            tail: Vec::new(),
         })
     }
 

@@ -300,10 +300,15 @@ impl<F: SegmentFile> OpenSegment<F> {
         }
         // Invariant: bytes below `tail_offset` are in the file. A later commit may
         // rewrite the page holding `tail_offset`, but with the same leading bytes.
+        // Bytes at or past it may not be written yet (write-behind writes whole pages
+        // only): a block straddling it takes those from the tail.
+        let in_file = (self.tail_offset - offset).min(len as u64) as usize;
+        let rest = len - in_file;
         Ok(BlockSource::File {
             file: self.file.clone(),
             offset,
-            len,
+            len: in_file,
+            tail: self.tail[..rest].to_vec(),
         })
     }
 
@@ -349,6 +354,8 @@ pub enum BlockSource<F> {
         file: Rc<F>,
         offset: u64,
         len: usize,
+        /// The block's last bytes, not yet written: copied from memory.
+        tail: Vec<u8>,
     },
 }
 
@@ -357,11 +364,17 @@ impl<F: SegmentFile> BlockSource<F> {
     pub async fn read(self) -> Result<Vec<u8>, PlaneError> {
         match self {
             BlockSource::Memory(bytes) => Ok(bytes),
-            BlockSource::File { file, offset, len } => {
-                let bytes = file.read_at(offset, len).await?;
+            BlockSource::File {
+                file,
+                offset,
+                len,
+                tail,
+            } => {
+                let mut bytes = file.read_at(offset, len).await?;
                 if bytes.len() != len {
                     return Err(PlaneError::Corrupt("block extends past its segment".into()));
                 }
+                bytes.extend_from_slice(&tail);
                 Ok(bytes)
             }
         }

@@ -55,6 +55,14 @@ pub(crate) enum OpKind {
     },
     CreateBucket,
     DeleteBucket,
+    /// Creates the bucket on an imported tree (its blocks already appended): a commit
+    /// on top of the imported head commit `prev`, numbered `seq`.
+    Import {
+        tree: Mst,
+        root: Cid,
+        prev: Cid,
+        seq: u64,
+    },
     /// Changes nothing: answered once the data appended before it is durable (an
     /// uploaded part's chunks, before its record goes to the catalog).
     Sync,
@@ -85,6 +93,8 @@ struct Prepared {
     trees: HashMap<String, Mst>,
     heads: BTreeMap<String, BucketHead>,
     created: Vec<String>,
+    /// Trees of buckets created by an import (others start empty).
+    imported: HashMap<String, Mst>,
     deleted: Vec<String>,
     replies: Vec<(oneshot::Sender<EngineResult<OpDone>>, EngineResult<OpDone>)>,
 }
@@ -389,6 +399,39 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 prep.created.push(bucket.to_owned());
                 Ok(OpDone::BucketCreated)
             }
+            OpKind::Import {
+                tree,
+                root,
+                prev,
+                seq,
+            } => {
+                if self.buckets.borrow().contains_key(bucket)
+                    || prep.created.iter().any(|b| b == bucket)
+                {
+                    return Err(EngineError::BucketAlreadyExists(bucket.to_owned()));
+                }
+                let commit = Commit {
+                    bucket: bucket.to_owned(),
+                    root,
+                    prev: Some(prev),
+                    seq,
+                    time_ms: now_ms(),
+                };
+                let bytes = commit.encode();
+                let cid = crate::block::cid_dag_cbor(&bytes);
+                prep.blocks.push((cid, bytes));
+                prep.heads.insert(
+                    bucket.to_owned(),
+                    BucketHead {
+                        commit: cid,
+                        seq,
+                        root,
+                    },
+                );
+                prep.created.push(bucket.to_owned());
+                prep.imported.insert(bucket.to_owned(), tree);
+                Ok(OpDone::BucketCreated)
+            }
             OpKind::DeleteBucket => {
                 if !self.tree(bucket, prep)?.is_empty() {
                     return Err(EngineError::BucketNotEmpty(bucket.to_owned()));
@@ -498,11 +541,12 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
         for name in &prep.created {
             let head = prep.heads[name];
+            let tree = prep.imported.remove(name).unwrap_or_default();
             map.insert(
                 name.clone(),
                 BucketState {
-                    working: Mst::new(),
-                    published: Mst::new(),
+                    working: tree.clone(),
+                    published: tree,
                     head,
                 },
             );

@@ -10,6 +10,7 @@
 //!
 //! Invariant: no `RefCell` borrow is held across an await.
 
+mod archive;
 mod commit;
 mod multipart;
 mod nodes;
@@ -35,6 +36,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 
+pub use archive::{EXPORT_CHANNEL_BLOCKS, ExportReceiver};
 pub use commit::ShardStats;
 pub use multipart::{
     CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart, hex as multipart_hex,
@@ -254,6 +256,24 @@ impl<D: Disk, C: Catalog> Shard<D, C> {
         let bytes = Bytes::from(bytes);
         self.cache.borrow_mut().insert(key, bytes.clone());
         Ok(bytes)
+    }
+
+    /// A block read and verified like [`Shard::read_block`] but not kept in the block
+    /// cache (a walk over a whole bucket would evict everything else).
+    pub async fn read_block_uncached(&self, cid: &Cid) -> EngineResult<Bytes> {
+        let (key, loc) = self.locate(cid)?;
+        if let Some(b) = self.cache.borrow_mut().get(&key) {
+            return Ok(b);
+        }
+        let loc = loc.ok_or_else(|| EngineError::Corrupt(format!("block {cid} is missing")))?;
+        let bytes = self.read_at(loc.plane(), loc.location()).await?;
+        if verify_block(cid, &bytes).is_err() {
+            tracing::error!(shard = self.id, block = %cid, "block failed verification");
+            return Err(EngineError::Corrupt(format!(
+                "block {cid} does not match its CID"
+            )));
+        }
+        Ok(Bytes::from(bytes))
     }
 
     pub(crate) fn plane(&self, plane: Plane) -> &Mutex<PlaneLog<D, C>> {

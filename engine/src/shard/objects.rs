@@ -484,7 +484,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     pub async fn verify_object(&self, bucket: &str, key: &str) -> EngineResult<u64> {
         let info = self.head_object(bucket, key).await?;
         let (tx, mut rx) = body_channel();
-        let mut md5 = PartMd5s::new(info.manifest.parts.clone());
+        let mut md5 = crate::checksum::PartMd5s::new(info.manifest.parts.clone());
         let mut sha = Sha256::new();
         let mut n = 0u64;
         if let Some(root) = info.manifest.body {
@@ -516,62 +516,5 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             return Err(corrupt(format!("object {key} does not match its SHA-256")));
         }
         Ok(n)
-    }
-}
-
-/// The MD5 a manifest records: of the whole body, or of the part MD5s of a multipart
-/// body (fed the body's bytes in order, split at the part sizes).
-struct PartMd5s {
-    whole: md5::Md5,
-    /// Part sizes still to come (the first is the current part's remaining length).
-    parts: Option<std::collections::VecDeque<u64>>,
-    digests: Vec<u8>,
-}
-
-impl PartMd5s {
-    fn new(parts: Option<Vec<u64>>) -> Self {
-        Self {
-            whole: md5::Md5::new(),
-            parts: parts.map(Into::into),
-            digests: Vec::new(),
-        }
-    }
-
-    fn update(&mut self, mut data: &[u8]) {
-        let Some(parts) = &mut self.parts else {
-            self.whole.update(data);
-            return;
-        };
-        while let Some(left) = parts.front_mut() {
-            let take = (*left).min(data.len() as u64) as usize;
-            self.whole.update(&data[..take]);
-            *left -= take as u64;
-            data = &data[take..];
-            if *left > 0 {
-                return;
-            }
-            parts.pop_front();
-            let part = std::mem::take(&mut self.whole);
-            self.digests.extend_from_slice(&part.finalize());
-        }
-        // Bytes past the last part: fold them in so the result cannot match.
-        self.whole.update(data);
-        if !data.is_empty() {
-            self.digests.push(0);
-        }
-    }
-
-    fn finish(mut self) -> [u8; 16] {
-        match self.parts.take() {
-            None => self.whole.finalize().into(),
-            Some(rest) => {
-                // Parts the bytes never reached (empty ones, or a short body).
-                for _ in rest {
-                    let part = std::mem::take(&mut self.whole);
-                    self.digests.extend_from_slice(&part.finalize());
-                }
-                md5::Md5::digest(&self.digests).into()
-            }
-        }
     }
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Notify};
 
 /// How a commit block begins: a one-entry map keyed by the 9-byte text "/commit/1".
-const COMMIT_PREFIX: &[u8] = b"\xa1\x69/commit/1";
+pub(crate) const COMMIT_PREFIX: &[u8] = b"\xa1\x69/commit/1";
 
 /// A commit found in the catalog plane, with its place in the log.
 struct Found {
