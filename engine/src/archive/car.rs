@@ -33,7 +33,7 @@ pub enum CarItem {
     Block { cid: Cid, block: Bytes, at: u64 },
 }
 
-/// Push bytes in with [`CarStream::push`], take items out with [`CarStream::next`]
+/// Push bytes in with [`CarStream::push`], take items out with [`CarStream::next_item`]
 /// until it answers `None`, repeat; call [`CarStream::finish`] at the end.
 #[derive(Debug, Default)]
 pub struct CarStream {
@@ -64,7 +64,7 @@ impl CarStream {
     }
 
     /// The next item, or `None` when more bytes are needed.
-    pub fn next(&mut self) -> Result<Option<CarItem>, CarError> {
+    pub fn next_item(&mut self) -> Result<Option<CarItem>, CarError> {
         let rest = &self.buf[self.start..];
         if rest.is_empty() {
             return Ok(None);
@@ -159,7 +159,7 @@ mod tests {
         let mut out = Vec::new();
         for p in bytes.chunks(piece.max(1)) {
             s.push(p);
-            while let Some(item) = s.next()? {
+            while let Some(item) = s.next_item()? {
                 out.push(item);
             }
         }

@@ -171,7 +171,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let mut staged = Staged::default();
         while let Some(piece) = car.recv().await {
             reader.push(&piece?);
-            while let Some(item) = reader.next().map_err(refused)? {
+            while let Some(item) = reader.next_item().map_err(refused)? {
                 match item {
                     CarItem::Root(c) => root = Some(c),
                     CarItem::Block { cid, block, at } => {
