@@ -320,8 +320,8 @@ async fn a_damaged_file_is_refused_whole_naming_the_object() {
                     && b.windows(key.len()).any(|w| w == key.as_bytes())
                     && b.starts_with(b"\xa1\x71/objectmanifest/1")
             })
+            .copied()
             .unwrap()
-            .clone()
     };
     // "big/copy" sorts first: its manifest is followed by the chunks it shares with
     // "big/five-mb" (each block is written once).
@@ -330,9 +330,9 @@ async fn a_damaged_file_is_refused_whole_naming_the_object() {
         .iter()
         .skip_while(|f| f.0 <= manifest.0)
         .find(|f| codec_of(&f.2) == 0x55)
-        .unwrap()
-        .clone();
-    let node = fr[1].clone(); // the root node follows the commit
+        .copied()
+        .unwrap();
+    let node = fr[1]; // the root node follows the commit
 
     let dst_dir = tempfile::tempdir().unwrap();
     let dst = Engine::open(config(dst_dir.path())).unwrap();
