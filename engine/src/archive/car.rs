@@ -182,7 +182,14 @@ mod tests {
     fn a_cut_anywhere_is_reported_as_truncated() {
         let (f, _) = file(&[b"one", &[7u8; 300]]);
         let (_, header_len) = read_header(&f).unwrap();
+        let boundaries = [header_len, header_len + frame_len(&cid_raw(b"one"), 3)];
         for cut in 1..f.len() {
+            // A cut between frames leaves a well-formed, shorter CAR: the walk over
+            // it finds the blocks missing.
+            if boundaries.contains(&cut) {
+                assert!(read_all(&f[..cut], 13).is_ok());
+                continue;
+            }
             let e = read_all(&f[..cut], 13).unwrap_err();
             if cut < header_len {
                 assert!(e.to_string().contains("ends inside the header"), "cut {cut}: {e}");
