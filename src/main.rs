@@ -34,6 +34,15 @@ enum Command {
     /// Load-test an S3 endpoint (this server or any other): put, get, stat, delete,
     /// list, mixed or multipart, reporting ops/s, MB/s and latency percentiles.
     Bench(Box<benches::load::BenchArgs>),
+    /// Write a bucket as one CAR file (its head commit, tree, manifests and chunks),
+    /// from a running node (--endpoint) or a stopped node's data directory.
+    Export(Box<ingot_engine::archive::ExportArgs>),
+    /// Create a bucket from a CAR file written by export, checking every block first:
+    /// a damaged or forged file is refused and nothing is imported.
+    Import(Box<ingot_engine::archive::ImportArgs>),
+    /// Check that every block reachable from each bucket's head is present and intact;
+    /// names the objects of missing or damaged blocks. Exit code 1 when damage is found.
+    Verify(Box<ingot_engine::archive::VerifyArgs>),
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -58,6 +67,9 @@ fn main() -> ExitCode {
         }
         Some(Command::Serve(a)) => *a,
         Some(Command::Bench(a)) => return bench(*a),
+        Some(Command::Export(a)) => return ingot_engine::archive::export(*a),
+        Some(Command::Import(a)) => return ingot_engine::archive::import(*a),
+        Some(Command::Verify(a)) => return ingot_engine::archive::verify(*a),
         None => cli.serve,
     };
     let settings = match Settings::resolve(args) {

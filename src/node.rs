@@ -113,14 +113,7 @@ impl Node {
         let served = tokio::spawn(frontend.serve(async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         }));
-        let mut ec = EngineConfig::new(&s.data_dir);
-        ec.cores = s.cores;
-        ec.io = s.io_mode;
-        ec.shard = s.engine.clone();
-        ec.pin_cores = s.pin_cores;
-        // Blocks of retired segments are read on this runtime (also while recovering).
-        let reader = ColdReader::new(tokio::runtime::Handle::current(), targets);
-        ec.shard.cold = Some(ColdHandle::new(Arc::new(reader)));
+        let ec = engine_config(s, targets);
         let (opened_tx, opened) = oneshot::channel();
         let (ready_tx, ready_rx) = watch::channel(false);
         let slot = engine.clone();
@@ -198,6 +191,19 @@ impl Node {
         }
         opened
     }
+}
+
+/// The engine's settings, its cold-tier reads on the current tokio runtime (also
+/// while recovering). Must run inside a tokio runtime.
+pub fn engine_config(s: &Settings, targets: shipper::TargetSettings) -> EngineConfig {
+    let mut ec = EngineConfig::new(&s.data_dir);
+    ec.cores = s.cores;
+    ec.io = s.io_mode;
+    ec.shard = s.engine.clone();
+    ec.pin_cores = s.pin_cores;
+    let reader = ColdReader::new(tokio::runtime::Handle::current(), targets);
+    ec.shard.cold = Some(ColdHandle::new(Arc::new(reader)));
+    ec
 }
 
 fn start_shipper(

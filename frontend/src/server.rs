@@ -89,7 +89,15 @@ impl std::fmt::Debug for Frontend {
 /// Names the operation of a request for its log line and metrics; s3s fills it in
 /// its access check, which runs for every recognised operation.
 #[derive(Clone, Default)]
-struct OpName(Arc<Mutex<Option<String>>>);
+pub(crate) struct OpName(Arc<Mutex<Option<String>>>);
+
+impl OpName {
+    pub(crate) fn set(&self, name: &str) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = Some(name.to_owned());
+        }
+    }
+}
 
 struct Access;
 
@@ -155,10 +163,8 @@ impl s3s::auth::S3Auth for RootKey {
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let name = cx.s3_op().name().to_owned();
-        if let Some(slot) = cx.extensions_mut().get::<OpName>()
-            && let Ok(mut s) = slot.0.lock()
-        {
-            *s = Some(name);
+        if let Some(slot) = cx.extensions_mut().get::<OpName>() {
+            slot.set(&name);
         }
         match cx.credentials() {
             Some(_) => Ok(()),
@@ -197,6 +203,11 @@ impl Frontend {
             secret_key: config.secret_key.clone().into(),
         });
         b.set_access(Access);
+        b.set_route(crate::admin::AdminRoute {
+            engine: engine.clone(),
+            bytes_in: metrics.bytes_in.clone(),
+            bytes_out: metrics.bytes_out.clone(),
+        });
         if let Some(d) = &config.domain {
             b.set_host(VirtualHosts::new(d).ok_or_else(|| FrontendError::Domain(d.clone()))?);
         }

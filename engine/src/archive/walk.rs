@@ -683,3 +683,36 @@ fn manifest_inconsistency(m: &ObjectManifest, key: &[u8]) -> Option<String> {
     }
     None
 }
+
+impl CheckReport {
+    /// One line per problem kept, then a summary line, each starting with `bucket`.
+    pub fn render(&self, bucket: &str) -> String {
+        let mut out = String::new();
+        for p in &self.problems {
+            out.push_str(&format!("{bucket}: {p}\n"));
+        }
+        let hidden = self.problem_count - self.problems.len() as u64;
+        if hidden > 0 {
+            out.push_str(&format!("{bucket}: … and {hidden} more problems\n"));
+        }
+        let status = if self.is_ok() { "ok" } else { "DAMAGED" };
+        let head = self.head.map_or_else(|| "?".to_owned(), |c| c.to_string());
+        let root = self.root.map_or_else(|| "?".to_owned(), |c| c.to_string());
+        out.push_str(&format!(
+            "{bucket}: {status}: head {head} (seq {}), root {root}; {} commits, {} objects, \
+             {} blocks, {} bytes checked; {} problems\n",
+            self.seq, self.commits, self.objects, self.blocks, self.bytes, self.problem_count
+        ));
+        out
+    }
+}
+
+impl History {
+    /// `all`, or a number of past commits.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all" => Some(Self::AsFarAsPresent),
+            n => n.parse().ok().map(Self::Count),
+        }
+    }
+}

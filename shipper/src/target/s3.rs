@@ -233,6 +233,45 @@ impl S3Client {
             })?
     }
 
+    /// Sends a signed request whose body (a file, or none) is streamed unsigned
+    /// (`UNSIGNED-PAYLOAD`) and returns the answer as soon as its head arrives; the
+    /// answer's body is read by the caller without a time limit. For the admin
+    /// endpoint's exports and imports.
+    pub async fn send_streaming(
+        &self,
+        method: Method,
+        path: &str,
+        file: Option<(tokio::fs::File, u64)>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, TargetError> {
+        let (body, extra) = match file {
+            Some((file, len)) => (
+                FileBody {
+                    file,
+                    remaining: len,
+                }
+                .boxed(),
+                vec![("content-length", len.to_string())],
+            ),
+            None => (empty(), Vec::new()),
+        };
+        let what = format!("{method} {path}");
+        let req = self.signed(method, path, &extra, "UNSIGNED-PAYLOAD", body)?;
+        let io = |e: std::io::Error| TargetError::io(what.clone(), e);
+        let exchange = async {
+            let mut conn = self.connection().await?;
+            conn.ready()
+                .await
+                .map_err(|e| io(std::io::Error::other(e)))?;
+            let resp = conn.send_request(req);
+            Ok::<_, TargetError>(resp)
+        };
+        let sending = tokio::time::timeout(self.settings.timeout, exchange)
+            .await
+            .map_err(|_| io(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
+        // The request body may take long to send: no time limit on the answer's head.
+        sending.await.map_err(|e| io(std::io::Error::other(e)))
+    }
+
     fn signed(
         &self,
         method: Method,
