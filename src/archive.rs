@@ -221,7 +221,14 @@ async fn answer_error(resp: hyper::Response<hyper::body::Incoming>) -> String {
         let open = format!("<{t}>");
         let start = text.find(&open)? + open.len();
         let end = text[start..].find(&format!("</{t}>"))? + start;
-        Some(text[start..end].to_owned())
+        Some(
+            text[start..end]
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
     };
     match (tag("Code"), tag("Message")) {
         (Some(c), Some(m)) => format!("{m} ({c}, HTTP {})", status.as_u16()),
@@ -245,13 +252,12 @@ impl Sink {
         if out == Path::new("-") {
             return Ok(Self::Stdout(std::io::stdout()));
         }
-        let name = out.file_name().map_or_else(
-            || "export".into(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+        let name = out
+            .file_name()
+            .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
         let tmp = out.with_file_name(format!(".{name}.partial"));
-        let file = std::fs::File::create(&tmp)
-            .map_err(|e| usage(format!("{}: {e}", tmp.display())))?;
+        let file =
+            std::fs::File::create(&tmp).map_err(|e| usage(format!("{}: {e}", tmp.display())))?;
         Ok(Self::File {
             file,
             tmp,
@@ -270,9 +276,9 @@ impl Sink {
     fn commit(self) -> Result<(), Failed> {
         match self {
             Self::Stdout(mut s) => s.flush(),
-            Self::File { file, tmp, dest } => file
-                .sync_all()
-                .and_then(|()| std::fs::rename(&tmp, &dest)),
+            Self::File { file, tmp, dest } => {
+                file.sync_all().and_then(|()| std::fs::rename(&tmp, &dest))
+            }
         }
         .map_err(|e| failed(format!("finishing the export: {e}")))
     }
@@ -374,9 +380,7 @@ fn feed_file(file: &Path) -> Result<(engine::BodyReceiver, tokio::task::JoinHand
     let mut reader: Box<dyn std::io::Read + Send> = if file == Path::new("-") {
         Box::new(std::io::stdin())
     } else {
-        Box::new(
-            std::fs::File::open(file).map_err(|e| usage(format!("{}: {e}", file.display())))?,
-        )
+        Box::new(std::fs::File::open(file).map_err(|e| usage(format!("{}: {e}", file.display())))?)
     };
     let (tx, rx) = engine::body_channel();
     let task = tokio::task::spawn_blocking(move || {

@@ -45,7 +45,11 @@ impl AdminOp {
 /// The admin operation a request asks for and its bucket, if it is one.
 fn admin_op(method: &Method, uri: &Uri) -> Option<(AdminOp, String)> {
     let query = uri.query()?;
-    let flag = |f: &str| query.split('&').any(|p| p == f || p.starts_with(&format!("{f}=")));
+    let flag = |f: &str| {
+        query
+            .split('&')
+            .any(|p| p == f || p.starts_with(&format!("{f}=")))
+    };
     let op = match *method {
         Method::GET if flag("ingot-export") => AdminOp::Export,
         Method::GET if flag("ingot-verify") => AdminOp::Verify,
@@ -127,7 +131,11 @@ fn header(resp: &mut S3Response<Body>, name: &'static str, value: String) {
 
 fn text_response(status: StatusCode, body: String) -> S3Response<Body> {
     let mut resp = S3Response::with_status(Body::from(Bytes::from(body)), status);
-    header(&mut resp, "content-type", "text/plain; charset=utf-8".into());
+    header(
+        &mut resp,
+        "content-type",
+        "text/plain; charset=utf-8".into(),
+    );
     resp
 }
 
@@ -200,10 +208,18 @@ async fn verify(engine: &Engine, bucket: &str, history: History) -> S3Result<S3R
         .await
         .map_err(s3_error)?;
     if !report.is_ok() {
-        tracing::error!(bucket, problems = report.problem_count, "verify found damage");
+        tracing::error!(
+            bucket,
+            problems = report.problem_count,
+            "verify found damage"
+        );
     }
     let mut resp = text_response(StatusCode::OK, report.render(bucket));
-    header(&mut resp, "x-ingot-problems", report.problem_count.to_string());
+    header(
+        &mut resp,
+        "x-ingot-problems",
+        report.problem_count.to_string(),
+    );
     Ok(resp)
 }
 

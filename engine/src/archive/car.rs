@@ -192,7 +192,10 @@ mod tests {
             }
             let e = read_all(&f[..cut], 13).unwrap_err();
             if cut < header_len {
-                assert!(e.to_string().contains("ends inside the header"), "cut {cut}: {e}");
+                assert!(
+                    e.to_string().contains("ends inside the header"),
+                    "cut {cut}: {e}"
+                );
             } else {
                 assert!(matches!(e, CarError::Truncated { .. }), "cut {cut}: {e}");
             }
