@@ -419,19 +419,7 @@ async fn import_offline(engine: &Engine, args: &ImportArgs) -> Outcome {
     let r = engine.import_bucket(&args.bucket, rx).await;
     let _ = feed.await;
     let r = r.map_err(|e| failed(e.to_string()))?;
-    Ok(format!(
-        "{}: imported {} objects ({} blocks, {} bytes; {} already stored) from commit {}; \
-         new head {} (seq {}), root {}\n",
-        args.bucket,
-        r.check.objects,
-        r.blocks,
-        r.bytes,
-        r.blocks_already_stored,
-        r.imported_commit,
-        r.head.commit,
-        r.head.seq,
-        r.head.root
-    ))
+    Ok(r.render(&args.bucket))
 }
 
 async fn import_online(args: &ImportArgs, endpoint: &str) -> Outcome {

@@ -183,18 +183,7 @@ impl AdminRoute {
         let r = imported.map_err(s3_error)?;
         tracing::info!(bucket, head = %r.head.commit, objects = r.check.objects,
             blocks = r.blocks, "bucket imported");
-        let body = format!(
-            "{bucket}: imported {} objects ({} blocks, {} bytes; {} already stored) from \
-             commit {}; new head {} (seq {}), root {}\n",
-            r.check.objects,
-            r.blocks,
-            r.bytes,
-            r.blocks_already_stored,
-            r.imported_commit,
-            r.head.commit,
-            r.head.seq,
-            r.head.root
-        );
+        let body = r.render(bucket);
         let mut resp = text_response(StatusCode::OK, body);
         header(&mut resp, "x-ingot-head-commit", r.head.commit.to_string());
         header(&mut resp, "x-ingot-root", r.head.root.to_string());

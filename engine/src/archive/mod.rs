@@ -30,3 +30,21 @@ pub struct ImportReport {
     pub bytes: u64,
     pub check: CheckReport,
 }
+
+impl ImportReport {
+    /// The one-line summary the CLI and the admin endpoint print.
+    pub fn render(&self, bucket: &str) -> String {
+        format!(
+            "{bucket}: imported {} objects ({} blocks, {} bytes; {} already stored) from \
+             commit {}; new head {} (seq {}), root {}\n",
+            self.check.objects,
+            self.blocks,
+            self.bytes,
+            self.blocks_already_stored,
+            self.imported_commit,
+            self.head.commit,
+            self.head.seq,
+            self.head.root
+        )
+    }
+}
