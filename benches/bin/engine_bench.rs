@@ -2,7 +2,8 @@
 //! runtime, as the frontend would drive the engine, against real files.
 //!
 //!     cargo run --release -p benches --bin engine-bench -- <puts|gets|big> \
-//!         [--writers N] [--size BYTES] [--secs S] [--cores N] [--dir PATH]
+//!         [--writers N] [--size BYTES] [--secs S] [--cores N] [--dir PATH] \
+//!         [--catalog-body-bytes N]
 //!
 //! - `puts`: N writers put `size`-byte objects for S seconds; reports objects/s, the
 //!   mean group-commit batch and fsync latencies. Every ack is fsync-durable.
@@ -28,6 +29,8 @@ struct Args {
     secs: u64,
     cores: usize,
     dir: Option<String>,
+    /// `ShardConfig::catalog_body_bytes` (default: the engine's).
+    catalog_body_bytes: Option<u64>,
 }
 
 fn parse() -> Args {
@@ -38,6 +41,7 @@ fn parse() -> Args {
         secs: 10,
         cores: 1,
         dir: None,
+        catalog_body_bytes: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -48,6 +52,9 @@ fn parse() -> Args {
             "--secs" => a.secs = val().parse().expect("--secs"),
             "--cores" => a.cores = val().parse().expect("--cores"),
             "--dir" => a.dir = Some(val()),
+            "--catalog-body-bytes" => {
+                a.catalog_body_bytes = Some(val().parse().expect("--catalog-body-bytes"));
+            }
             m if !m.starts_with("--") => a.mode = m.to_owned(),
             other => panic!("unknown flag {other}"),
         }
@@ -97,6 +104,9 @@ fn main() {
         return;
     }
     config.shard.seal_bytes = 64 << 20;
+    if let Some(n) = args.catalog_body_bytes {
+        config.shard.catalog_body_bytes = n;
+    }
     let engine = Arc::new(Engine::open(config).expect("engine"));
     // The frontend's runtime: one thread when the engine has one core on a 2-core box.
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -75,7 +75,7 @@ async fn writer(
         };
         let r = match &new {
             Some(v) => shard
-                .put_object("crash", key, PutOptions::default(), body_of_any(v))
+                .put_object("crash", key, declare_or_not(&mut rng, v), body_of_any(v))
                 .await
                 .map(|_| ()),
             None => shard.delete_object("crash", key).await.map(|_| ()),
@@ -89,6 +89,15 @@ async fn writer(
                 return; // the process is dead from here on
             }
         }
+    }
+}
+
+/// Half the PUTs declare their length, so bodies up to `catalog_body_bytes` ride in
+/// the catalog plane and the others go to the data plane.
+fn declare_or_not(rng: &mut Rng, v: &[u8]) -> PutOptions {
+    PutOptions {
+        content_length: (rng.below(2) == 0).then_some(v.len() as u64),
+        ..PutOptions::default()
     }
 }
 

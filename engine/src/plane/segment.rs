@@ -180,10 +180,15 @@ impl<F: SegmentFile> OpenSegment<F> {
         if !self.fits(cid, block.len()) {
             return Err(PlaneError::Full);
         }
-        let mut frame = Vec::with_capacity(frame_len(cid, block.len()));
-        write_frame(&mut frame, cid, block);
-        let block_offset = self.end + (frame.len() - block.len()) as u64;
-        self.push_bytes(&frame);
+        // The frame goes straight into the tail (no frame buffer): its head, then the
+        // block, hashed where they land.
+        let from = self.tail.len();
+        self.tail.reserve(frame_len(cid, block.len()));
+        write_frame(&mut self.tail, cid, block);
+        let frame_bytes = self.tail.len() - from;
+        self.sha256.update(&self.tail[from..]);
+        let block_offset = self.end + (frame_bytes - block.len()) as u64;
+        self.end += frame_bytes as u64;
         self.index
             .add(cid, block_offset, block.len() as u32)
             .map_err(|e| PlaneError::Corrupt(e.to_string()))?;

@@ -59,6 +59,11 @@ pub struct ShardConfig {
     /// for the commit: large bodies reach the disk in bounded pieces, and a commit's
     /// fsync waits for at most one piece.
     pub write_behind_bytes: u64,
+    /// A PUT whose declared length is at most this many bytes journals its chunks in
+    /// the catalog plane, with its manifest: the group commit that makes it durable
+    /// then needs one fdatasync, not two (ARCHITECTURE.md, "Small bodies ride in the
+    /// catalog plane"). 0 sends every body to the data plane.
+    pub catalog_body_bytes: u64,
     /// Largest body a single PUT may carry.
     pub max_put_bytes: u64,
     /// Most requests one group commit takes; the rest wait for the next.
@@ -80,6 +85,7 @@ impl Default for ShardConfig {
             node_cache_bytes: 64 << 20,
             block_cache_bytes: 256 << 20,
             write_behind_bytes: 1 << 20,
+            catalog_body_bytes: 16 << 10,
             max_put_bytes: 5 << 30,
             max_batch_ops: 4096,
             uring_entries: 1024,
@@ -103,6 +109,9 @@ impl ShardConfig {
         }
         if self.chunk_bytes as u64 * 2 > self.seal_bytes {
             return bad("chunk_bytes must be at most half of seal_bytes");
+        }
+        if self.catalog_body_bytes > 1 << 20 {
+            return bad("catalog_body_bytes must be at most 1 MiB");
         }
         if self.max_batch_ops == 0 {
             return bad("max_batch_ops must be at least 1");
@@ -235,6 +244,11 @@ impl<D: Disk, C: Catalog> Shard<D, C> {
         let key = BlockKey::of(cid)
             .ok_or_else(|| EngineError::Corrupt(format!("{cid} is not a SHA-256 block")))?;
         Ok((key, self.index.borrow().get(&key)))
+    }
+
+    /// The plane a block is stored in, if the shard holds it (for tools and tests).
+    pub fn block_plane(&self, cid: &Cid) -> Option<Plane> {
+        self.locate(cid).ok()?.1.map(|l| l.plane())
     }
 
     /// A block's bytes, from the cache or a plane log, verified against its CID.

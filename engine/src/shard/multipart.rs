@@ -110,7 +110,15 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     ) -> EngineResult<StoredPart> {
         self.published(bucket)?;
         let mut opts = opts;
-        let body = self.ingest(&mut opts, body, digests).await?;
+        // A part's chunks must be durable before its record: the data plane's sync.
+        let body = self
+            .ingest(
+                &mut opts,
+                body,
+                digests,
+                super::objects::ChunkSink::DataPlane,
+            )
+            .await?;
         self.submit(bucket, OpKind::Sync).await?;
         self.metrics.parts.fetch_add(1, Relaxed);
         let runs = if body.run.len > 0 {

@@ -39,6 +39,19 @@ pub(crate) struct Ingested {
     pub run: crate::format::Run,
     pub md5: [u8; 16],
     pub sha256: Option<[u8; 32]>,
+    /// The chunks of a small body, not yet stored: they go to the catalog plane with
+    /// the manifest (empty when the chunks went to the data plane).
+    pub held: Vec<(Cid, Vec<u8>)>,
+}
+
+/// Where [`Shard::ingest`] puts a body's chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChunkSink {
+    /// Appended to the data plane as they are cut.
+    DataPlane,
+    /// Held for the catalog plane when the declared length is at most
+    /// `catalog_body_bytes` (else the data plane).
+    CatalogIfSmall,
 }
 
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> EngineError {
@@ -92,8 +105,10 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let mut opts = opts;
         check_key(key)?;
         self.published(bucket)?;
-        let body = self.ingest(&mut opts, body, digests).await?;
-        let mut blocks = Vec::new();
+        let body = self
+            .ingest(&mut opts, body, digests, ChunkSink::CatalogIfSmall)
+            .await?;
+        let mut blocks = body.held;
         let root = build_chunk_index(vec![body.run], &mut blocks);
         let manifest = opts.manifest(
             key.to_owned(),
@@ -111,14 +126,15 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         Ok(info)
     }
 
-    /// Chunks, hashes and appends a body to the data plane (not yet durable), checks it
-    /// against `opts` (length, Content-MD5, signed SHA-256) and settles `opts.checksum`
-    /// from a late checksum.
+    /// Chunks and hashes a body, and appends its chunks to the data plane (not yet
+    /// durable) or holds them (`sink`); checks it against `opts` (length, Content-MD5,
+    /// signed SHA-256) and settles `opts.checksum` from a late checksum.
     pub(crate) async fn ingest(
         &self,
         opts: &mut PutOptions,
         mut body: BodySource,
         digests: Option<oneshot::Receiver<BodyDigests>>,
+        sink: ChunkSink,
     ) -> EngineResult<Ingested> {
         self.check_writable()?;
         let limit = opts.content_length.map_or(self.config.max_put_bytes, |n| {
@@ -140,6 +156,12 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         if let Some(n) = opts.content_length {
             chunker.set_size_hint(n);
         }
+        // The limit is the declared length, so a held body stays this small.
+        let hold = sink == ChunkSink::CatalogIfSmall
+            && opts
+                .content_length
+                .is_some_and(|n| n <= self.config.catalog_body_bytes);
+        let mut held = Vec::new();
         while let Some(piece) = body.next().await {
             let piece = piece?;
             if chunker.size() + piece.len() as u64 > limit {
@@ -149,15 +171,23 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             while !rest.is_empty() {
                 rest = &rest[chunker.push(rest)..];
                 if let Some(chunk) = chunker.take_chunk() {
-                    self.store_chunk(&chunk.cid, &chunk.data).await?;
-                    chunker.recycle(chunk.data);
+                    if hold {
+                        held.push((chunk.cid, chunk.data));
+                    } else {
+                        self.store_chunk(&chunk.cid, &chunk.data).await?;
+                        chunker.recycle(chunk.data);
+                    }
                 }
             }
         }
         let size = chunker.size();
         let mut body_hashes = chunker.finish();
         if let Some(last) = body_hashes.last_chunk.take() {
-            self.store_chunk(&last.cid, &last.data).await?;
+            if hold {
+                held.push((last.cid, last.data));
+            } else {
+                self.store_chunk(&last.cid, &last.data).await?;
+            }
         }
         let (md5, sha256) = match digests {
             Some(rx) => {
@@ -192,6 +222,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             run: body_hashes.run,
             md5,
             sha256,
+            held,
         })
     }
 
