@@ -6,7 +6,8 @@
 //!         [--catalog-body-bytes N]
 //!
 //! - `puts`: N writers put `size`-byte objects for S seconds; reports objects/s, the
-//!   mean group-commit batch and fsync latencies. Every ack is fsync-durable.
+//!   mean group-commit batch, fsync latencies and PUT latency (histogram bucket bounds
+//!   for p50/p99, and the slowest). Every ack is fsync-durable.
 //! - `gets`: fills 10,000 objects, then N readers get random ones for S seconds.
 //! - `big`: N writers put `size`-byte objects (e.g. 64 MiB); reports MiB/s next to
 //!   this machine's single-core MD5 speed.
@@ -137,11 +138,14 @@ async fn run(args: &Args, engine: Arc<Engine>) {
 
 async fn puts(args: &Args, engine: &Arc<Engine>) {
     let done = Arc::new(AtomicU64::new(0));
+    let latency = Arc::new(engine::metrics::Histogram::default());
+    let slowest_us = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + Duration::from_secs(args.secs);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..args.writers {
         let (engine, done) = (engine.clone(), done.clone());
+        let (latency, slowest_us) = (latency.clone(), slowest_us.clone());
         let body = payload(args.size.max(16), w as u64 + 1);
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
@@ -150,10 +154,14 @@ async fn puts(args: &Args, engine: &Arc<Engine>) {
                 // Unique bodies: identical ones would be stored once (deduplicated).
                 let mut b = body.to_vec();
                 b[..16].copy_from_slice(&[(w as u64).to_le_bytes(), n.to_le_bytes()].concat());
+                let sent = Instant::now();
                 engine
                     .put_bytes("bench", &key, PutOptions::default(), Bytes::from(b))
                     .await
                     .expect("put");
+                let took = sent.elapsed();
+                latency.record(took);
+                slowest_us.fetch_max(took.as_micros() as u64, Relaxed);
                 n += 1;
                 done.fetch_add(1, Relaxed);
             }
@@ -174,6 +182,12 @@ async fn puts(args: &Args, engine: &Arc<Engine>) {
         m.data_fsync.quantile_us(0.99),
         m.catalog_fsync.quantile_us(0.5),
         m.catalog_fsync.quantile_us(0.99),
+    );
+    println!(
+        "put_latency_us_p50={} p99={} max={}",
+        latency.quantile_us(0.5),
+        latency.quantile_us(0.99),
+        slowest_us.load(Relaxed)
     );
     if args.mode == "big" {
         println!("single_core_md5_mib_per_s={:.0}", md5_mib_s());
