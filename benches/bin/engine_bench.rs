@@ -3,7 +3,7 @@
 //!
 //!     cargo run --release -p benches --bin engine-bench -- <puts|gets|big> \
 //!         [--writers N] [--size BYTES] [--secs S] [--cores N] [--dir PATH] \
-//!         [--catalog-body-bytes N]
+//!         [--catalog-body-bytes N] [--no-pin]
 //!
 //! - `puts`: N writers put `size`-byte objects for S seconds; reports objects/s, the
 //!   mean group-commit batch, fsync latencies and PUT latency (histogram bucket bounds
@@ -32,6 +32,8 @@ struct Args {
     dir: Option<String>,
     /// `ShardConfig::catalog_body_bytes` (default: the engine's).
     catalog_body_bytes: Option<u64>,
+    /// Leave shard threads unpinned.
+    no_pin: bool,
 }
 
 fn parse() -> Args {
@@ -43,6 +45,7 @@ fn parse() -> Args {
         cores: 1,
         dir: None,
         catalog_body_bytes: None,
+        no_pin: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -53,6 +56,7 @@ fn parse() -> Args {
             "--secs" => a.secs = val().parse().expect("--secs"),
             "--cores" => a.cores = val().parse().expect("--cores"),
             "--dir" => a.dir = Some(val()),
+            "--no-pin" => a.no_pin = true,
             "--catalog-body-bytes" => {
                 a.catalog_body_bytes = Some(val().parse().expect("--catalog-body-bytes"));
             }
@@ -105,6 +109,7 @@ fn main() {
         return;
     }
     config.shard.seal_bytes = 64 << 20;
+    config.pin_cores = !args.no_pin;
     if let Some(n) = args.catalog_body_bytes {
         config.shard.catalog_body_bytes = n;
     }

@@ -7,7 +7,7 @@
 //! changes not followed by `sync_dir` are lost.
 
 use super::{AlignedBuf, Disk, PAGE_BYTES, SegmentFile};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::rc::Rc;
@@ -31,6 +31,37 @@ struct State {
     ops_before_death: Option<u64>,
     writes: u64,
     syncs: u64,
+    /// The next sync of a file whose name starts with this is held.
+    hold: Option<(String, Rc<SyncHold>)>,
+}
+
+/// A sync held by [`SimDisk::hold_next_sync`]: it does not complete until released,
+/// as a slow disk's would not.
+#[derive(Debug, Default)]
+pub struct SyncHold {
+    waiting: Cell<bool>,
+    released: Cell<bool>,
+    notify: tokio::sync::Notify,
+}
+
+impl SyncHold {
+    /// Whether the held sync has started (and is waiting).
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.get()
+    }
+
+    /// Lets the held sync complete.
+    pub fn release(&self) {
+        self.released.set(true);
+        self.notify.notify_one();
+    }
+
+    async fn wait(&self) {
+        self.waiting.set(true);
+        while !self.released.get() {
+            self.notify.notified().await;
+        }
+    }
 }
 
 /// The simulated disk. Cheap to clone (clones share the disk).
@@ -76,6 +107,14 @@ impl SimDisk {
             }
             None => Ok(()),
         }
+    }
+
+    /// Holds the next sync of a file whose name starts with `prefix` until the returned
+    /// hold is released (other syncs go on).
+    pub fn hold_next_sync(&self, prefix: &str) -> Rc<SyncHold> {
+        let hold = Rc::new(SyncHold::default());
+        self.state.borrow_mut().hold = Some((prefix.to_owned(), hold.clone()));
+        hold
     }
 
     /// (writes, syncs) issued so far.
@@ -179,6 +218,16 @@ impl SegmentFile for SimFile {
     async fn sync_data(&self) -> io::Result<()> {
         self.disk.alive()?;
         self.disk.sync_allowed()?;
+        let held = {
+            let mut s = self.disk.state.borrow_mut();
+            match &s.hold {
+                Some((prefix, _)) if self.name.starts_with(prefix.as_str()) => s.hold.take(),
+                _ => None,
+            }
+        };
+        if let Some((_, hold)) = held {
+            hold.wait().await;
+        }
         let mut s = self.disk.state.borrow_mut();
         let f = s.files.get_mut(&self.name).ok_or(io::ErrorKind::NotFound)?;
         f.durable = f.live.clone();

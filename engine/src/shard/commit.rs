@@ -286,6 +286,9 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             prep.replies.push((op.reply, result));
         }
         self.finish_trees(&mut prep).await?;
+        // From the append to the publication no head checkpoint may be taken (see
+        // `checkpoint_if_rolled`); a failure poisons the shard, which takes none.
+        self.committing.set(true);
         if let Err(e) = self.write_catalog(std::mem::take(&mut prep.blocks)).await {
             fail_replies(prep.replies, &e);
             return Err(e);
@@ -297,6 +300,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
         // Step 6: publish, then acknowledge.
         self.publish(&mut prep);
+        self.committing.set(false);
         for (reply, result) in prep.replies {
             let _ = reply.send(result);
         }
@@ -613,6 +617,14 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// Checkpoints every changed head once the catalog plane has moved to a new segment
     /// (by `seal_age`, or because the last one filled up).
     pub(crate) async fn checkpoint_if_rolled(&self) -> EngineResult<()> {
+        // Not while a batch is between its append and its publication (a seal started
+        // by the data stage's timer can come then): that batch's commits may sit in a
+        // segment below the one the checkpoint would name, and its heads are not
+        // dirty yet, so a restart would scan past them. The catalog stage checkpoints
+        // after the batch.
+        if self.committing.get() {
+            return Ok(());
+        }
         let open_seq = self.meta.lock().await.open_seq().unwrap_or(0);
         if open_seq == self.checkpoint_seq.get() {
             return Ok(());

@@ -158,6 +158,8 @@ pub struct Shard<D: Disk, C: Catalog> {
     pub(crate) data_stage_done: Cell<bool>,
     /// A seal or checkpoint is running.
     pub(crate) sealing: Cell<bool>,
+    /// The catalog stage has appended a batch it has not published yet.
+    pub(crate) committing: Cell<bool>,
     /// Multipart uploads whose Complete is running (an Abort of one loses; a second
     /// Complete waits for the first).
     pub(crate) completing: RefCell<std::collections::HashSet<String>>,

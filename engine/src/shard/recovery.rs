@@ -169,6 +169,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             catalog_done: Notify::new(),
             data_stage_done: Cell::new(false),
             sealing: Cell::new(false),
+            committing: Cell::new(false),
             completing: Default::default(),
             uploads_changed: Notify::new(),
             spares_done: Notify::new(),
