@@ -79,6 +79,38 @@ fn payload(size: usize, seed: u64) -> Bytes {
         .collect()
 }
 
+/// User + system CPU time (ms) in a /proc `stat` line: fields 14 and 15, counted after
+/// the parenthesised name, in clock ticks of 10 ms (USER_HZ is 100 on Linux).
+fn stat_cpu_ms(stat: &str) -> f64 {
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| f.get(*i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    ticks as f64 * 10.0
+}
+
+/// CPU time (ms) used so far by this process's live threads whose name starts with
+/// `prefix` (0 where /proc is not readable).
+fn thread_cpu_ms(prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .map(|t| stat_cpu_ms(&std::fs::read_to_string(t.path().join("stat")).unwrap_or_default()))
+        .sum()
+}
+
+/// CPU time (ms) used so far by the whole process, ended threads included.
+fn process_cpu_ms() -> f64 {
+    stat_cpu_ms(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
 fn md5_mib_s() -> f64 {
     use md5::Digest;
     let buf = vec![7u8; 64 << 20];
@@ -193,6 +225,23 @@ async fn puts(args: &Args, engine: &Arc<Engine>) {
         latency.quantile_us(0.5),
         latency.quantile_us(0.99),
         slowest_us.load(Relaxed)
+    );
+    let (shard_ms, caller_ms) = (thread_cpu_ms("ingot-shard"), thread_cpu_ms("tokio-rt"));
+    let total_ms = process_cpu_ms();
+    let syncs = m.catalog_fsync.count().max(1);
+    println!(
+        "catalog_syncs={} objects_per_catalog_sync={:.1} catalog_fsync_us_mean={} catalog_fsync_busy_pct={:.0}",
+        m.catalog_fsync.count(),
+        n as f64 / syncs as f64,
+        m.catalog_fsync.sum_us() / syncs,
+        m.catalog_fsync.sum_us() as f64 / 1e4 / secs,
+    );
+    println!(
+        "shard_cpu_us_per_put={:.1} caller_cpu_us_per_put={:.1} process_cpu_us_per_put={:.1} shard_busy_pct={:.0}",
+        shard_ms * 1000.0 / n as f64,
+        caller_ms * 1000.0 / n as f64,
+        total_ms * 1000.0 / n as f64,
+        shard_ms / 10.0 / secs / args.cores as f64,
     );
     if args.mode == "big" {
         println!("single_core_md5_mib_per_s={:.0}", md5_mib_s());

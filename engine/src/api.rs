@@ -13,32 +13,8 @@ use std::sync::Arc;
 pub type BodyReceiver = tokio::sync::mpsc::Receiver<Result<Bytes, EngineError>>;
 pub type BodySender = tokio::sync::mpsc::Sender<Result<Bytes, EngineError>>;
 
-/// A PUT body as the shard reads it: streamed, or handed over whole (small bodies,
-/// which the caller collects first so the request crosses threads once).
-#[derive(Debug)]
-pub enum BodySource {
-    Stream(BodyReceiver),
-    Inline(Option<Bytes>),
-}
-
-impl BodySource {
-    /// The next piece, or `None` at the end.
-    pub async fn next(&mut self) -> Option<Result<Bytes, EngineError>> {
-        match self {
-            Self::Stream(rx) => rx.recv().await,
-            Self::Inline(b) => b.take().map(Ok),
-        }
-    }
-}
-
-impl From<BodyReceiver> for BodySource {
-    fn from(rx: BodyReceiver) -> Self {
-        Self::Stream(rx)
-    }
-}
-
-/// Bodies up to this size (with a declared length) are collected by the caller and
-/// handed to the shard whole.
+/// Bodies up to this size (with a declared length) are collected by the caller, cut
+/// and hashed there, and handed to the shard whole, so the request crosses threads once.
 pub const INLINE_BODY_BYTES: u64 = 256 << 10;
 
 /// Pieces in flight per streamed body, each at most a chunk.

@@ -12,8 +12,8 @@
 //! a start with more cores spreads them out again.
 
 use crate::api::{
-    BodyDigests, BodyReceiver, BodySource, BucketHead, BucketInfo, ByteRange, GetOutcome,
-    INLINE_BODY_BYTES, ListRequest, ListResponse, ObjectInfo, PutOptions, body_channel,
+    BodyDigests, BodyReceiver, BucketHead, BucketInfo, ByteRange, GetOutcome, INLINE_BODY_BYTES,
+    ListRequest, ListResponse, ObjectInfo, PutOptions, body_channel,
 };
 use crate::catalog::{Catalog, EmbeddedCatalog};
 use crate::error::{EngineError, EngineResult, validate_bucket_name};
@@ -23,7 +23,7 @@ use crate::io::uring::UringDisk;
 use crate::metrics::ShardMetrics;
 use crate::plane::{car_name, index_name};
 use crate::segment::SegmentId;
-use crate::shard::{Shard, ShardConfig};
+use crate::shard::{HashedPut, Shard, ShardConfig};
 use bytes::Bytes;
 use sha2::Digest;
 use std::collections::{BTreeSet, HashMap};
@@ -90,6 +90,8 @@ pub struct Engine<C: Catalog + 'static = EmbeddedCatalog> {
     uring: bool,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     data_dir: PathBuf,
+    /// The shards' settings (small PUTs are cut and hashed by the caller with them).
+    shard_config: ShardConfig,
     _lock: std::fs::File,
 }
 
@@ -276,6 +278,7 @@ impl<C: Catalog + 'static> Engine<C> {
             uring,
             threads: Mutex::new(threads),
             data_dir: config.data_dir.clone(),
+            shard_config: config.shard.clone(),
             _lock: lock,
         };
         if let Some(e) = failure.or_else(|| {
@@ -439,12 +442,14 @@ impl<C: Catalog + 'static> Engine<C> {
         let (forward, rx, drx) = hashing_forward(body, want_sha, None);
         let (b, k) = (bucket.to_owned(), key.to_owned());
         let put = self.call(id, move |s| async move {
-            s.put_object_with(&b, &k, opts, rx.into(), Some(drx)).await
+            s.put_object_with(&b, &k, opts, rx, Some(drx)).await
         });
         join(forward, put).await.1
     }
 
-    /// A small body is collected and hashed here, then crosses to the shard in one job.
+    /// A small body is collected, cut and hashed here, its manifest built, and the
+    /// shard only stores it ([`HashedPut`]): the request crosses threads once, and the
+    /// shard thread spends no time on SHA-256 or MD5 of the body.
     async fn put_inline(
         &self,
         id: u32,
@@ -481,19 +486,10 @@ impl<C: Catalog + 'static> Engine<C> {
         } else {
             Bytes::from(more)
         };
-        let digests = BodyDigests {
-            md5: md5::Md5::digest(&data).into(),
-            sha256: (opts.want_sha256 || opts.content_sha256.is_some())
-                .then(|| sha2::Sha256::digest(&data).into()),
-        };
-        let (dtx, drx) = oneshot::channel();
-        let _ = dtx.send(digests);
-        let (b, k) = (bucket.to_owned(), key.to_owned());
-        self.call(id, move |s| async move {
-            let body = BodySource::Inline(Some(data));
-            s.put_object_with(&b, &k, opts, body, Some(drx)).await
-        })
-        .await
+        let put = HashedPut::new(key, opts, &data, &self.shard_config)?;
+        let b = bucket.to_owned();
+        self.call(id, move |s| async move { s.put_hashed(&b, put).await })
+            .await
     }
 
     /// Stores an object from an in-memory body.

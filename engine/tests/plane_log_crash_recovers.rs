@@ -8,10 +8,11 @@
 use cid::Cid;
 use engine::block::cid_raw;
 use engine::catalog::{Catalog, MemoryCatalog, SegmentState};
-use engine::io::Disk;
 use engine::io::sim::SimDisk;
+use engine::io::{Disk, SegmentFile};
 use engine::plane::{Location, PlaneConfig, PlaneLog, car_name, index_name};
 use engine::segment::Plane;
+use sha2::{Digest, Sha256};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -52,6 +53,21 @@ async fn check_files_match_records(disk: &SimDisk, catalog: &MemoryCatalog, seed
             assert!(
                 files.contains(&index_name(r.id)),
                 "seed {seed}: sealed without index"
+            );
+            // The digest recorded at the seal (hashed off the appending thread, and
+            // for a recovered segment from the bytes recovery read) is the file's.
+            let f = disk.open(&car_name(r.id)).await.unwrap();
+            let car = f
+                .read_at(0, f.file_len().await.unwrap() as usize)
+                .await
+                .unwrap();
+            let file_sha: [u8; 32] = Sha256::digest(&car).into();
+            assert_eq!(r.sha256, Some(file_sha), "seed {seed}: {:?} digest", r.id);
+            assert_eq!(
+                r.size_bytes,
+                car.len() as u64,
+                "seed {seed}: {:?} size",
+                r.id
             );
         }
     }

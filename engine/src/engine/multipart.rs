@@ -127,7 +127,7 @@ impl<C: Catalog + 'static> Engine<C> {
         let (forward, rx, drx) = hashing_forward(body, want_sha, compute);
         let b = bucket.to_owned();
         let store = self.call(id, move |s| async move {
-            s.store_part(&b, opts, rx.into(), Some(drx)).await
+            s.store_part(&b, opts, rx, Some(drx)).await
         });
         let stored = join(forward, store).await.1?;
         self.record_part(&up, part_number, stored).await
@@ -199,7 +199,7 @@ impl<C: Catalog + 'static> Engine<C> {
         let (forward, rx, drx) = hashing_forward(body, false, algorithm.map(|a| (a, slot)));
         let b = bucket.to_owned();
         let store = self.call(id, move |s| async move {
-            s.store_part(&b, opts, rx.into(), Some(drx)).await
+            s.store_part(&b, opts, rx, Some(drx)).await
         });
         join(forward, store).await.1
     }

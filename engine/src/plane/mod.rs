@@ -3,8 +3,10 @@
 //! seam ([`crate::io`]).
 //!
 //! - [`segment`]: one open segment: append, group commit, seal, and recovery's scan.
+//! - [`hasher`]: a segment's SHA-256, computed on a thread of its own.
 //! - [`log`]: the sequence of segments of a plane, their lifecycle and recovery.
 
+pub mod hasher;
 pub mod log;
 pub mod segment;
 

@@ -12,11 +12,11 @@
 //!   and nothing appended after the last successful commit is ever reported durable.
 
 use super::PlaneError;
+use super::hasher::SegmentHasher;
 use crate::io::{AlignedBuf, Disk, PAGE_BYTES, SegmentFile, round_up_to_page};
 use crate::segment::frame::{frame_len, read_header, write_frame};
 use crate::segment::{FrameError, Frames, SegmentId, SegmentIndex, SegmentIndexBuilder};
 use cid::Cid;
-use sha2::{Digest, Sha256};
 use std::rc::Rc;
 
 /// Pre-written zeros are written in pieces of this size.
@@ -46,8 +46,9 @@ pub struct OpenSegment<F> {
     end: u64,
     durable_end: u64,
     index: SegmentIndexBuilder,
-    /// SHA-256 of bytes `[0, end)`, kept as they are appended.
-    sha256: Sha256,
+    /// SHA-256 of the file, fed bytes `[0, hashed_end)` so far (off this thread).
+    sha256: SegmentHasher,
+    hashed_end: u64,
     poisoned: bool,
     /// The write buffer, kept between commits.
     scratch: Option<AlignedBuf>,
@@ -86,7 +87,8 @@ impl<F: SegmentFile> OpenSegment<F> {
             end: 0,
             durable_end: 0,
             index: SegmentIndexBuilder::new(id),
-            sha256: Sha256::new(),
+            sha256: SegmentHasher::default(),
+            hashed_end: 0,
             poisoned: false,
             scratch: None,
         };
@@ -123,16 +125,20 @@ impl<F: SegmentFile> OpenSegment<F> {
                 .map_err(|e| PlaneError::Corrupt(e.to_string()))?;
         }
         let tail_offset = recovered.end - recovered.end % PAGE_BYTES as u64;
+        let tail = bytes[tail_offset as usize..].to_vec();
+        let mut sha256 = SegmentHasher::default();
+        sha256.update(bytes).await?;
         Ok(Self {
             id: recovered.id,
             file: Rc::new(file),
             capacity_bytes,
-            tail: bytes[tail_offset as usize..].to_vec(),
+            tail,
             tail_offset,
             end: recovered.end,
             durable_end: recovered.end,
             index,
-            sha256: Sha256::new_with_prefix(&bytes),
+            sha256,
+            hashed_end: recovered.end,
             poisoned: false,
             scratch: None,
         })
@@ -167,7 +173,6 @@ impl<F: SegmentFile> OpenSegment<F> {
 
     fn push_bytes(&mut self, bytes: &[u8]) {
         self.tail.extend_from_slice(bytes);
-        self.sha256.update(bytes);
         self.end += bytes.len() as u64;
     }
 
@@ -181,12 +186,11 @@ impl<F: SegmentFile> OpenSegment<F> {
             return Err(PlaneError::Full);
         }
         // The frame goes straight into the tail (no frame buffer): its head, then the
-        // block, hashed where they land.
+        // block.
         let from = self.tail.len();
         self.tail.reserve(frame_len(cid, block.len()));
         write_frame(&mut self.tail, cid, block);
         let frame_bytes = self.tail.len() - from;
-        self.sha256.update(&self.tail[from..]);
         let block_offset = self.end + (frame_bytes - block.len()) as u64;
         self.end += frame_bytes as u64;
         self.index
@@ -208,8 +212,18 @@ impl<F: SegmentFile> OpenSegment<F> {
     }
 
     /// Writes the first `n` tail bytes (zero-padded to a page) at `tail_offset` from the
-    /// reused scratch buffer. Poisons on failure.
+    /// reused scratch buffer. Poisons on failure. Every appended byte is handed to the
+    /// hasher first: bytes leave the tail only after they were written.
     async fn write_tail(&mut self, n: usize) -> Result<(), PlaneError> {
+        if self.hashed_end < self.end {
+            let from = (self.hashed_end - self.tail_offset) as usize;
+            let fresh = self.tail[from..].to_vec();
+            if let Err(e) = self.sha256.update(fresh).await {
+                self.poisoned = true;
+                return Err(e);
+            }
+            self.hashed_end = self.end;
+        }
         let buf = AlignedBuf::reuse_padded(self.scratch.take(), &self.tail[..n]);
         let (r, buf) = self.file.write_at(buf, self.tail_offset).await;
         self.scratch = Some(buf);
@@ -336,7 +350,10 @@ impl<F: SegmentFile> OpenSegment<F> {
         if let Err(e) = self.file.sync_data().await {
             return Err(fail(&mut self, e));
         }
-        let index = self.index.finish(self.end, self.sha256.finalize().into());
+        // Every byte was handed to the hasher by the commit's write.
+        debug_assert_eq!(self.hashed_end, self.end);
+        let sha256 = std::mem::take(&mut self.sha256).finish().await?;
+        let index = self.index.finish(self.end, sha256);
         let bytes = index.encode();
         let idx = disk.create(&index_name(self.id)).await?;
         let (r, _) = idx.write_at(AlignedBuf::from_padded(&bytes), 0).await;

@@ -204,47 +204,65 @@ impl SegmentIndex {
     }
 }
 
+/// Entries per piece of a [`SegmentIndexBuilder`].
+const BUILDER_PIECE_ENTRIES: usize = 4096;
+
 /// Collects entries while a segment is written; duplicates keep the first copy.
+///
+/// Entries go into fixed-size pieces, so a growing index never reallocates and copies
+/// everything it holds (a catalog segment collects ~150,000 entries, 7 MB, between
+/// seals); `finish` joins them once.
 #[derive(Debug)]
 pub struct SegmentIndexBuilder {
     id: SegmentId,
-    entries: Vec<IndexEntry>,
+    pieces: Vec<Vec<IndexEntry>>,
 }
 
 impl SegmentIndexBuilder {
     /// Whether no block was added.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.pieces.is_empty()
     }
 
     pub fn new(id: SegmentId) -> Self {
         Self {
             id,
-            entries: Vec::new(),
+            pieces: Vec::new(),
         }
     }
 
     pub fn add(&mut self, cid: &Cid, offset: u64, len: u32) -> Result<(), IndexError> {
         let (digest, codec) = key(cid).ok_or(IndexError::Unindexable(*cid))?;
-        self.entries.push(IndexEntry {
+        let entry = IndexEntry {
             digest,
             codec,
             offset,
             len,
-        });
+        };
+        match self.pieces.last_mut() {
+            Some(p) if p.len() < BUILDER_PIECE_ENTRIES => p.push(entry),
+            _ => {
+                let mut p = Vec::with_capacity(BUILDER_PIECE_ENTRIES);
+                p.push(entry);
+                self.pieces.push(p);
+            }
+        }
         Ok(())
     }
 
-    pub fn finish(mut self, segment_bytes: u64, segment_sha256: [u8; 32]) -> SegmentIndex {
+    pub fn finish(self, segment_bytes: u64, segment_sha256: [u8; 32]) -> SegmentIndex {
+        let mut entries = Vec::with_capacity(self.pieces.iter().map(Vec::len).sum());
+        for p in self.pieces {
+            entries.extend(p);
+        }
         // Stable sort: among duplicates the earliest frame stays first and is kept.
-        self.entries.sort_by_key(|e| (e.digest, e.codec));
-        self.entries
-            .dedup_by(|b, a| (a.digest, a.codec) == (b.digest, b.codec));
+        entries.sort_by_key(|e| (e.digest, e.codec));
+        entries.dedup_by(|b, a| (a.digest, a.codec) == (b.digest, b.codec));
         SegmentIndex {
             id: self.id,
             segment_bytes,
             segment_sha256,
-            entries: self.entries,
+            entries,
         }
     }
 }

@@ -33,6 +33,9 @@ use tokio::sync::oneshot;
 /// Blocks at most this large are kept in the block cache when written.
 const CACHE_ON_WRITE_BYTES: usize = 64 << 10;
 
+/// Blocks to append, in order, with their CIDs.
+pub(crate) type Blocks = Vec<(Cid, Vec<u8>)>;
+
 /// A change waiting for the next group commit.
 #[derive(Debug)]
 pub(crate) struct Op {
@@ -89,7 +92,13 @@ pub struct ShardStats {
 /// What step 4 prepares: blocks to append and the heads they make.
 #[derive(Default)]
 struct Prepared {
+    /// The requests' blocks (body chunks, chunk indexes, manifests), appended first and
+    /// kept in the block cache.
     blocks: Vec<(Cid, Vec<u8>)>,
+    /// Tree nodes, then each changed bucket's commit, appended after `blocks` (a
+    /// commit after everything it refers to) and not put in the block cache: the node
+    /// cache holds the nodes decoded, and most are replaced by the next batch.
+    tree_blocks: Vec<(Cid, Vec<u8>)>,
     trees: HashMap<String, Mst>,
     heads: BTreeMap<String, BucketHead>,
     created: Vec<String>,
@@ -280,7 +289,12 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             return Ok(());
         }
         // Step 4: the batch's tree changes and commits, then the catalog sync.
-        let mut prep = Prepared::default();
+        let [blocks, tree_blocks] = std::mem::take(&mut *self.block_buffers.borrow_mut());
+        let mut prep = Prepared {
+            blocks,
+            tree_blocks,
+            ..Prepared::default()
+        };
         for op in ops {
             let result = self.apply(&op.bucket, op.kind, &mut prep).await;
             prep.replies.push((op.reply, result));
@@ -289,7 +303,15 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         // From the append to the publication no head checkpoint may be taken (see
         // `checkpoint_if_rolled`); a failure poisons the shard, which takes none.
         self.committing.set(true);
-        if let Err(e) = self.write_catalog(std::mem::take(&mut prep.blocks)).await {
+        let written = self
+            .write_catalog(&mut prep.blocks, &mut prep.tree_blocks)
+            .await;
+        // The emptied buffers serve the next batch (no regrowing them every batch).
+        *self.block_buffers.borrow_mut() = [
+            std::mem::take(&mut prep.blocks),
+            std::mem::take(&mut prep.tree_blocks),
+        ];
+        if let Err(e) = written {
             fail_replies(prep.replies, &e);
             return Err(e);
         }
@@ -477,12 +499,12 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             };
             let old = self.buckets.borrow().get(&name).map(|b| b.head);
             let Some(old) = old else { continue };
-            let mut blocks = Vec::new();
-            let root = tree.commit(&mut *self.nodes.borrow_mut(), &mut blocks);
+            let before = prep.tree_blocks.len();
+            let root = tree.commit(&mut *self.nodes.borrow_mut(), &mut prep.tree_blocks);
             if root == old.root {
+                prep.tree_blocks.truncate(before);
                 continue; // nothing changed (deletes of absent keys)
             }
-            prep.blocks.extend(blocks);
             let commit = Commit {
                 bucket: name.clone(),
                 root,
@@ -492,7 +514,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             };
             let bytes = commit.encode();
             let cid = crate::block::cid_dag_cbor(&bytes);
-            prep.blocks.push((cid, bytes));
+            prep.tree_blocks.push((cid, bytes));
             prep.heads.insert(
                 name,
                 BucketHead {
@@ -505,18 +527,30 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         Ok(())
     }
 
-    /// Appends the blocks not already stored, then one fdatasync.
-    async fn write_catalog(&self, blocks: Vec<(Cid, Vec<u8>)>) -> EngineResult<()> {
-        self.append_catalog(blocks).await?;
+    /// Appends the blocks not already stored (`blocks`, then `tree_blocks`), then one
+    /// fdatasync. Leaves both vectors empty.
+    async fn write_catalog(
+        &self,
+        blocks: &mut Vec<(Cid, Vec<u8>)>,
+        tree_blocks: &mut Vec<(Cid, Vec<u8>)>,
+    ) -> EngineResult<()> {
+        self.append_catalog(blocks, true).await?;
+        self.append_catalog(tree_blocks, false).await?;
         if let Some(took) = commit_plane(&self.meta).await? {
             self.metrics.catalog_fsync.record(took);
         }
         Ok(())
     }
 
-    async fn append_catalog(&self, blocks: Vec<(Cid, Vec<u8>)>) -> EngineResult<()> {
+    /// Appends `blocks` (emptying the vector), keeping the small ones in the block
+    /// cache if `cache`.
+    async fn append_catalog(
+        &self,
+        blocks: &mut Vec<(Cid, Vec<u8>)>,
+        cache: bool,
+    ) -> EngineResult<()> {
         let mut log = self.meta.lock().await;
-        for (cid, bytes) in blocks {
+        for (cid, bytes) in blocks.drain(..) {
             let key = BlockKey::of(&cid)
                 .ok_or_else(|| EngineError::Corrupt(format!("{cid} is not SHA-256")))?;
             // Reuse only a catalog-plane copy: it was synced by an earlier batch. A
@@ -529,7 +563,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             self.index
                 .borrow_mut()
                 .relocate(key, BlockLoc::new(Plane::Catalog, loc));
-            if bytes.len() <= CACHE_ON_WRITE_BYTES {
+            if cache && bytes.len() <= CACHE_ON_WRITE_BYTES {
                 // The batch's own buffer becomes the cached copy.
                 self.cache.borrow_mut().insert(key, Bytes::from(bytes));
             }

@@ -41,6 +41,7 @@ pub use commit::ShardStats;
 pub use multipart::{
     CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart, hex as multipart_hex,
 };
+pub(crate) use objects::HashedPut;
 
 /// Per-shard settings.
 #[derive(Debug, Clone)]
@@ -160,6 +161,9 @@ pub struct Shard<D: Disk, C: Catalog> {
     pub(crate) sealing: Cell<bool>,
     /// The catalog stage has appended a batch it has not published yet.
     pub(crate) committing: Cell<bool>,
+    /// The catalog stage's block vectors (request blocks, tree blocks), emptied and
+    /// kept between batches.
+    pub(crate) block_buffers: RefCell<[commit::Blocks; 2]>,
     /// Multipart uploads whose Complete is running (an Abort of one loses; a second
     /// Complete waits for the first).
     pub(crate) completing: RefCell<std::collections::HashSet<String>>,

@@ -14,7 +14,7 @@
 use super::Shard;
 use super::commit::OpKind;
 use super::objects::{check_key, corrupt};
-use crate::api::{BodyDigests, BodySource, ObjectInfo, PutCondition, PutOptions, now_ms};
+use crate::api::{BodyDigests, BodyReceiver, ObjectInfo, PutCondition, PutOptions, now_ms};
 use crate::block::cid_raw;
 use crate::catalog::{Catalog, CatalogError, PartRecord, UploadRecord};
 use crate::checksum::{ChecksumHasher, combine_parts};
@@ -105,7 +105,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         &self,
         bucket: &str,
         opts: PutOptions,
-        body: BodySource,
+        body: BodyReceiver,
         digests: Option<oneshot::Receiver<BodyDigests>>,
     ) -> EngineResult<StoredPart> {
         self.published(bucket)?;

@@ -3,8 +3,8 @@
 use super::Shard;
 use super::commit::{OpDone, OpKind};
 use crate::api::{
-    BodyDigests, BodyReceiver, BodySender, BodySource, ByteRange, GetOutcome, ListRequest,
-    ListResponse, ObjectInfo, ObjectSummary, PutCondition, PutOptions, body_channel, now_ms,
+    BodyDigests, BodyReceiver, BodySender, ByteRange, GetOutcome, ListRequest, ListResponse,
+    ObjectInfo, ObjectSummary, PutCondition, PutOptions, body_channel, now_ms,
 };
 use crate::block::cid_dag_cbor;
 use crate::blocks::{BlockKey, BlockLoc};
@@ -62,6 +62,97 @@ pub(crate) fn check_key(key: &str) -> EngineResult<()> {
     validate_key(key.as_bytes()).map_err(|e| EngineError::InvalidKey(e.to_string()))
 }
 
+/// Checks a whole body against what the request declared (length, Content-MD5, signed
+/// SHA-256) and settles `opts.checksum` from a late checksum.
+fn check_body(
+    opts: &mut PutOptions,
+    size: u64,
+    md5: [u8; 16],
+    sha256: Option<[u8; 32]>,
+) -> EngineResult<()> {
+    if let Some(expected) = opts.content_length
+        && size != expected
+    {
+        return Err(EngineError::IncompleteBody {
+            got: size,
+            expected,
+        });
+    }
+    if opts.content_md5.is_some_and(|m| m != md5) {
+        return Err(EngineError::BadDigest);
+    }
+    if opts.content_sha256.is_some() && opts.content_sha256 != sha256 {
+        return Err(EngineError::Sha256Mismatch);
+    }
+    if opts.checksum.is_none()
+        && let Some(slot) = &opts.late_checksum
+    {
+        opts.checksum = slot.lock().ok().and_then(|c| c.clone());
+    }
+    Ok(())
+}
+
+/// A small PUT made ready on the caller's thread: the body cut into chunks and hashed
+/// (chunk CIDs, MD5, SHA-256 when asked), checked, and its chunk index and manifest
+/// built. None of it needs the shard, whose thread is the bottleneck of small PUTs
+/// (`docs/ARCHITECTURE.md`, engine measurements); the shard only stores the chunks
+/// and joins a group commit ([`Shard::put_hashed`]).
+#[derive(Debug)]
+pub(crate) struct HashedPut {
+    pub size: u64,
+    /// The body's chunks, in order.
+    pub chunks: Vec<(Cid, Vec<u8>)>,
+    /// The chunk index blocks, then the manifest.
+    pub blocks: Vec<(Cid, Vec<u8>)>,
+    pub manifest: ObjectManifest,
+    pub manifest_cid: Cid,
+    pub condition: Option<PutCondition>,
+}
+
+impl HashedPut {
+    /// Cuts, hashes and checks `data` (the whole body) as a PUT of `key` with `opts`.
+    pub(crate) fn new(
+        key: &str,
+        mut opts: PutOptions,
+        data: &[u8],
+        config: &super::ShardConfig,
+    ) -> EngineResult<Self> {
+        check_key(key)?;
+        if data.len() as u64 > config.max_put_bytes {
+            return Err(EngineError::EntityTooLarge {
+                limit: config.max_put_bytes,
+            });
+        }
+        let want_sha = opts.want_sha256 || opts.content_sha256.is_some();
+        let mut chunker = Chunker::new(config.chunk_bytes, want_sha);
+        chunker.set_size_hint(data.len() as u64);
+        let mut chunks = Vec::new();
+        let mut rest = data;
+        while !rest.is_empty() {
+            rest = &rest[chunker.push(rest)..];
+            chunks.extend(chunker.take_chunk().map(|c| (c.cid, c.data)));
+        }
+        let size = chunker.size();
+        let body = chunker.finish();
+        chunks.extend(body.last_chunk.map(|c| (c.cid, c.data)));
+        check_body(&mut opts, size, body.md5, body.sha256)?;
+        let mut blocks = Vec::with_capacity(2);
+        let root = build_chunk_index(vec![body.run], &mut blocks);
+        let manifest = opts.manifest(key.to_owned(), size, body.md5, body.sha256, now_ms(), root);
+        let bytes = manifest.encode();
+        let manifest_cid = cid_dag_cbor(&bytes);
+        blocks.push((manifest_cid, bytes));
+        Ok(Self {
+            size,
+            chunks,
+            blocks,
+            manifest,
+            manifest_cid,
+            condition: opts.condition,
+        })
+    }
+}
+
 impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// Creates a bucket on this shard (its genesis commit is durable before its record).
     pub async fn create_bucket(&self, name: &str) -> EngineResult<()> {
@@ -88,8 +179,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         opts: PutOptions,
         body: BodyReceiver,
     ) -> EngineResult<ObjectInfo> {
-        self.put_object_with(bucket, key, opts, body.into(), None)
-            .await
+        self.put_object_with(bucket, key, opts, body, None).await
     }
 
     /// [`Shard::put_object`] for a caller that hashes the whole body itself and sends
@@ -99,7 +189,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         bucket: &str,
         key: &str,
         opts: PutOptions,
-        body: BodySource,
+        body: BodyReceiver,
         digests: Option<oneshot::Receiver<BodyDigests>>,
     ) -> EngineResult<ObjectInfo> {
         let mut opts = opts;
@@ -126,13 +216,49 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         Ok(info)
     }
 
+    /// Stores a PUT the caller made ready ([`HashedPut`]): a body of at most
+    /// `catalog_body_bytes` rides in the catalog plane with its manifest, a larger one
+    /// is appended to the data plane; then the manifest joins the next group commit.
+    pub(crate) async fn put_hashed(
+        &self,
+        bucket: &str,
+        put: HashedPut,
+    ) -> EngineResult<ObjectInfo> {
+        self.check_writable()?;
+        if !self.buckets.borrow().contains_key(bucket) {
+            return Err(EngineError::NoSuchBucket(bucket.to_owned()));
+        }
+        let mut blocks = if put.size <= self.config.catalog_body_bytes {
+            put.chunks
+        } else {
+            for (cid, data) in &put.chunks {
+                self.store_chunk(cid, data).await?;
+            }
+            Vec::new()
+        };
+        blocks.extend(put.blocks);
+        let kind = OpKind::Put {
+            key: put.manifest.key.clone(),
+            manifest: put.manifest_cid,
+            blocks,
+            condition: put.condition,
+        };
+        self.submit(bucket, kind).await?;
+        self.metrics.puts.fetch_add(1, Relaxed);
+        self.metrics.put_bytes.fetch_add(put.size, Relaxed);
+        Ok(ObjectInfo {
+            manifest: Arc::new(put.manifest),
+            manifest_cid: put.manifest_cid,
+        })
+    }
+
     /// Chunks and hashes a body, and appends its chunks to the data plane (not yet
     /// durable) or holds them (`sink`); checks it against `opts` (length, Content-MD5,
     /// signed SHA-256) and settles `opts.checksum` from a late checksum.
     pub(crate) async fn ingest(
         &self,
         opts: &mut PutOptions,
-        mut body: BodySource,
+        mut body: BodyReceiver,
         digests: Option<oneshot::Receiver<BodyDigests>>,
         sink: ChunkSink,
     ) -> EngineResult<Ingested> {
@@ -162,7 +288,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 .content_length
                 .is_some_and(|n| n <= self.config.catalog_body_bytes);
         let mut held = Vec::new();
-        while let Some(piece) = body.next().await {
+        while let Some(piece) = body.recv().await {
             let piece = piece?;
             if chunker.size() + piece.len() as u64 > limit {
                 return Err(EngineError::EntityTooLarge { limit });
@@ -198,25 +324,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             }
             None => (body_hashes.md5, body_hashes.sha256),
         };
-        if let Some(expected) = opts.content_length
-            && size != expected
-        {
-            return Err(EngineError::IncompleteBody {
-                got: size,
-                expected,
-            });
-        }
-        if opts.content_md5.is_some_and(|m| m != md5) {
-            return Err(EngineError::BadDigest);
-        }
-        if opts.content_sha256.is_some() && opts.content_sha256 != sha256 {
-            return Err(EngineError::Sha256Mismatch);
-        }
-        if opts.checksum.is_none()
-            && let Some(slot) = &opts.late_checksum
-        {
-            opts.checksum = slot.lock().ok().and_then(|c| c.clone());
-        }
+        check_body(opts, size, md5, sha256)?;
         Ok(Ingested {
             size,
             run: body_hashes.run,

@@ -170,6 +170,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             data_stage_done: Cell::new(false),
             sealing: Cell::new(false),
             committing: Cell::new(false),
+            block_buffers: RefCell::default(),
             completing: Default::default(),
             uploads_changed: Notify::new(),
             spares_done: Notify::new(),
