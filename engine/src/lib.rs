@@ -36,6 +36,7 @@ pub mod mst;
 pub mod plane;
 pub mod segment;
 pub mod shard;
+mod threads;
 
 pub use api::*;
 pub use engine::{Engine, EngineConfig, IoMode};

@@ -42,20 +42,18 @@ impl SegmentHasher {
         let (digest_tx, digest) = oneshot::channel();
         let queued_kib = Arc::new(Semaphore::new(HASH_QUEUE_KIB as usize));
         let queue = queued_kib.clone();
-        std::thread::Builder::new()
-            .name("ingot-hash".into())
-            .spawn(move || {
-                use sha2::{Digest, Sha256};
-                let mut sha = Sha256::new();
-                // Ends when the segment drops its sender: after its last bytes, or
-                // unfinished (a poisoned or discarded segment), when nobody listens.
-                for bytes in rx {
-                    sha.update(&bytes);
-                    queue.add_permits(kib(bytes.len()) as usize);
-                }
-                let _ = digest_tx.send(sha.finalize().into());
-            })
-            .map_err(PlaneError::Io)?;
+        crate::threads::spawn_helper("ingot-hash", move || {
+            use sha2::{Digest, Sha256};
+            let mut sha = Sha256::new();
+            // Ends when the segment drops its sender: after its last bytes, or
+            // unfinished (a poisoned or discarded segment), when nobody listens.
+            for bytes in rx {
+                sha.update(&bytes);
+                queue.add_permits(kib(bytes.len()) as usize);
+            }
+            let _ = digest_tx.send(sha.finalize().into());
+        })
+        .map_err(PlaneError::Io)?;
         Ok(Running {
             tx,
             digest,
