@@ -1,5 +1,5 @@
-//! Helper threads a shard starts (segment hashing) run on any core the process may
-//! use, not on the shard's own.
+//! Helper threads a shard starts (segment hashing, index building at a seal) run on
+//! any core the process may use, not on the shard's own.
 //!
 //! A thread starts with its creator's CPU mask: started from a pinned shard thread, a
 //! helper would share that one core with the shard, whose thread it exists to relieve.
@@ -21,6 +21,19 @@ pub(crate) fn spawn_helper(
             leave_pinned_core();
             f()
         })
+}
+
+/// Runs `f` on a helper thread and waits for its result without blocking the shard.
+pub(crate) async fn run_off_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    spawn_helper(name, move || {
+        let _ = tx.send(f());
+    })?;
+    rx.await
+        .map_err(|_| std::io::Error::other(format!("helper thread {name} stopped")))
 }
 
 /// Gives the calling thread the main thread's CPU mask: the cores the process may use

@@ -353,8 +353,16 @@ impl<F: SegmentFile> OpenSegment<F> {
         // Every byte was handed to the hasher by the commit's write.
         debug_assert_eq!(self.hashed_end, self.end);
         let sha256 = std::mem::take(&mut self.sha256).finish().await?;
-        let index = self.index.finish(self.end, sha256);
-        let bytes = index.encode();
+        // Sorting and encoding ~100,000 entries took 8–49 ms of the shard thread at
+        // every catalog seal under 4 KiB PUTs: a helper thread does it meanwhile.
+        let builder = std::mem::replace(&mut self.index, SegmentIndexBuilder::new(self.id));
+        let end = self.end;
+        let (index, bytes) = crate::threads::run_off_thread("ingot-index", move || {
+            let index = builder.finish(end, sha256);
+            let bytes = index.encode();
+            (index, bytes)
+        })
+        .await?;
         let idx = disk.create(&index_name(self.id)).await?;
         let (r, _) = idx.write_at(AlignedBuf::from_padded(&bytes), 0).await;
         r?;

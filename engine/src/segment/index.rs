@@ -255,8 +255,12 @@ impl SegmentIndexBuilder {
         for p in self.pieces {
             entries.extend(p);
         }
-        // Stable sort: among duplicates the earliest frame stays first and is kept.
-        entries.sort_by_key(|e| (e.digest, e.codec));
+        // Among duplicates the earliest frame (lowest offset) sorts first and is kept.
+        // An unstable sort needs no scratch buffer (a stable one allocates half the
+        // entries again: fresh pages, at every seal).
+        entries.sort_unstable_by(|a, b| {
+            (a.digest, a.codec, a.offset).cmp(&(b.digest, b.codec, b.offset))
+        });
         entries.dedup_by(|b, a| (a.digest, a.codec) == (b.digest, b.codec));
         SegmentIndex {
             id: self.id,
