@@ -94,11 +94,11 @@ pub struct ShardStats {
 struct Prepared {
     /// The requests' blocks (body chunks, chunk indexes, manifests), appended first and
     /// kept in the block cache.
-    blocks: Vec<(Cid, Vec<u8>)>,
+    blocks: Blocks,
     /// Tree nodes, then each changed bucket's commit, appended after `blocks` (a
     /// commit after everything it refers to) and not put in the block cache: the node
     /// cache holds the nodes decoded, and most are replaced by the next batch.
-    tree_blocks: Vec<(Cid, Vec<u8>)>,
+    tree_blocks: Blocks,
     trees: HashMap<String, Mst>,
     heads: BTreeMap<String, BucketHead>,
     created: Vec<String>,
@@ -531,8 +531,8 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// fdatasync. Leaves both vectors empty.
     async fn write_catalog(
         &self,
-        blocks: &mut Vec<(Cid, Vec<u8>)>,
-        tree_blocks: &mut Vec<(Cid, Vec<u8>)>,
+        blocks: &mut Blocks,
+        tree_blocks: &mut Blocks,
     ) -> EngineResult<()> {
         self.append_catalog(blocks, true).await?;
         self.append_catalog(tree_blocks, false).await?;
@@ -544,11 +544,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
 
     /// Appends `blocks` (emptying the vector), keeping the small ones in the block
     /// cache if `cache`.
-    async fn append_catalog(
-        &self,
-        blocks: &mut Vec<(Cid, Vec<u8>)>,
-        cache: bool,
-    ) -> EngineResult<()> {
+    async fn append_catalog(&self, blocks: &mut Blocks, cache: bool) -> EngineResult<()> {
         let mut log = self.meta.lock().await;
         for (cid, bytes) in blocks.drain(..) {
             let key = BlockKey::of(&cid)
