@@ -217,8 +217,7 @@ impl<F: SegmentFile> OpenSegment<F> {
     async fn write_tail(&mut self, n: usize) -> Result<(), PlaneError> {
         if self.hashed_end < self.end {
             let from = (self.hashed_end - self.tail_offset) as usize;
-            let fresh = self.tail[from..].to_vec();
-            if let Err(e) = self.sha256.update(fresh).await {
+            if let Err(e) = self.sha256.update_from(&self.tail[from..]).await {
                 self.poisoned = true;
                 return Err(e);
             }
