@@ -3,7 +3,7 @@
 //!
 //!     cargo run --release -p benches --bin engine-bench -- <puts|gets|big> \
 //!         [--writers N] [--size BYTES] [--secs S] [--cores N] [--dir PATH] \
-//!         [--catalog-body-bytes N] [--no-pin]
+//!         [--catalog-body-bytes N] [--no-pin] [--callers N]
 //!
 //! - `puts`: N writers put `size`-byte objects for S seconds; reports objects/s, the
 //!   mean group-commit batch, fsync latencies and PUT latency (histogram bucket bounds
@@ -34,6 +34,8 @@ struct Args {
     catalog_body_bytes: Option<u64>,
     /// Leave shard threads unpinned.
     no_pin: bool,
+    /// Worker threads of the callers' tokio runtime (the frontend's side).
+    callers: usize,
 }
 
 fn parse() -> Args {
@@ -46,6 +48,7 @@ fn parse() -> Args {
         dir: None,
         catalog_body_bytes: None,
         no_pin: false,
+        callers: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -57,6 +60,7 @@ fn parse() -> Args {
             "--cores" => a.cores = val().parse().expect("--cores"),
             "--dir" => a.dir = Some(val()),
             "--no-pin" => a.no_pin = true,
+            "--callers" => a.callers = val().parse().expect("--callers"),
             "--catalog-body-bytes" => {
                 a.catalog_body_bytes = Some(val().parse().expect("--catalog-body-bytes"));
             }
@@ -146,9 +150,10 @@ fn main() {
         config.shard.catalog_body_bytes = n;
     }
     let engine = Arc::new(Engine::open(config).expect("engine"));
-    // The frontend's runtime: one thread when the engine has one core on a 2-core box.
+    // The frontend's runtime: by default one thread, the engine having one core of
+    // this 2-core box.
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(args.callers.max(1))
         .build()
         .expect("tokio");
     rt.block_on(run(&args, engine.clone()));
