@@ -153,8 +153,14 @@ async fn case(seed: u64, death: Option<u64>) -> (usize, usize) {
     (acked.len(), report.recovered_blocks.len())
 }
 
-#[tokio::test]
-async fn process_death_at_any_io_then_power_loss_keeps_acknowledged_blocks() {
+#[test]
+fn process_death_at_any_io_then_power_loss_keeps_acknowledged_blocks() {
+    // On monoio, as in the engine: a roll seals in the background on a task of
+    // the shard's runtime.
+    common::block_on(process_death_at_any_io_then_power_loss_keeps_acknowledged_blocks_async());
+}
+
+async fn process_death_at_any_io_then_power_loss_keeps_acknowledged_blocks_async() {
     let (mut acked, mut recovered) = (0, 0);
     for seed in 0..1500 {
         let (a, r) = case(seed, None).await;

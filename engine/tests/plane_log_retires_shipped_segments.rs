@@ -4,6 +4,8 @@
 //! the state survives a power loss, and a retirement cut short by a crash is finished by
 //! recovery.
 
+mod common;
+
 use cid::Cid;
 use engine::block::cid_raw;
 use engine::catalog::{Catalog, MemoryCatalog, SegmentState, SegmentUpdate};
@@ -90,8 +92,14 @@ async fn check_reads(
     }
 }
 
-#[tokio::test]
-async fn only_shipped_segments_retire_and_their_blocks_stay_placed() {
+#[test]
+fn only_shipped_segments_retire_and_their_blocks_stay_placed() {
+    // On monoio, as in the engine: a roll seals in the background on a task of
+    // the shard's runtime.
+    common::block_on(only_shipped_segments_retire_and_their_blocks_stay_placed_async());
+}
+
+async fn only_shipped_segments_retire_and_their_blocks_stay_placed_async() {
     let disk = SimDisk::new();
     let catalog = Arc::new(MemoryCatalog::new());
     let mut log = open(&disk, &catalog).await;

@@ -114,8 +114,14 @@ async fn case(seed: u64) -> (usize, usize, usize) {
     (appended.len(), acked, n)
 }
 
-#[tokio::test]
-async fn thousands_of_crashes_keep_every_acknowledged_frame() {
+#[test]
+fn thousands_of_crashes_keep_every_acknowledged_frame() {
+    // On monoio, as in the engine: a roll seals in the background on a task of
+    // the shard's runtime.
+    common::block_on(thousands_of_crashes_keep_every_acknowledged_frame_async());
+}
+
+async fn thousands_of_crashes_keep_every_acknowledged_frame_async() {
     let (mut appended, mut acked, mut recovered, mut beyond) = (0, 0, 0, 0);
     for seed in 0..3000 {
         let (a, k, r) = case(seed).await;
@@ -136,8 +142,14 @@ async fn thousands_of_crashes_keep_every_acknowledged_frame() {
     );
 }
 
-#[tokio::test]
-async fn failed_sync_poisons_the_segment_and_nothing_after_it_is_acknowledged() {
+#[test]
+fn failed_sync_poisons_the_segment_and_nothing_after_it_is_acknowledged() {
+    // On monoio, as in the engine: a roll seals in the background on a task of
+    // the shard's runtime.
+    common::block_on(failed_sync_poisons_the_segment_and_nothing_after_it_is_acknowledged_async());
+}
+
+async fn failed_sync_poisons_the_segment_and_nothing_after_it_is_acknowledged_async() {
     let disk = SimDisk::new();
     let mut seg = OpenSegment::create(&disk, ID, 64 * 1024).await.unwrap();
     let (c1, b1) = (cid_raw(b"one"), b"one".to_vec());

@@ -114,7 +114,7 @@ pub trait SegmentFile {
 /// A directory of plane-log files.
 #[allow(async_fn_in_trait)]
 pub trait Disk {
-    type File: SegmentFile;
+    type File: SegmentFile + 'static;
     /// Creates a new, empty file (an error if it exists). Its directory entry is durable
     /// after [`Disk::sync_dir`].
     async fn create(&self, name: &str) -> io::Result<Self::File>;

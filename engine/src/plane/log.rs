@@ -96,6 +96,19 @@ struct SealedSegment<F> {
     location: Option<String>,
 }
 
+/// A segment sealing in the background after a roll. Every frame was written and
+/// synced before the roll returned; the truncate, its fsync, the digest, the index
+/// file and the directory fsync run on a task of their own (20–66 ms per 64 MiB
+/// catalog segment under 4 KiB PUTs, during which appends used to wait). Reads use its
+/// file meanwhile. It is recorded `Sealed` (catalog, then `sealed`) once harvested.
+struct Sealing<F> {
+    seq: u64,
+    file: Rc<F>,
+    task: monoio::task::JoinHandle<Result<SegmentIndex, PlaneError>>,
+    /// The task's outcome, once taken from `task` (which must not be polled again).
+    done: Option<Result<SegmentIndex, PlaneError>>,
+}
+
 /// The segments of one plane of one shard.
 pub struct PlaneLog<D: Disk, C> {
     disk: Rc<D>,
@@ -105,6 +118,8 @@ pub struct PlaneLog<D: Disk, C> {
     config: PlaneConfig,
     open: Option<OpenSegment<D::File>>,
     sealed: BTreeMap<u64, SealedSegment<D::File>>,
+    /// At most one segment sealing in the background.
+    sealing: Option<Sealing<D::File>>,
     next_seq: u64,
     poisoned: bool,
     /// When the open segment was opened (for `seal_age`).
@@ -186,7 +201,7 @@ impl<D: Disk, C> std::fmt::Debug for PlaneLog<D, C> {
     }
 }
 
-impl<D: Disk, C: Catalog> PlaneLog<D, C> {
+impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
     /// Recovers the plane from the catalog and the files, then opens a new segment.
     pub async fn open(
         disk: Rc<D>,
@@ -217,6 +232,7 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
             config,
             open: None,
             sealed: BTreeMap::new(),
+            sealing: None,
             next_seq: 1,
             poisoned: false,
             opened_at: std::time::Instant::now(),
@@ -436,6 +452,7 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
     /// The log takes no more appends.
     pub async fn close(&mut self) -> Result<(), PlaneError> {
         self.check()?;
+        self.finish_sealing().await?;
         if let Some(spare) = self.spare.take() {
             let seq = spare.id().seq;
             drop(spare);
@@ -496,10 +513,83 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
         SegmentIndex::from_car(&car).map_err(|e| PlaneError::Corrupt(e.to_string()))
     }
 
-    /// Seals `seg` and records it (`Open → Sealed`).
+    /// Seals `seg` and records it (`Open → Sealed`), waiting for every step.
     async fn seal_segment(&mut self, seg: OpenSegment<D::File>) -> Result<(), PlaneError> {
-        let id = seg.id();
+        let seq = seg.id().seq;
         let index = seg.seal(self.disk.as_ref()).await?;
+        self.record_sealed(seq, index).await
+    }
+
+    /// Commits `seg` (every frame written and synced), then seals it in the background.
+    async fn seal_in_background(
+        &mut self,
+        mut seg: OpenSegment<D::File>,
+    ) -> Result<(), PlaneError> {
+        seg.commit().await?;
+        let (seq, file) = (seg.id().seq, seg.file());
+        let disk = self.disk.clone();
+        let task = monoio::spawn(async move { seg.seal(disk.as_ref()).await });
+        self.sealing = Some(Sealing {
+            seq,
+            file,
+            task,
+            done: None,
+        });
+        Ok(())
+    }
+
+    /// Waits for the segment sealing in the background (if any) and records it.
+    /// A failed seal poisons the log.
+    pub async fn finish_sealing(&mut self) -> Result<(), PlaneError> {
+        let Some(s) = self.sealing.take() else {
+            return Ok(());
+        };
+        let result = async {
+            let index = match s.done {
+                Some(r) => r?,
+                None => s.task.await?,
+            };
+            self.record_sealed(s.seq, index).await
+        }
+        .await;
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    /// Records a background seal that has ended; waits for nothing.
+    pub async fn harvest_sealing(&mut self) -> Result<(), PlaneError> {
+        if self.sealing_ended()? {
+            self.finish_sealing().await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether the background seal has ended (taking its outcome if it just did). A
+    /// failed one poisons the log at once: no commit may succeed after a failed fsync.
+    fn sealing_ended(&mut self) -> Result<bool, PlaneError> {
+        use futures_util::FutureExt;
+        let Some(s) = self.sealing.as_mut() else {
+            return Ok(false);
+        };
+        if s.done.is_none() {
+            s.done = (&mut s.task).now_or_never();
+        }
+        match &s.done {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => {
+                self.poisoned = true;
+                Err(PlaneError::Corrupt(format!("background seal failed: {e}")))
+            }
+        }
+    }
+
+    /// Records a sealed segment (`Open → Sealed`) and serves it from `sealed`.
+    async fn record_sealed(&mut self, seq: u64, index: SegmentIndex) -> Result<(), PlaneError> {
+        let id = self.id(seq);
         let up = SegmentUpdate {
             size_bytes: Some(index.segment_bytes),
             sha256: Some(index.segment_sha256),
@@ -539,8 +629,11 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
     }
 
     async fn roll_inner(&mut self) -> Result<(), PlaneError> {
+        // One background seal at a time (they take milliseconds; rolls come seconds
+        // apart even under full load).
+        self.finish_sealing().await?;
         if let Some(seg) = self.open.take() {
-            self.seal_segment(seg).await?;
+            self.seal_in_background(seg).await?;
         }
         let seg = match self.spare.take() {
             Some(spare) => spare,
@@ -626,6 +719,9 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
     /// segment is full it is sealed (which commits it) and the next one opened.
     pub async fn append(&mut self, cid: &Cid, block: &[u8]) -> Result<Location, PlaneError> {
         self.check()?;
+        if self.sealing.is_some() {
+            self.harvest_sealing().await?;
+        }
         if !self.open_mut()?.fits(cid, block.len()) {
             self.roll().await?;
             if !self.open_mut()?.fits(cid, block.len()) {
@@ -677,6 +773,9 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
     /// `job.sync().await` without holding the log, and [`PlaneLog::finish_commit`].
     pub async fn start_commit(&mut self) -> Result<Option<CommitJob<D::File>>, PlaneError> {
         self.check()?;
+        if self.sealing.is_some() {
+            self.harvest_sealing().await?;
+        }
         let seg = self.open_mut()?;
         let seq = seg.id().seq;
         Ok(seg
@@ -696,6 +795,8 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
             Some(seg) => seg.finish_commit(job.end, synced).map(|_| ()),
             None => synced.map_err(PlaneError::Io),
         };
+        // A background seal that failed meanwhile fails this commit too.
+        let result = result.and_then(|()| self.sealing_ended().map(|_| ()));
         if result.is_err() {
             self.poisoned = true;
         }
@@ -705,7 +806,12 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
     /// Makes every appended block durable (one write and one fdatasync).
     pub async fn commit(&mut self) -> Result<(), PlaneError> {
         self.check()?;
-        self.open_mut()?.commit().await.map(|_| ())
+        if self.sealing.is_some() {
+            self.harvest_sealing().await?;
+        }
+        self.open_mut()?.commit().await?;
+        // A background seal that failed meanwhile fails this commit too.
+        self.sealing_ended().map(|_| ())
     }
 
     /// Reads a block's bytes (the caller verifies them against the CID).
@@ -718,6 +824,15 @@ impl<D: Disk, C: Catalog> PlaneLog<D, C> {
     pub fn source(&self, loc: Location) -> Result<BlockSource<D::File>, PlaneError> {
         if let Some(seg) = self.open.as_ref().filter(|s| s.id().seq == loc.seq) {
             return seg.source(loc.offset, loc.len as usize);
+        }
+        if let Some(s) = self.sealing.as_ref().filter(|s| s.seq == loc.seq) {
+            // Every frame of a sealing segment is written.
+            return Ok(BlockSource::File {
+                file: s.file.clone(),
+                offset: loc.offset,
+                len: loc.len as usize,
+                tail: Vec::new(),
+            });
         }
         let seg = self
             .sealed

@@ -148,6 +148,11 @@ impl<F: SegmentFile> OpenSegment<F> {
         self.id
     }
 
+    /// The segment's file, for reads while it seals in the background.
+    pub fn file(&self) -> Rc<F> {
+        self.file.clone()
+    }
+
     /// Logical end: header and every appended frame.
     pub fn end(&self) -> u64 {
         self.end

@@ -629,16 +629,17 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
 
     async fn seal_due_segments(&self) -> EngineResult<()> {
         let age = self.config.seal_age;
-        {
-            let mut data = self.data.lock().await;
-            if data.is_due_for_seal(age) {
-                data.roll().await?;
-            }
-        }
-        {
-            let mut meta = self.meta.lock().await;
-            if meta.is_due_for_seal(age) {
-                meta.roll().await?;
+        for plane in [Plane::Data, Plane::Catalog] {
+            let mut log = self.plane(plane).lock().await;
+            if log.is_due_for_seal(age) {
+                // A seal by age comes when the log is quiet: wait for it, so the
+                // segment is recorded `Sealed` (and can ship) now, not at the next
+                // append.
+                log.roll().await?;
+                log.finish_sealing().await?;
+            } else {
+                // A roll by size seals in the background: record it if it has ended.
+                log.harvest_sealing().await?;
             }
         }
         self.checkpoint_if_rolled().await
@@ -736,7 +737,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
 /// Commits a plane without holding it across the fdatasync: appends (and reads) go on
 /// while the disk syncs. Returns how long the write and fdatasync took, or `None` when
 /// nothing was appended since the last commit (no I/O at all).
-async fn commit_plane<D: Disk, C: Catalog>(
+async fn commit_plane<D: Disk + 'static, C: Catalog>(
     log: &tokio::sync::Mutex<crate::plane::PlaneLog<D, C>>,
 ) -> Result<Option<std::time::Duration>, crate::plane::PlaneError> {
     let started = Instant::now();

@@ -192,7 +192,7 @@ pub(crate) fn mst_error(e: MstError) -> EngineError {
     }
 }
 
-impl<D: Disk, C: Catalog> Shard<D, C> {
+impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     pub fn id(&self) -> u32 {
         self.id
     }
