@@ -72,13 +72,13 @@ const MAX_SEALED: usize = 8;
 
 /// A plane log in its own directory, started over (untimed) when it has sealed
 /// [`MAX_SEALED`] segments.
-struct Bed<D: Disk> {
+struct Bed<D: Disk + 'static> {
     dir: PathBuf,
     make: fn(&Path) -> D,
     log: Option<Log<D>>,
 }
 
-impl<D: Disk> Bed<D> {
+impl<D: Disk + 'static> Bed<D> {
     fn new(dir: PathBuf, make: fn(&Path) -> D) -> Self {
         Self {
             dir,
@@ -119,7 +119,7 @@ impl<D: Disk> Bed<D> {
 
 /// Appends `batch` blocks and commits, `iters` times; returns the time spent in append
 /// and commit only.
-async fn commit_batches<D: Disk>(
+async fn commit_batches<D: Disk + 'static>(
     bed: &mut Bed<D>,
     blocks: &[(cid::Cid, Vec<u8>)],
     batch: usize,
@@ -203,7 +203,7 @@ fn std_disk(dir: &Path) -> StdDisk {
     StdDisk::new(dir).expect("disk")
 }
 
-fn group_commit_on<D: Disk>(
+fn group_commit_on<D: Disk + 'static>(
     c: &mut Criterion,
     name: &str,
     rt: &mut monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>,
