@@ -255,7 +255,10 @@ mod tests {
     fn empty_body_has_no_chunks() {
         let (chunks, b) = chunk_all(b"", 16, 4);
         assert!(chunks.is_empty() && b.run.chunks.is_empty() && b.last_chunk.is_none());
-        assert_eq!(hex(&b.md5), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            crate::hex::encode(&b.md5),
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
     }
 
     #[test]
@@ -264,9 +267,5 @@ mod tests {
         assert_eq!(chunks.len(), 4);
         assert!(chunks.iter().all(|c| c.data.len() == 16));
         assert!(b.last_chunk.is_none(), "no short chunk is left over");
-    }
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 }

@@ -30,6 +30,7 @@ pub mod cold;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod hex;
 pub mod io;
 pub mod metrics;
 pub mod mst;

@@ -32,7 +32,7 @@ impl IngotS3 {
     ) -> Self {
         // A stable owner id derived from the root key, not the key itself.
         let digest = md5::Md5::digest(access_key.as_bytes());
-        let owner_id: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let owner_id = engine::hex::encode(&digest);
         Self {
             engine,
             region,

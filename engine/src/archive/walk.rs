@@ -248,10 +248,6 @@ fn keys_between(lo: Option<&[u8]>, hi: Option<&[u8]>) -> String {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl<G: BlockGetter, E: Emit> Walk<'_, G, E> {
     fn stopped(&self) -> bool {
         self.report.stopped
@@ -664,7 +660,7 @@ fn manifest_inconsistency(m: &ObjectManifest, key: &[u8]) -> Option<String> {
         (None, n) => return Some(format!("an object of {n} bytes without a body")),
         (Some(_), 0) => return Some("an empty object with a body".to_owned()),
     }
-    let md5 = hex(&m.md5);
+    let md5 = crate::hex::encode(&m.md5);
     let etag = match &m.parts {
         None => md5,
         Some(parts) => {

@@ -18,7 +18,7 @@ fn new_upload_id() -> EngineResult<String> {
     let mut raw = [0u8; 16];
     getrandom::fill(&mut raw)
         .map_err(|e| EngineError::Io(format!("no randomness for an upload id: {e}")))?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::hex::encode(&raw))
 }
 
 fn upload_info(rec: UploadRecord) -> EngineResult<UploadInfo> {
@@ -39,7 +39,7 @@ fn part_info(rec: &PartRecord) -> EngineResult<PartInfo> {
     Ok(PartInfo {
         part_number: rec.part_number,
         size: rec.size_bytes,
-        etag: crate::shard::multipart_hex(&rec.md5),
+        etag: crate::hex::encode(&rec.md5),
         checksum: body.checksum,
         mtime_ms: rec.created_ms,
     })

@@ -134,7 +134,7 @@ impl ObjectManifest {
         Self {
             key,
             size,
-            etag: md5.iter().map(|b| format!("{b:02x}")).collect(),
+            etag: crate::hex::encode(&md5),
             md5,
             sha256: None,
             mtime_ms,

@@ -38,9 +38,7 @@ use tokio::sync::{Mutex, Notify};
 
 pub use archive::{EXPORT_CHANNEL_BLOCKS, ExportReceiver};
 pub use commit::ShardStats;
-pub use multipart::{
-    CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart, hex as multipart_hex,
-};
+pub use multipart::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart};
 pub(crate) use objects::HashedPut;
 
 /// Per-shard settings.

@@ -65,11 +65,6 @@ pub struct CompletePart {
     pub checksum: Option<Vec<u8>>,
 }
 
-/// Lower-case hex of `bytes` (ETags).
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Builds chunk runs from chunks in body order: a run's chunks all have its chunk size
 /// except the last, so a chunk that does not fit the current run starts a new one.
 #[derive(Debug, Default)]
@@ -322,7 +317,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         m.key = upload.key.clone();
         m.size = offset;
         m.md5 = md5;
-        m.etag = format!("{}-{}", hex(&md5), parts.len());
+        m.etag = format!("{}-{}", crate::hex::encode(&md5), parts.len());
         m.sha256 = None;
         m.mtime_ms = now_ms();
         m.body = root;
@@ -386,7 +381,7 @@ fn select_parts<'a>(
             ))
         };
         let rec = stored.get(&want.part_number).ok_or_else(invalid)?;
-        if hex(&rec.md5) != want.etag.trim().trim_matches('"') {
+        if crate::hex::encode(&rec.md5) != want.etag.trim().trim_matches('"') {
             return Err(invalid());
         }
         let body = PartBody::decode(&rec.chunks)

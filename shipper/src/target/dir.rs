@@ -4,7 +4,7 @@
 //! crash of this machine, and a crash before leaves at most a temporary file, never a
 //! partial object under the final name.
 
-use super::{TargetError, hex};
+use super::TargetError;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -141,8 +141,8 @@ fn copy_checked(root: &Path, src: &Path, name: &str, sha256: [u8; 32]) -> Result
         if got != sha256 {
             return Err(TargetError::DigestMismatch {
                 name: name.to_owned(),
-                want: hex(&sha256),
-                got: hex(&got),
+                want: engine::hex::encode(&sha256),
+                got: engine::hex::encode(&got),
             });
         }
         out.sync_all().map_err(|e| io("fsync upload of", e))?;
@@ -154,8 +154,8 @@ fn copy_checked(root: &Path, src: &Path, name: &str, sha256: [u8; 32]) -> Result
             if have != sha256 {
                 return Err(TargetError::DigestMismatch {
                     name: dest.display().to_string(),
-                    want: hex(&sha256),
-                    got: hex(&have),
+                    want: engine::hex::encode(&sha256),
+                    got: engine::hex::encode(&have),
                 });
             }
             let _ = std::fs::remove_file(&temp);

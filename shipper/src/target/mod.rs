@@ -144,8 +144,3 @@ impl Target {
         }
     }
 }
-
-/// Lowercase hex of a digest, for messages and locations.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}

@@ -10,7 +10,7 @@
 //! after a crash a success and a name clash an error. Reads are ranged GETs checked for
 //! their exact length (the engine then verifies every block against its CID).
 
-use super::{TargetError, hex};
+use super::TargetError;
 use aws_sigv4::http_request::{
     PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
     UriPathNormalizationMode, sign,
@@ -407,7 +407,7 @@ impl S3Target {
     ) -> Result<String, TargetError> {
         super::dir::check_name(name)?;
         let key = format!("{}{name}", self.prefix);
-        let digest = hex(&sha256);
+        let digest = engine::hex::encode(&sha256);
         let file = tokio::fs::File::open(src)
             .await
             .map_err(|e| TargetError::io(format!("open {}", src.display()), e))?;
