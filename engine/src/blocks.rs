@@ -70,17 +70,20 @@ impl BlockLoc {
     }
 }
 
-/// Tables the block index is split into, by the digest's last byte.
-const INDEX_PARTS: usize = 64;
+/// Tables the block index is split into, by the digest's last two bytes.
+const INDEX_PARTS: usize = 4096;
 
 /// Block → location, for every block in the shard's local segments.
 ///
 /// Split into [`INDEX_PARTS`] hash tables so that growing never stops the shard for
-/// long: a hash table doubles by moving every entry, and one table of 500,000 entries
-/// took ~300 ms of the shard thread to double (measured under 4 KiB PUTs), a stall
-/// every write of the shard waited through. Each part holds 1/64 of the blocks, so a
-/// doubling moves 1/64 as much; the parts double one after another. The last digest
-/// byte picks the part; the table hash uses the first eight, so they stay independent.
+/// long: a hash table doubles by moving every entry into fresh memory, and one table
+/// of 500,000 entries took ~300 ms of the shard thread to double (measured under
+/// 4 KiB PUTs), a stall every write of the shard waited through. With 64 parts a
+/// part's doubling still took ~6–7 ms at ~1 million blocks (fresh pages are costly on
+/// this VM); with 4,096 each part holds 1/4,096 of the blocks, so 100 million blocks
+/// double ~25,000 entries at a time. The parts double one after another. The last two
+/// digest bytes pick the part; the table hash uses the first eight, so they stay
+/// independent. An empty part costs 48 bytes (~200 KB per shard in all).
 #[derive(Debug)]
 pub struct BlockIndex {
     parts: Vec<HashMap<BlockKey, BlockLoc, DigestHasher>>,
@@ -95,12 +98,16 @@ impl Default for BlockIndex {
 }
 
 impl BlockIndex {
+    fn part_of(key: &BlockKey) -> usize {
+        usize::from(u16::from_le_bytes([key.0[30], key.0[31]])) % INDEX_PARTS
+    }
+
     fn part(&self, key: &BlockKey) -> &HashMap<BlockKey, BlockLoc, DigestHasher> {
-        &self.parts[usize::from(key.0[31]) % INDEX_PARTS]
+        &self.parts[Self::part_of(key)]
     }
 
     fn part_mut(&mut self, key: &BlockKey) -> &mut HashMap<BlockKey, BlockLoc, DigestHasher> {
-        &mut self.parts[usize::from(key.0[31]) % INDEX_PARTS]
+        &mut self.parts[Self::part_of(key)]
     }
 
     pub fn get(&self, key: &BlockKey) -> Option<BlockLoc> {
@@ -134,6 +141,13 @@ impl BlockIndex {
 const MAX_EVICTION_STEPS: usize = 32;
 /// Bookkeeping charged per cached block besides its bytes.
 const SLOT_OVERHEAD_BYTES: usize = 96;
+/// The cache's tables are made at start for a budget full of blocks this large (a
+/// 4 KiB object's three blocks average ~1.5 KiB): growing a table of ~100,000
+/// entries stopped the shard for 7–35 ms each time, measured under 4 KiB PUTs. Smaller
+/// blocks grow the tables past this once or twice. For the default 256 MiB that is
+/// ~23 MB of address space, the size the tables reach anyway once the cache is full
+/// of small blocks; with large chunks most of it is never touched (no memory).
+const PRESIZE_BLOCK_BYTES: usize = 2048;
 
 #[derive(Debug)]
 struct Slot {
@@ -153,9 +167,10 @@ pub struct BlockCache {
 
 impl BlockCache {
     pub fn new(capacity_bytes: usize) -> Self {
+        let slots = capacity_bytes / (PRESIZE_BLOCK_BYTES + SLOT_OVERHEAD_BYTES);
         Self {
-            map: HashMap::default(),
-            clock: VecDeque::new(),
+            map: HashMap::with_capacity_and_hasher(slots, DigestHasher::default()),
+            clock: VecDeque::with_capacity(slots),
             bytes: 0,
             capacity_bytes,
         }
@@ -270,7 +285,8 @@ mod tests {
         for i in 0..10_000u32 {
             let mut k = [0u8; 32];
             k[..4].copy_from_slice(&i.to_le_bytes());
-            k[31] = (i.wrapping_mul(2_654_435_761) >> 24) as u8;
+            let spread = (i.wrapping_mul(2_654_435_761) >> 16) as u16;
+            k[30..].copy_from_slice(&spread.to_le_bytes());
             keys.push(BlockKey(k));
         }
         for (i, k) in keys.iter().enumerate() {
