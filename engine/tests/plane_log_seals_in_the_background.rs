@@ -8,7 +8,7 @@ mod common;
 
 use cid::Cid;
 use engine::block::cid_raw;
-use engine::catalog::{Catalog, MemoryCatalog, SegmentState};
+use engine::catalog::{Catalog, MemoryCatalog, SegmentRecord, SegmentState};
 use engine::io::sim::SimDisk;
 use engine::io::{Disk, SegmentFile};
 use engine::plane::{Location, PlaneConfig, PlaneLog, car_name};
@@ -75,13 +75,16 @@ async fn fill_first_segment(
     unreachable!("appends roll eventually")
 }
 
-async fn state(catalog: &MemoryCatalog, seq: u64) -> SegmentState {
+async fn record(catalog: &MemoryCatalog, seq: u64) -> SegmentRecord {
     catalog
         .segment(id(seq))
         .await
         .expect("catalog")
         .expect("record")
-        .state
+}
+
+async fn state(catalog: &MemoryCatalog, seq: u64) -> SegmentState {
+    record(catalog, seq).await.state
 }
 
 #[test]
@@ -121,11 +124,7 @@ fn appends_go_on_while_the_full_segment_seals_and_its_blocks_stay_readable() {
 
         hold.release();
         log.finish_sealing().await.expect("seal");
-        let rec = catalog
-            .segment(id(old))
-            .await
-            .expect("catalog")
-            .expect("record");
+        let rec = record(&catalog, old).await;
         assert_eq!(rec.state, SegmentState::Sealed);
         let file = disk.open(&car_name(id(old))).await.expect("car");
         let car = file

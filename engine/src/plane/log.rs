@@ -719,9 +719,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
     /// segment is full it is sealed (which commits it) and the next one opened.
     pub async fn append(&mut self, cid: &Cid, block: &[u8]) -> Result<Location, PlaneError> {
         self.check()?;
-        if self.sealing.is_some() {
-            self.harvest_sealing().await?;
-        }
+        self.harvest_sealing().await?;
         if !self.open_mut()?.fits(cid, block.len()) {
             self.roll().await?;
             if !self.open_mut()?.fits(cid, block.len()) {
@@ -773,9 +771,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
     /// `job.sync().await` without holding the log, and [`PlaneLog::finish_commit`].
     pub async fn start_commit(&mut self) -> Result<Option<CommitJob<D::File>>, PlaneError> {
         self.check()?;
-        if self.sealing.is_some() {
-            self.harvest_sealing().await?;
-        }
+        self.harvest_sealing().await?;
         let seg = self.open_mut()?;
         let seq = seg.id().seq;
         Ok(seg
@@ -806,9 +802,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
     /// Makes every appended block durable (one write and one fdatasync).
     pub async fn commit(&mut self) -> Result<(), PlaneError> {
         self.check()?;
-        if self.sealing.is_some() {
-            self.harvest_sealing().await?;
-        }
+        self.harvest_sealing().await?;
         self.open_mut()?.commit().await?;
         // A background seal that failed meanwhile fails this commit too.
         self.sealing_ended().map(|_| ())
@@ -825,21 +819,19 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
         if let Some(seg) = self.open.as_ref().filter(|s| s.id().seq == loc.seq) {
             return seg.source(loc.offset, loc.len as usize);
         }
-        if let Some(s) = self.sealing.as_ref().filter(|s| s.seq == loc.seq) {
+        let file = match self.sealing.as_ref().filter(|s| s.seq == loc.seq) {
             // Every frame of a sealing segment is written.
-            return Ok(BlockSource::File {
-                file: s.file.clone(),
-                offset: loc.offset,
-                len: loc.len as usize,
-                tail: Vec::new(),
-            });
-        }
-        let seg = self
-            .sealed
-            .get(&loc.seq)
-            .ok_or_else(|| PlaneError::Corrupt(format!("no local segment {}", loc.seq)))?;
+            Some(s) => s.file.clone(),
+            None => {
+                let seg = self
+                    .sealed
+                    .get(&loc.seq)
+                    .ok_or_else(|| PlaneError::Corrupt(format!("no local segment {}", loc.seq)))?;
+                self.local_file(loc.seq, seg)?
+            }
+        };
         Ok(BlockSource::File {
-            file: self.local_file(loc.seq, seg)?,
+            file,
             offset: loc.offset,
             len: loc.len as usize,
             tail: Vec::new(),
