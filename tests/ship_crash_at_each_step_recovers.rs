@@ -59,6 +59,9 @@ async fn crash_after(step: &str) {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     let cold = work.path().join("cold");
+    // Until the first round of writes is acknowledged, the target cannot take uploads (a
+    // file stands where its directory goes), so the crash cannot come before any ack.
+    std::fs::write(&cold, b"not a directory").unwrap();
     let target = format!("file://{}", cold.display());
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ingot-engine"))
@@ -73,45 +76,52 @@ async fn crash_after(step: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Failed uploads log warnings: drain stderr so the child never blocks on the pipe.
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = stderr.read_to_string(&mut log);
+        log
+    });
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready(port) {
         assert!(Instant::now() < deadline, "{step}: node never became ready");
         std::thread::yield_now();
     }
-    // Write until the crash; keep what was acknowledged.
     let c = common::client(format!("127.0.0.1:{port}").parse().unwrap());
     c.create_bucket().bucket("shipped").send().await.unwrap();
-    let (mut acked, mut unknown) = (BTreeMap::new(), BTreeMap::new());
+    let mut acked = BTreeMap::new();
     for (k, v) in objects() {
-        let put = c
-            .put_object()
-            .bucket("shipped")
-            .key(&k)
-            .body(ByteStream::from(v.clone()))
-            .send()
-            .await;
-        if put.is_ok() {
-            acked.insert(k, v);
-        } else {
-            unknown.insert(k, v);
-        }
+        let put = c.put_object().bucket("shipped").key(&k);
+        put.body(ByteStream::from(v.clone())).send().await.unwrap();
+        acked.insert(k, v);
     }
+    // Let uploads through, and write on until the crash; keep what was acknowledged.
+    std::fs::remove_file(&cold).unwrap();
+    let mut unknown = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
+    let mut round = 0;
+    let status = 'writing: loop {
+        round += 1;
+        for (k, v) in objects() {
+            if let Some(s) = child.try_wait().unwrap() {
+                break 'writing s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{step}: the crash point was never reached"
+            );
+            let k = format!("round{round}/{k}");
+            let put = c.put_object().bucket("shipped").key(&k);
+            match put.body(ByteStream::from(v.clone())).send().await {
+                Ok(_) => acked.insert(k, v),
+                Err(_) => unknown.insert(k, v),
+            };
         }
-        assert!(
-            Instant::now() < deadline,
-            "{step}: the crash point was never reached"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let mut log = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut log);
+    let log = log.join().unwrap();
     assert_eq!(status.signal(), Some(6), "{step}: {status:?}\n{log}");
     assert!(log.contains("crash test"), "{step}: {log}");
-    assert!(!acked.is_empty(), "{step}: nothing was acknowledged");
 
     // Start again (in process, same data dir and target): recovery finishes the step.
     let node = start_with(shipping_settings(&data, &target, None)).await;
