@@ -107,6 +107,18 @@ impl Link {
     pub fn stored(cid: NodeCid) -> Self {
         Link::Stored(StoredLink::new(cid))
     }
+
+    /// A copy to follow the link with: unlike `clone`, it keeps the pointer to a loaded
+    /// node, so a walk that holds copies (LIST) does not look each node up in the cache.
+    pub fn follow(&self) -> Link {
+        match self {
+            Link::Dirty(n) => Link::Dirty(n.clone()),
+            Link::Stored(s) => Link::Stored(StoredLink {
+                cid: s.cid,
+                node: s.node.clone(),
+            }),
+        }
+    }
 }
 
 /// A link by CID, with a weak pointer to the node once it has been loaded: a walk down
@@ -147,7 +159,8 @@ impl StoredLink {
 }
 
 /// A copy starts without the pointer: copying it would touch (and count a reference on)
-/// the child, one cache miss per entry of every node a mutation copies.
+/// the child, one cache miss per entry of every node a mutation copies. A walk that
+/// follows the link uses [`Link::follow`].
 impl Clone for StoredLink {
     fn clone(&self) -> Self {
         Self::new(self.cid)

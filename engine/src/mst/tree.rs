@@ -342,23 +342,26 @@ impl Mst {
 
     /// The value stored under `key`.
     pub fn get(&self, key: &[u8], nodes: &mut impl NodeLoader) -> Result<Option<Cid>> {
-        let Some(mut link) = self.root.clone() else {
+        let Some(root) = &self.root else {
             return Ok(None);
         };
         let key_h = key_height(key);
         if key_h > self.height {
             return Ok(None);
         }
+        // Children are followed by reference: a cloned link would lose its pointer and
+        // cost a cache lookup per level.
         let mut h = self.height;
+        let mut node = resolve(root, h, nodes)?;
         loop {
-            let node = resolve(&link, h, nodes)?;
             match node.search(key) {
                 Ok(i) => return Ok(Some(node.entries[i].value.to_cid())),
                 Err(_) if h == key_h => return Ok(None),
                 Err(i) => match node.gap(i) {
                     Some(g) => {
-                        link = g.clone();
                         h = child_height(h)?;
+                        let child = resolve(g, h, nodes)?;
+                        node = child;
                     }
                     None => return Ok(None),
                 },

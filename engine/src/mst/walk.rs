@@ -36,7 +36,7 @@ pub struct Walker {
 impl Walker {
     /// A walk over `tree` from `start`.
     pub fn new(tree: &Mst, start: Bound<&[u8]>) -> Self {
-        let root = tree.root_link().cloned();
+        let root = tree.root_link().map(Link::follow);
         let mut w = Self {
             stack: Vec::new(),
             pending: None,
@@ -53,7 +53,7 @@ impl Walker {
     pub fn seek(&mut self, start: Bound<&[u8]>) {
         self.stack.clear();
         self.start = start.map(Box::from);
-        self.pending = self.root.clone().map(|l| (l, self.root_height));
+        self.pending = self.root.as_ref().map(|l| (l.follow(), self.root_height));
     }
 
     /// Index of the first entry inside the start bound.
@@ -95,7 +95,7 @@ impl Walker {
                         .height
                         .checked_sub(1)
                         .ok_or(MstError::Corrupt("a height-0 node has a child"))?;
-                    self.pending = Some((g.clone(), h));
+                    self.pending = Some((g.follow(), h));
                 }
                 continue;
             }
