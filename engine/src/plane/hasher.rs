@@ -10,9 +10,10 @@
 //! Bytes handed over but not yet hashed are bounded ([`HASH_QUEUE_KIB`]): when the
 //! thread falls behind, the segment's next write waits for it.
 //!
-//! The thread hands each copy's buffer back once hashed, and the next copy reuses it:
-//! no allocation per commit (a catalog commit hands over ~100–200 KiB under 4 KiB
-//! PUTs), and no buffer allocated on the shard thread and freed on this one.
+//! The segment hands over the very vector its bytes were written from (its tail, see
+//! [`super::tail`]), not a copy, and the thread hands each vector back once hashed for
+//! the next tail: no copy and no allocation per commit (a catalog commit hands over
+//! ~100–200 KiB under 4 KiB PUTs).
 
 use super::PlaneError;
 use std::sync::Arc;
@@ -32,9 +33,16 @@ pub struct SegmentHasher {
     running: Option<Running>,
 }
 
+/// Bytes to hash: `buf[from..]`.
+#[derive(Debug)]
+struct Piece {
+    buf: Vec<u8>,
+    from: usize,
+}
+
 #[derive(Debug)]
 struct Running {
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Piece>,
     /// Hashed buffers coming back for reuse.
     spares: mpsc::Receiver<Vec<u8>>,
     digest: oneshot::Receiver<[u8; 32]>,
@@ -47,7 +55,7 @@ fn kib(bytes: usize) -> u32 {
 
 impl SegmentHasher {
     fn start() -> Result<Running, PlaneError> {
-        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let (tx, rx) = mpsc::channel::<Piece>();
         let (spare_tx, spares) = mpsc::sync_channel::<Vec<u8>>(SPARE_BUFFERS);
         let (digest_tx, digest) = oneshot::channel();
         let queued_kib = Arc::new(Semaphore::new(HASH_QUEUE_KIB as usize));
@@ -57,12 +65,12 @@ impl SegmentHasher {
             let mut sha = Sha256::new();
             // Ends when the segment drops its sender: after its last bytes, or
             // unfinished (a poisoned or discarded segment), when nobody listens.
-            for bytes in rx {
-                sha.update(&bytes);
-                queue.add_permits(kib(bytes.len()) as usize);
-                if bytes.capacity() <= SPARE_BUFFER_MAX_BYTES {
+            for Piece { buf, from } in rx {
+                sha.update(&buf[from..]);
+                queue.add_permits(kib(buf.len() - from) as usize);
+                if buf.capacity() <= SPARE_BUFFER_MAX_BYTES {
                     // Full (the segment has enough spares) or gone: the buffer is freed.
-                    let _ = spare_tx.try_send(bytes);
+                    let _ = spare_tx.try_send(buf);
                 }
             }
             let _ = digest_tx.send(sha.finalize().into());
@@ -76,25 +84,20 @@ impl SegmentHasher {
         })
     }
 
-    /// Hands over a copy of the segment's next bytes, in a buffer the thread has
-    /// hashed before when one is back.
-    pub async fn update_from(&mut self, bytes: &[u8]) -> Result<(), PlaneError> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let mut buf = self
-            .running
-            .as_ref()
-            .and_then(|r| r.spares.try_recv().ok())
-            .unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(bytes);
-        self.update(buf).await
+    /// A vector the thread has hashed and handed back, for the next tail.
+    pub fn spare(&self) -> Option<Vec<u8>> {
+        self.running.as_ref().and_then(|r| r.spares.try_recv().ok())
     }
 
     /// Hands over the segment's next bytes (waiting while the thread is too far behind).
     pub async fn update(&mut self, bytes: Vec<u8>) -> Result<(), PlaneError> {
-        if bytes.is_empty() {
+        self.update_owned(bytes, 0).await
+    }
+
+    /// Hands over `buf[from..]`, the segment's next bytes, with the vector holding them.
+    pub async fn update_owned(&mut self, buf: Vec<u8>, from: usize) -> Result<(), PlaneError> {
+        let len = buf.len().saturating_sub(from);
+        if len == 0 {
             return Ok(());
         }
         if self.running.is_none() {
@@ -104,11 +107,11 @@ impl SegmentHasher {
             return Err(hasher_gone());
         };
         r.queued_kib
-            .acquire_many(kib(bytes.len()))
+            .acquire_many(kib(len))
             .await
             .map_err(|_| hasher_gone())?
             .forget();
-        r.tx.send(bytes).map_err(|_| hasher_gone())
+        r.tx.send(Piece { buf, from }).map_err(|_| hasher_gone())
     }
 
     /// The SHA-256 of every byte handed over.
@@ -144,12 +147,16 @@ mod tests {
         let whole: Vec<u8> = pieces.concat();
         let got = block_on(async {
             let mut h = SegmentHasher::default();
-            // Copies into reused buffers and handed-over vectors, interleaved.
+            // Whole vectors and vectors with leading bytes not to hash, interleaved.
             for (i, p) in pieces.into_iter().enumerate() {
                 if i % 3 == 0 {
                     h.update(p).await.expect("update");
                 } else {
-                    h.update_from(&p).await.expect("update_from");
+                    let mut buf = h.spare().unwrap_or_default();
+                    buf.clear();
+                    buf.extend_from_slice(&[0xee; 100][..i]);
+                    buf.extend_from_slice(&p);
+                    h.update_owned(buf, i).await.expect("update_owned");
                 }
             }
             h.finish().await.expect("finish")

@@ -9,6 +9,7 @@
 pub mod hasher;
 pub mod log;
 pub mod segment;
+pub mod tail;
 
 pub use log::{CommitJob, Location, PlaneConfig, PlaneLog, PlaneRecovery};
 pub use segment::{BlockSource, OpenSegment, Recovered, car_name, index_name, recover};

@@ -13,6 +13,7 @@
 
 use super::PlaneError;
 use super::hasher::SegmentHasher;
+use super::tail::Tail;
 use crate::io::{AlignedBuf, Disk, PAGE_BYTES, SegmentFile, round_up_to_page};
 use crate::segment::frame::{frame_len, read_header, write_frame};
 use crate::segment::{FrameError, Frames, SegmentId, SegmentIndex, SegmentIndexBuilder};
@@ -40,8 +41,8 @@ pub struct OpenSegment<F> {
     file: Rc<F>,
     /// Size of the pre-written file: frames must end within it.
     capacity_bytes: u64,
-    /// Bytes from `tail_offset` (a page boundary) to `end`.
-    tail: Vec<u8>,
+    /// Bytes from `tail_offset` (a page boundary) to `end`, in an aligned window.
+    tail: Tail,
     tail_offset: u64,
     end: u64,
     durable_end: u64,
@@ -50,8 +51,6 @@ pub struct OpenSegment<F> {
     sha256: SegmentHasher,
     hashed_end: u64,
     poisoned: bool,
-    /// The write buffer, kept between commits.
-    scratch: Option<AlignedBuf>,
 }
 
 impl<F: SegmentFile> OpenSegment<F> {
@@ -82,7 +81,7 @@ impl<F: SegmentFile> OpenSegment<F> {
             id,
             file: Rc::new(file),
             capacity_bytes,
-            tail: Vec::new(),
+            tail: Tail::default(),
             tail_offset: 0,
             end: 0,
             durable_end: 0,
@@ -90,7 +89,6 @@ impl<F: SegmentFile> OpenSegment<F> {
             sha256: SegmentHasher::default(),
             hashed_end: 0,
             poisoned: false,
-            scratch: None,
         };
         let header = id.header();
         seg.push_bytes(&header);
@@ -125,7 +123,7 @@ impl<F: SegmentFile> OpenSegment<F> {
                 .map_err(|e| PlaneError::Corrupt(e.to_string()))?;
         }
         let tail_offset = recovered.end - recovered.end % PAGE_BYTES as u64;
-        let tail = bytes[tail_offset as usize..].to_vec();
+        let tail = Tail::with_bytes(None, &bytes[tail_offset as usize..]);
         let mut sha256 = SegmentHasher::default();
         sha256.update(bytes).await?;
         Ok(Self {
@@ -140,7 +138,6 @@ impl<F: SegmentFile> OpenSegment<F> {
             sha256,
             hashed_end: recovered.end,
             poisoned: false,
-            scratch: None,
         })
     }
 
@@ -177,7 +174,7 @@ impl<F: SegmentFile> OpenSegment<F> {
     }
 
     fn push_bytes(&mut self, bytes: &[u8]) {
-        self.tail.extend_from_slice(bytes);
+        self.tail.reserve(bytes.len()).extend_from_slice(bytes);
         self.end += bytes.len() as u64;
     }
 
@@ -192,10 +189,10 @@ impl<F: SegmentFile> OpenSegment<F> {
         }
         // The frame goes straight into the tail (no frame buffer): its head, then the
         // block.
-        let from = self.tail.len();
-        self.tail.reserve(frame_len(cid, block.len()));
-        write_frame(&mut self.tail, cid, block);
-        let frame_bytes = self.tail.len() - from;
+        let tail = self.tail.reserve(frame_len(cid, block.len()));
+        let from = tail.len();
+        write_frame(tail, cid, block);
+        let frame_bytes = tail.len() - from;
         let block_offset = self.end + (frame_bytes - block.len()) as u64;
         self.end += frame_bytes as u64;
         self.index
@@ -216,25 +213,30 @@ impl<F: SegmentFile> OpenSegment<F> {
         }
     }
 
-    /// Writes the first `n` tail bytes (zero-padded to a page) at `tail_offset` from the
-    /// reused scratch buffer. Poisons on failure. Every appended byte is handed to the
-    /// hasher first: bytes leave the tail only after they were written.
-    async fn write_tail(&mut self, n: usize) -> Result<(), PlaneError> {
-        if self.hashed_end < self.end {
-            let from = (self.hashed_end - self.tail_offset) as usize;
-            if let Err(e) = self.sha256.update_from(&self.tail[from..]).await {
-                self.poisoned = true;
-                return Err(e);
-            }
-            self.hashed_end = self.end;
-        }
-        let buf = AlignedBuf::reuse_padded(self.scratch.take(), &self.tail[..n]);
+    /// Writes the first `n` tail bytes (zero-padded to a page) at `tail_offset` straight
+    /// from the tail, then moves the tail on to `keep_from` (a page boundary, at most
+    /// the end): the written vector goes to the hashing thread with every byte not yet
+    /// hashed (bytes are hashed in file order, once written), and a new tail, in a
+    /// vector the thread handed back, keeps the bytes from `keep_from` on (less than a
+    /// page). Poisons on failure.
+    async fn write_out(&mut self, n: usize, keep_from: u64) -> Result<(), PlaneError> {
+        let buf = self.tail.take_for_write(n);
         let (r, buf) = self.file.write_at(buf, self.tail_offset).await;
-        self.scratch = Some(buf);
-        r.map_err(|e| {
+        self.tail.written(buf);
+        if let Err(e) = r {
             self.poisoned = true;
-            PlaneError::Io(e)
-        })
+            return Err(PlaneError::Io(e));
+        }
+        let keep = (keep_from - self.tail_offset) as usize;
+        let (written, start) = self.tail.split_off(keep, self.sha256.spare());
+        let unhashed = start + (self.hashed_end - self.tail_offset) as usize;
+        self.tail_offset = keep_from;
+        if let Err(e) = self.sha256.update_owned(written, unhashed).await {
+            self.poisoned = true;
+            return Err(e);
+        }
+        self.hashed_end = self.end;
+        Ok(())
     }
 
     /// Bytes appended but not yet written to the file.
@@ -259,10 +261,7 @@ impl<F: SegmentFile> OpenSegment<F> {
             return Ok(());
         }
         let n = (upto - self.tail_offset) as usize;
-        self.write_tail(n).await?;
-        self.tail.drain(..n);
-        self.tail_offset = upto;
-        Ok(())
+        self.write_out(n, upto).await
     }
 
     /// The first half of a commit that does not hold the segment across its fsync:
@@ -278,13 +277,12 @@ impl<F: SegmentFile> OpenSegment<F> {
             return Ok(None);
         }
         let end = self.end;
+        // Written (not yet synced): reads of these bytes can go to the file now. The
+        // partial last page stays in the tail, to be rewritten with the next bytes.
         if !self.tail.is_empty() {
-            self.write_tail(self.tail.len()).await?;
+            let keep_from = end - end % PAGE_BYTES as u64;
+            self.write_out(self.tail.len(), keep_from).await?;
         }
-        // Written (not yet synced): reads of these bytes can go to the file now.
-        let keep_from = end - end % PAGE_BYTES as u64;
-        self.tail.drain(..(keep_from - self.tail_offset) as usize);
-        self.tail_offset = keep_from;
         Ok(Some((self.file.clone(), end)))
     }
 
@@ -319,7 +317,8 @@ impl<F: SegmentFile> OpenSegment<F> {
         }
         if offset >= self.tail_offset {
             let start = (offset - self.tail_offset) as usize;
-            return Ok(BlockSource::Memory(self.tail[start..start + len].to_vec()));
+            let bytes = &self.tail.bytes()[start..start + len];
+            return Ok(BlockSource::Memory(bytes.to_vec()));
         }
         // Invariant: bytes below `tail_offset` are in the file. A later commit may
         // rewrite the page holding `tail_offset`, but with the same leading bytes.
@@ -331,7 +330,7 @@ impl<F: SegmentFile> OpenSegment<F> {
             file: self.file.clone(),
             offset,
             len: in_file,
-            tail: self.tail[..rest].to_vec(),
+            tail: self.tail.bytes()[..rest].to_vec(),
         })
     }
 
