@@ -61,29 +61,6 @@ impl AlignedBuf {
         &mut self.raw[self.start..self.start + self.len]
     }
 
-    /// Reuses `spare` (when it is large enough) to hold `data` followed by zeros up to
-    /// the next page boundary: commits reuse one buffer instead of allocating (and
-    /// faulting in) fresh pages every time.
-    pub fn reuse_padded(spare: Option<Self>, data: &[u8]) -> Self {
-        let len = data.len().div_ceil(PAGE_BYTES) * PAGE_BYTES;
-        match spare {
-            Some(mut b) if b.raw.len() - b.start >= len => {
-                b.len = len;
-                let window = b.as_mut_slice();
-                window[..data.len()].copy_from_slice(data);
-                window[data.len()..].fill(0);
-                b
-            }
-            _ => {
-                // Room to grow: the next commits are likely a little larger.
-                let mut b = Self::zeroed(len.max(64 << 10).next_power_of_two());
-                b.len = len;
-                b.as_mut_slice()[..data.len()].copy_from_slice(data);
-                b
-            }
-        }
-    }
-
     /// The backing vector (fully initialised) and the aligned window in it, for I/O
     /// APIs that take owned buffers; moving the vector keeps its heap block in place.
     pub(crate) fn into_parts(self) -> (Vec<u8>, usize, usize) {
