@@ -245,9 +245,16 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     }
 
     pub(crate) fn locate(&self, cid: &Cid) -> EngineResult<(BlockKey, Option<BlockLoc>)> {
-        let key = BlockKey::of(cid)
-            .ok_or_else(|| EngineError::Corrupt(format!("{cid} is not a SHA-256 block")))?;
+        let key = block_key(cid)?;
         Ok((key, self.index.borrow().get(&key)))
+    }
+
+    /// Where a block is stored, for a block the cache did not have.
+    fn stored_at(&self, cid: &Cid, key: &BlockKey) -> EngineResult<BlockLoc> {
+        self.index
+            .borrow()
+            .get(key)
+            .ok_or_else(|| EngineError::Corrupt(format!("block {cid} is missing")))
     }
 
     /// The plane a block is stored in, if the shard holds it (for tools and tests).
@@ -257,13 +264,14 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
 
     /// A block's bytes, from the cache or a plane log, verified against its CID.
     pub async fn read_block(&self, cid: &Cid) -> EngineResult<Bytes> {
-        let (key, loc) = self.locate(cid)?;
+        // The cache first: a hit needs no block-index lookup (a cache miss of its own).
+        let key = block_key(cid)?;
         if let Some(b) = self.cache.borrow_mut().get(&key) {
             self.metrics.block_cache_hits.fetch_add(1, Relaxed);
             return Ok(b);
         }
         self.metrics.block_cache_misses.fetch_add(1, Relaxed);
-        let loc = loc.ok_or_else(|| EngineError::Corrupt(format!("block {cid} is missing")))?;
+        let loc = self.stored_at(cid, &key)?;
         let bytes = self.read_at(loc.plane(), loc.location()).await?;
         if verify_block(cid, &bytes).is_err() {
             tracing::error!(shard = self.id, block = %cid, "block failed verification");
@@ -279,11 +287,11 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     /// A block read and verified like [`Shard::read_block`] but not kept in the block
     /// cache (a walk over a whole bucket would evict everything else).
     pub async fn read_block_uncached(&self, cid: &Cid) -> EngineResult<Bytes> {
-        let (key, loc) = self.locate(cid)?;
+        let key = block_key(cid)?;
         if let Some(b) = self.cache.borrow_mut().get(&key) {
             return Ok(b);
         }
-        let loc = loc.ok_or_else(|| EngineError::Corrupt(format!("block {cid} is missing")))?;
+        let loc = self.stored_at(cid, &key)?;
         let bytes = self.read_at(loc.plane(), loc.location()).await?;
         if verify_block(cid, &bytes).is_err() {
             tracing::error!(shard = self.id, block = %cid, "block failed verification");
@@ -365,4 +373,8 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+fn block_key(cid: &Cid) -> EngineResult<BlockKey> {
+    BlockKey::of(cid).ok_or_else(|| EngineError::Corrupt(format!("{cid} is not a SHA-256 block")))
 }
