@@ -19,6 +19,16 @@ struct Frame {
     pos: usize,
 }
 
+/// The link to a subtree the walk enters next. A child is reached through the link in
+/// its parent (the top frame), not a copy, so the pointer resolving it sets stays in the
+/// tree and the next walk or GET follows it without a cache lookup.
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    Root,
+    /// Gap `i` of the top frame's node.
+    Gap(usize),
+}
+
 /// Iterates `(key, value)` pairs in key order. On [`MstError::Missing`] nothing is lost:
 /// load the node and call [`Walker::next_entry`] again.
 #[derive(Debug)]
@@ -26,7 +36,7 @@ pub struct Walker {
     stack: Vec<Frame>,
     /// A subtree to enter next (with its height), kept here so a missing node can be
     /// retried.
-    pending: Option<(Link, u8)>,
+    pending: Option<(Pending, u8)>,
     /// Keys below this bound are skipped while descending.
     start: Bound<Box<[u8]>>,
     root: Option<Link>,
@@ -53,7 +63,10 @@ impl Walker {
     pub fn seek(&mut self, start: Bound<&[u8]>) {
         self.stack.clear();
         self.start = start.map(Box::from);
-        self.pending = self.root.as_ref().map(|l| (l.follow(), self.root_height));
+        self.pending = self
+            .root
+            .as_ref()
+            .map(|_| (Pending::Root, self.root_height));
     }
 
     /// Index of the first entry inside the start bound.
@@ -71,8 +84,13 @@ impl Walker {
         nodes: &mut impl NodeLoader,
     ) -> Result<Option<WalkEntry>, MstError> {
         loop {
-            if let Some((link, h)) = &self.pending {
-                let node = resolve(link, *h, nodes)?;
+            if let Some((pending, h)) = self.pending {
+                let link = match pending {
+                    Pending::Root => self.root.as_ref(),
+                    Pending::Gap(i) => self.stack.last().and_then(|f| f.node.gap(i)),
+                };
+                let link = link.ok_or(MstError::Corrupt("a walk lost its next subtree"))?;
+                let node = resolve(link, h, nodes)?;
                 self.pending = None;
                 let i = self.first_index(&node);
                 self.stack.push(Frame { node, pos: 2 * i });
@@ -89,13 +107,13 @@ impl Walker {
             let pos = top.pos;
             top.pos += 1;
             if pos % 2 == 0 {
-                if let Some(g) = top.node.gap(pos / 2) {
+                if top.node.gap(pos / 2).is_some() {
                     let h = top
                         .node
                         .height
                         .checked_sub(1)
                         .ok_or(MstError::Corrupt("a height-0 node has a child"))?;
-                    self.pending = Some((g.follow(), h));
+                    self.pending = Some((Pending::Gap(pos / 2), h));
                 }
                 continue;
             }
