@@ -7,8 +7,9 @@
 //! copy of its bytes, in file order, as they are written; the thread hashes them and
 //! answers the digest once the segment has handed over its last byte.
 //!
-//! Bytes handed over but not yet hashed are bounded ([`HASH_QUEUE_KIB`]): when the
-//! thread falls behind, the segment's next write waits for it.
+//! Memory handed over but not yet hashed is bounded ([`HASH_QUEUE_KIB`], counted by the
+//! vectors' capacity, not only the bytes to hash in them): when the thread falls
+//! behind, the segment's next write waits for it.
 //!
 //! The segment hands over the very vector its bytes were written from (its tail, see
 //! [`super::tail`]), not a copy, and the thread hands each vector back once hashed for
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use tokio::sync::{Semaphore, oneshot};
 
-/// Most bytes (in KiB) handed over and not yet hashed.
+/// Most memory (in KiB of vector capacity) handed over and not yet hashed.
 const HASH_QUEUE_KIB: u32 = 64 << 10;
 /// Buffers kept for reuse at most, and the largest kept (bigger ones are freed).
 const SPARE_BUFFERS: usize = 4;
@@ -67,7 +68,7 @@ impl SegmentHasher {
             // unfinished (a poisoned or discarded segment), when nobody listens.
             for Piece { buf, from } in rx {
                 sha.update(&buf[from..]);
-                queue.add_permits(kib(buf.len() - from) as usize);
+                queue.add_permits(kib(buf.capacity()) as usize);
                 if buf.capacity() <= SPARE_BUFFER_MAX_BYTES {
                     // Full (the segment has enough spares) or gone: the buffer is freed.
                     let _ = spare_tx.try_send(buf);
@@ -106,8 +107,10 @@ impl SegmentHasher {
         let Some(r) = &self.running else {
             return Err(hasher_gone());
         };
+        // A tail's vector is charged whole: many small commits must not queue many
+        // large vectors.
         r.queued_kib
-            .acquire_many(kib(len))
+            .acquire_many(kib(buf.capacity()))
             .await
             .map_err(|_| hasher_gone())?
             .forget();
