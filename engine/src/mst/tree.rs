@@ -360,8 +360,7 @@ impl Mst {
                 Err(i) => match node.gap(i) {
                     Some(g) => {
                         h = child_height(h)?;
-                        let child = resolve(g, h, nodes)?;
-                        node = child;
+                        node = resolve(g, h, nodes)?;
                     }
                     None => return Ok(None),
                 },
