@@ -36,6 +36,9 @@ use tokio::sync::{mpsc, oneshot};
 
 mod archive;
 mod multipart;
+mod replies;
+
+use replies::{Replies, Reply};
 
 pub use archive::car_bytes;
 
@@ -75,7 +78,8 @@ impl EngineConfig {
     }
 }
 
-type Job<C> = Box<dyn FnOnce(Rc<Shard<AnyDisk, C>>) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+/// A request for a shard: runs there and gives back the answer to send ([`Replies`]).
+type Job<C> = Box<dyn FnOnce(Rc<Shard<AnyDisk, C>>) -> Pin<Box<dyn Future<Output = Reply>>> + Send>;
 
 /// Jobs queued per shard before callers wait.
 const JOB_QUEUE: usize = 4096;
@@ -334,7 +338,10 @@ impl<C: Catalog + 'static> Engine<C> {
         let (tx, rx) = oneshot::channel();
         let job: Job<C> = Box::new(move |shard| {
             Box::pin(async move {
-                let _ = tx.send(f(shard).await);
+                let answer = f(shard).await;
+                Box::new(move || {
+                    let _ = tx.send(answer);
+                }) as Reply
             })
         });
         let sender = self
@@ -741,8 +748,11 @@ impl<C: Catalog + 'static> ExecutorCtx<C> {
                 Ok((shard, _)) => {
                     let _ = self.ready.send(Ok((id, shard.metrics().clone())));
                     let commits = monoio::spawn(shard.clone().run_commits());
-                    tasks.push(monoio::spawn(dispatch(shard.clone(), rx)));
-                    shards.push((shard, commits));
+                    let replies = Rc::new(Replies::default());
+                    // Detached: it waits for answers as long as the executor runs.
+                    let _flusher = monoio::spawn(replies.clone().run());
+                    tasks.push(monoio::spawn(dispatch(shard.clone(), rx, replies.clone())));
+                    shards.push((shard, commits, replies));
                 }
                 Err(e) => {
                     tracing::error!(shard = id, error = %e, "shard failed to open");
@@ -756,20 +766,26 @@ impl<C: Catalog + 'static> ExecutorCtx<C> {
         }
         // The engine is gone: let the commit loops finish what is queued and stop, so
         // every shard (and its hold on the catalog) is dropped before the thread ends.
-        for (shard, commits) in shards {
+        for (shard, commits, replies) in shards {
             shard.stop();
             commits.await;
+            // Answers of the jobs the last commits finished go out before the thread ends.
+            replies.flush();
         }
     }
 }
 
-/// Runs each job for `shard` as its own task until the engine drops the channel.
+/// Runs each job for `shard` as its own task until the engine drops the channel; the
+/// answers go out in bursts through `replies`.
 async fn dispatch<C: Catalog + 'static>(
     shard: Rc<Shard<AnyDisk, C>>,
     mut rx: mpsc::Receiver<Job<C>>,
+    replies: Rc<Replies>,
 ) {
     while let Some(job) = rx.recv().await {
-        monoio::spawn(job(shard.clone()));
+        let run = job(shard.clone());
+        let replies = replies.clone();
+        monoio::spawn(async move { replies.push(run.await) });
     }
 }
 
