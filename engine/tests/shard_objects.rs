@@ -143,6 +143,41 @@ fn put_get_head_delete_round_trip() {
 }
 
 #[test]
+fn reads_share_one_decoded_manifest_and_stay_exact() {
+    block_on(async {
+        let disk = SimDisk::new();
+        let catalog = Arc::new(MemoryCatalog::new());
+        let shard = open(&disk, &catalog).await;
+        shard.create_bucket("bkt").await.expect("create");
+        let data = body(20_000, 5);
+        put(&shard, "bkt", "k", &data).await.expect("put");
+        let first = shard.head_object("bkt", "k").await.unwrap();
+        let second = shard.head_object("bkt", "k").await.unwrap();
+        // The second read found the manifest decoded in the block cache.
+        assert!(Arc::ptr_eq(&first.manifest, &second.manifest));
+        // Repeated whole and ranged reads (the chunk index decoded once) stay exact.
+        for _ in 0..3 {
+            assert_eq!(get(&shard, "bkt", "k", None).await.unwrap(), data);
+            let r = ByteRange::FromTo {
+                first: 4090,
+                last: 12_300,
+            };
+            assert_eq!(
+                get(&shard, "bkt", "k", Some(r)).await.unwrap(),
+                &data[4090..12_301]
+            );
+        }
+        // An overwrite is a new manifest: reads see it, not the kept one.
+        let data2 = body(9_000, 6);
+        let info2 = put(&shard, "bkt", "k", &data2).await.expect("overwrite");
+        let third = shard.head_object("bkt", "k").await.unwrap();
+        assert_eq!(third.manifest_cid, info2.manifest_cid);
+        assert_eq!(third.manifest.size, 9_000);
+        assert_eq!(get(&shard, "bkt", "k", None).await.unwrap(), data2);
+    });
+}
+
+#[test]
 fn empty_object_has_no_body_and_ranges_on_it_fail() {
     block_on(async {
         let disk = SimDisk::new();

@@ -284,6 +284,30 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
         Ok(bytes)
     }
 
+    /// A block decoded by `decode`, from the block cache's decoded form when a reader
+    /// kept one (no read, no decode), else read with [`Shard::read_block`], decoded, and
+    /// kept beside the cached bytes.
+    pub(crate) async fn decoded_block<T: std::any::Any + Send + Sync>(
+        &self,
+        cid: &Cid,
+        decode: impl FnOnce(&[u8]) -> EngineResult<T>,
+    ) -> EngineResult<Arc<T>> {
+        let key = block_key(cid)?;
+        if let Some(value) = self.cache.borrow_mut().decoded::<T>(&key) {
+            self.metrics.block_cache_hits.fetch_add(1, Relaxed);
+            return Ok(value);
+        }
+        let bytes = self.read_block(cid).await?;
+        let value = Arc::new(decode(&bytes)?);
+        // An estimate: decoded manifests and chunk indexes hold about their encoded
+        // bytes again in strings and vectors, plus the value itself.
+        let charge_bytes = bytes.len() + std::mem::size_of::<T>();
+        self.cache
+            .borrow_mut()
+            .keep_decoded(&key, value.clone(), charge_bytes);
+        Ok(value)
+    }
+
     /// A block read and verified like [`Shard::read_block`] but not kept in the block
     /// cache (a walk over a whole bucket would evict everything else).
     pub async fn read_block_uncached(&self, cid: &Cid) -> EngineResult<Bytes> {

@@ -409,10 +409,10 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     }
 
     pub(crate) async fn manifest(&self, cid: &Cid) -> EngineResult<Arc<ObjectManifest>> {
-        let bytes = self.read_block(cid).await?;
-        ObjectManifest::decode(&bytes)
-            .map(Arc::new)
-            .map_err(|e| corrupt(format!("manifest {cid}: {e}")))
+        self.decoded_block(cid, |bytes| {
+            ObjectManifest::decode(bytes).map_err(|e| corrupt(format!("manifest {cid}: {e}")))
+        })
+        .await
     }
 
     /// An object's bytes (all, or a range), streamed by a task of this shard; every
@@ -499,8 +499,11 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         end: u64,
     ) -> EngineResult<Option<Vec<crate::format::ChunkRef>>> {
         while let Some(cid) = stack.pop() {
-            let bytes = self.read_block(&cid).await?;
-            let index = ChunkIndex::decode(&bytes).map_err(|e| corrupt(format!("{cid}: {e}")))?;
+            let index = self
+                .decoded_block(&cid, |bytes| {
+                    ChunkIndex::decode(bytes).map_err(|e| corrupt(format!("{cid}: {e}")))
+                })
+                .await?;
             match index.locate(start, end) {
                 Located::Children(children) => stack.extend(children.iter().rev().map(|c| c.link)),
                 Located::Chunks(refs) => return Ok(Some(refs)),
