@@ -270,6 +270,12 @@ async fn gets(args: &Args, engine: &Arc<Engine>) {
     let done = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + Duration::from_secs(args.secs);
     let start = Instant::now();
+    // CPU of the read phase only (the fill above is not counted).
+    let cpu_before = (
+        thread_cpu_ms("ingot-shard"),
+        thread_cpu_ms("tokio-rt"),
+        process_cpu_ms(),
+    );
     let mut tasks = Vec::new();
     for w in 0..args.writers {
         let (engine, done) = (engine.clone(), done.clone());
@@ -301,6 +307,15 @@ async fn gets(args: &Args, engine: &Arc<Engine>) {
         n as f64 / secs,
         m.block_cache_hits.load(Relaxed),
         m.block_cache_misses.load(Relaxed)
+    );
+    let per_get = |after: f64, before: f64| (after - before) * 1000.0 / n.max(1) as f64;
+    let shard_ms = thread_cpu_ms("ingot-shard");
+    println!(
+        "shard_cpu_us_per_get={:.2} caller_cpu_us_per_get={:.2} process_cpu_us_per_get={:.2} shard_busy_pct={:.0}",
+        per_get(shard_ms, cpu_before.0),
+        per_get(thread_cpu_ms("tokio-rt"), cpu_before.1),
+        per_get(process_cpu_ms(), cpu_before.2),
+        (shard_ms - cpu_before.0) / 10.0 / secs / args.cores as f64,
     );
 }
 

@@ -167,6 +167,25 @@ fn reads_share_one_decoded_manifest_and_stay_exact() {
                 &data[4090..12_301]
             );
         }
+        // A range inside one chunk, with the index and chunk cached, is answered with
+        // its bytes already in the channel (and the channel closed behind them); a
+        // range over several chunks is streamed by a task that has not run yet.
+        let r = ByteRange::FromTo {
+            first: 5000,
+            last: 5099,
+        };
+        let mut out = shard.get_object("bkt", "k", Some(r)).await.unwrap();
+        assert_eq!(out.body.try_recv().unwrap().unwrap(), &data[5000..5100]);
+        assert!(matches!(
+            out.body.try_recv(),
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected)
+        ));
+        let mut out = shard.get_object("bkt", "k", None).await.unwrap();
+        assert!(matches!(
+            out.body.try_recv(),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty)
+        ));
+        assert_eq!(collect(out.body).await.unwrap(), data);
         // An overwrite is a new manifest: reads see it, not the kept one.
         let data2 = body(9_000, 6);
         let info2 = put(&shard, "bkt", "k", &data2).await.expect("overwrite");

@@ -444,6 +444,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let (tx, rx) = body_channel();
         if let Some(root) = info.manifest.body
             && end > start
+            && !self.send_cached_piece(&root, start, end, &tx)
         {
             let shard = self.clone();
             monoio::spawn(async move { shard.stream_body(root, start, end, tx).await });
@@ -455,6 +456,43 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             range: (start, end),
             body: rx,
         })
+    }
+
+    /// Sends `[start, end)` now, as the body's only piece, when it lies in one chunk
+    /// and the block cache holds both the decoded chunk index and that chunk: the
+    /// answer then leaves with its bytes already in the channel, and the caller needs
+    /// no second wake-up for them. Returns false, having sent nothing, otherwise (the
+    /// streaming task then reads, verifies and reports as usual).
+    fn send_cached_piece(&self, root: &Cid, start: u64, end: u64, tx: &BodySender) -> bool {
+        let Ok(index_key) = super::block_key(root) else {
+            return false;
+        };
+        let mut cache = self.cache.borrow_mut();
+        let Some(index) = cache.decoded::<ChunkIndex>(&index_key) else {
+            return false;
+        };
+        let Located::Chunks(refs) = index.locate(start, end) else {
+            return false;
+        };
+        let [chunk] = refs.as_slice() else {
+            return false;
+        };
+        let Some(data) = super::block_key(&chunk.cid)
+            .ok()
+            .and_then(|k| cache.get(&k))
+        else {
+            return false;
+        };
+        if data.len() as u64 != chunk.len {
+            return false;
+        }
+        let from = (start.max(chunk.offset) - chunk.offset) as usize;
+        let to = (end.min(chunk.offset + chunk.len) - chunk.offset) as usize;
+        let sent = tx.try_send(Ok(data.slice(from..to))).is_ok();
+        if sent {
+            self.metrics.block_cache_hits.fetch_add(2, Relaxed);
+        }
+        sent
     }
 
     async fn stream_body(&self, root: Cid, start: u64, end: u64, tx: BodySender) {
