@@ -562,6 +562,37 @@ impl<C: Catalog + 'static> Engine<C> {
             .await
     }
 
+    /// Looks `key` up and reads what `choose` picks from its manifest, in one visit to
+    /// the shard: `choose` runs there, on the object found (checking a request's
+    /// conditions, resolving its range or part), and returns its own answer with the
+    /// bytes to read — `Some(None)` the whole body, `Some(Some(range))` a range, `None`
+    /// nothing (a failed condition, an empty selection). The bytes belong to exactly
+    /// the object `choose` saw. One round trip instead of [`Engine::head_object`]
+    /// followed by [`Engine::get_object_at`].
+    pub async fn get_object_chosen<T, F>(
+        &self,
+        bucket: &str,
+        key: &str,
+        choose: F,
+    ) -> EngineResult<(ObjectInfo, T, Option<GetOutcome>)>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ObjectInfo) -> (T, Option<Option<ByteRange>>) + Send + 'static,
+    {
+        let id = self.shard_of(bucket)?;
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        self.call(id, move |s| async move {
+            let info = s.head_object(&b, &k).await?;
+            let (chosen, read) = choose(&info);
+            let got = match read {
+                Some(range) => Some(s.read_object(info.clone(), range)?),
+                None => None,
+            };
+            Ok((info, chosen, got))
+        })
+        .await
+    }
+
     /// Deletes a key; succeeds whether or not it existed.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> EngineResult<()> {
         let id = self.shard_of(bucket)?;

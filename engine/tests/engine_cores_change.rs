@@ -1,6 +1,7 @@
 //! The engine on real files, driven from a tokio runtime as the frontend drives it:
 //! buckets stay readable and writable when the core count changes (2 → 1 → 2), the
-//! data directory admits one process, and bodies stream across runtimes.
+//! data directory admits one process, bodies stream across runtimes, and a GET decides
+//! on the shard, from the object it found, what to read.
 
 use bytes::Bytes;
 use engine::{Engine, EngineConfig, EngineError, IoMode, PutOptions, ShardConfig};
@@ -135,4 +136,77 @@ async fn blocking_io_mode_works_the_same() {
     let e = Engine::open(c).expect("restart");
     assert_eq!(read(&e, "blocking", "x").await, body(5000, 2));
     e.shutdown().await.unwrap();
+}
+
+async fn drain(got: engine::GetOutcome) -> Vec<u8> {
+    let mut body = got.body;
+    let mut out = Vec::new();
+    while let Some(p) = body.recv().await {
+        out.extend_from_slice(&p.expect("body piece"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_get_chooses_what_to_read_from_the_object_it_found() {
+    use engine::ByteRange;
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(config(dir.path(), 1)).expect("start");
+    e.create_bucket("chosen").await.expect("bucket");
+    let data = body(200_000, 4);
+    let put = e
+        .put_bytes("chosen", "k", PutOptions::default(), data.clone())
+        .await
+        .expect("put");
+    // `choose` sees the object found and its answer comes back with the bytes.
+    let (info, etag, got) = e
+        .get_object_chosen("chosen", "k", |info| {
+            (info.manifest.etag.clone(), Some(None))
+        })
+        .await
+        .expect("whole");
+    assert_eq!(info.manifest_cid, put.manifest_cid);
+    assert_eq!(etag, put.manifest.etag);
+    assert_eq!(drain(got.expect("a body")).await, data);
+    // A range across chunks.
+    let (_, (), got) = e
+        .get_object_chosen("chosen", "k", |_| {
+            (
+                (),
+                Some(Some(ByteRange::FromTo {
+                    first: 65_000,
+                    last: 140_000,
+                })),
+            )
+        })
+        .await
+        .expect("range");
+    let got = got.expect("a body");
+    assert_eq!(got.range, (65_000, 140_001));
+    assert_eq!(drain(got).await, &data[65_000..140_001]);
+    // Nothing to read (a failed condition): the object, no body.
+    let (info, size, got) = e
+        .get_object_chosen("chosen", "k", |info| (info.manifest.size, None))
+        .await
+        .expect("nothing");
+    assert_eq!(size, 200_000);
+    assert_eq!(info.manifest_cid, put.manifest_cid);
+    assert!(got.is_none());
+    // A missing key never reaches `choose`.
+    let missing = e
+        .get_object_chosen("chosen", "absent", |_| -> ((), _) {
+            panic!("choose ran for a missing key")
+        })
+        .await;
+    assert!(matches!(missing, Err(EngineError::NoSuchKey)));
+    // A range past the end is refused by the engine.
+    let bad = e
+        .get_object_chosen("chosen", "k", |_| {
+            ((), Some(Some(ByteRange::From { first: 200_000 })))
+        })
+        .await;
+    assert!(matches!(
+        bad,
+        Err(EngineError::InvalidRange { size: 200_000 })
+    ));
 }

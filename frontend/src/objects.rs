@@ -238,6 +238,20 @@ fn select(m: &ObjectManifest, range: Option<&Range>, part: Option<i32>) -> S3Res
     }
 }
 
+/// The bytes a GET of `sel` reads from an object of `size` bytes: `Some(None)` the
+/// whole body, `Some(Some(range))` a range, `None` nothing (an empty object or an empty
+/// part of one).
+fn bytes_to_read(sel: &Selection, size: u64) -> Option<Option<ByteRange>> {
+    match (sel.range, size) {
+        (Some((s, e)), _) if s == e => None,
+        (_, 0) => None,
+        (range, _) => Some(range.map(|(s, e)| ByteRange::FromTo {
+            first: s,
+            last: e.saturating_sub(1),
+        })),
+    }
+}
+
 fn content_range(range: Option<(u64, u64)>, size: u64) -> Option<String> {
     range.map(|(s, e)| {
         if e > s {
@@ -325,38 +339,37 @@ impl IngotS3 {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = &req.input;
-        let (info, sel) = self
-            .look_up(
-                &input.bucket,
-                &input.key,
-                input.version_id.as_deref(),
-                Conditions {
-                    if_match: input.if_match.as_ref(),
-                    if_none_match: input.if_none_match.as_ref(),
-                    if_modified_since: input.if_modified_since.as_ref(),
-                    if_unmodified_since: input.if_unmodified_since.as_ref(),
-                },
-                input.range.as_ref(),
-                input.part_number,
-            )
-            .await?;
-        let m = &info.manifest;
-        let engine = self.engine()?;
-        let engine_range = sel.range.map(|(s, e)| ByteRange::FromTo {
-            first: s,
-            last: e.saturating_sub(1),
-        });
-        let got = match (sel.range, m.size) {
-            // An empty part of an empty object: nothing to read.
-            (Some((s, e)), _) if s == e => None,
-            (_, 0) => None,
-            _ => Some(
-                engine
-                    .get_object_at(&input.bucket, &info, engine_range)
-                    .await
-                    .map_err(engine_err)?,
-            ),
+        check_version(input.version_id.as_deref())?;
+        // Conditions and the selection are decided on the shard, on the object it
+        // found, and the bytes are read in the same visit (one round trip).
+        let (if_match, if_none_match) = (input.if_match.clone(), input.if_none_match.clone());
+        let (if_modified_since, if_unmodified_since) = (
+            input.if_modified_since.clone(),
+            input.if_unmodified_since.clone(),
+        );
+        let (range, part) = (input.range, input.part_number);
+        let choose = move |info: &ObjectInfo| {
+            let m = &info.manifest;
+            let conditions = Conditions {
+                if_match: if_match.as_ref(),
+                if_none_match: if_none_match.as_ref(),
+                if_modified_since: if_modified_since.as_ref(),
+                if_unmodified_since: if_unmodified_since.as_ref(),
+            };
+            let sel = read_conditions(conditions, m).and_then(|()| select(m, range.as_ref(), part));
+            let read = match &sel {
+                Ok(sel) => bytes_to_read(sel, m.size),
+                Err(_) => None,
+            };
+            (sel, read)
         };
+        let (info, sel, got) = self
+            .engine()?
+            .get_object_chosen(&input.bucket, &input.key, choose)
+            .await
+            .map_err(engine_err)?;
+        let sel = sel?;
+        let m = &info.manifest;
         let (start, end) = got.as_ref().map_or((0, 0), |g| g.range);
         let body = got.map(|g| into_blob(g.body, self.metrics.bytes_out.clone()));
         let want = checksum_mode(input.checksum_mode.as_ref());
