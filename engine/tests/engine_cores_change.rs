@@ -28,9 +28,13 @@ fn body(n: usize, seed: u8) -> Bytes {
 }
 
 async fn read(e: &Engine, bucket: &str, key: &str) -> Vec<u8> {
-    let mut got = e.get_object(bucket, key, None).await.expect("get");
+    drain(e.get_object(bucket, key, None).await.expect("get")).await
+}
+
+async fn drain(got: engine::GetOutcome) -> Vec<u8> {
+    let mut body = got.body;
     let mut out = Vec::new();
-    while let Some(p) = got.body.recv().await {
+    while let Some(p) = body.recv().await {
         out.extend_from_slice(&p.expect("body piece"));
     }
     out
@@ -136,15 +140,6 @@ async fn blocking_io_mode_works_the_same() {
     let e = Engine::open(c).expect("restart");
     assert_eq!(read(&e, "blocking", "x").await, body(5000, 2));
     e.shutdown().await.unwrap();
-}
-
-async fn drain(got: engine::GetOutcome) -> Vec<u8> {
-    let mut body = got.body;
-    let mut out = Vec::new();
-    while let Some(p) = body.recv().await {
-        out.extend_from_slice(&p.expect("body piece"));
-    }
-    out
 }
 
 #[tokio::test(flavor = "current_thread")]
