@@ -21,6 +21,7 @@ mod multipart;
 mod objects;
 pub mod s3;
 pub mod server;
+mod settings;
 
 pub use metrics::Metrics;
 pub use objects::MAX_PUT_BYTES;

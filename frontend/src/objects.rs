@@ -4,6 +4,7 @@ use crate::body::{PumpFailure, into_blob, pump};
 use crate::checksum::{ExpectedChecksum, echo_checksum};
 use crate::conditions::{Conditions, NotModified};
 use crate::s3::{IngotS3, engine_err, invalid_argument, timestamp};
+use crate::settings::{object_acl, refuse_tags};
 use engine::format::ObjectManifest;
 use engine::{ByteRange, EngineError, ObjectInfo, PutCondition, PutOptions};
 use s3s::dto::*;
@@ -275,6 +276,8 @@ impl IngotS3 {
                 "Appends (x-amz-write-offset-bytes) are not supported.",
             ));
         }
+        self.check_write_acl(&object_acl!(input))?;
+        refuse_tags(input.tagging.as_deref())?;
         let length = declared_length(input.content_length)?;
         let checksum = ExpectedChecksum::from_request(&req.headers, req.trailing_headers.as_ref())?;
         let late_checksum = checksum.as_ref().map(ExpectedChecksum::result);
@@ -504,6 +507,14 @@ impl IngotS3 {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let engine = self.engine()?;
         let mut input = req.input;
+        self.check_write_acl(&object_acl!(input))?;
+        if input
+            .tagging_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE)
+        {
+            refuse_tags(input.tagging.as_deref())?;
+        }
         let conditions = Conditions {
             if_match: input.copy_source_if_match.as_ref(),
             if_none_match: input.copy_source_if_none_match.as_ref(),

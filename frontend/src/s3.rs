@@ -4,6 +4,7 @@
 
 use crate::error::s3_error;
 use crate::metrics::Metrics;
+use crate::settings::{self, AclHeaders, not_configured};
 use engine::{Engine, EngineError};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
@@ -139,6 +140,26 @@ impl s3s::S3 for IngotS3 {
                     c.as_str(),
                     self.region
                 ),
+            ));
+        }
+        self.check_bucket_acl(&AclHeaders {
+            canned: input.acl.as_ref().map(BucketCannedACL::as_str),
+            full_control: input.grant_full_control.as_deref(),
+            others: [
+                input.grant_read.as_deref(),
+                input.grant_read_acp.as_deref(),
+                input.grant_write.as_deref(),
+                input.grant_write_acp.as_deref(),
+            ],
+        })?;
+        if input
+            .object_ownership
+            .as_ref()
+            .is_some_and(|o| o.as_str() != ObjectOwnership::BUCKET_OWNER_ENFORCED)
+        {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "Only the BucketOwnerEnforced object ownership is supported: ACLs are disabled.",
             ));
         }
         if input.object_lock_enabled_for_bucket == Some(true) {
@@ -324,5 +345,275 @@ impl s3s::S3 for IngotS3 {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         self.list_uploads(req).await
+    }
+
+    // Settings ingot-engine does not keep (settings.rs): ACLs read as the owner's full
+    // control and cannot be set; configurations read as never set.
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        let (owner, grants) = self.owner_acl();
+        Ok(S3Response::new(GetBucketAclOutput {
+            grants: Some(grants),
+            owner: Some(owner),
+        }))
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        self.refuse_acl()
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        let i = &req.input;
+        self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
+        let (owner, grants) = self.owner_acl();
+        Ok(S3Response::new(GetObjectAclOutput {
+            grants: Some(grants),
+            owner: Some(owner),
+            request_charged: None,
+        }))
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        let i = &req.input;
+        self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
+        self.refuse_acl()
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketOwnershipControlsOutput {
+            ownership_controls: Some(settings::ownership_controls()),
+        }))
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let i = &req.input;
+        self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
+        Ok(S3Response::new(GetObjectTaggingOutput::default()))
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let i = &req.input;
+        self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
+            .await?;
+        Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Err(not_configured(S3ErrorCode::NoSuchTagSet, "tag set"))
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Err(not_configured(
+            S3ErrorCode::NoSuchCORSConfiguration,
+            "CORS configuration",
+        ))
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Err(not_configured(
+            S3ErrorCode::NoSuchLifecycleConfiguration,
+            "lifecycle configuration",
+        ))
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Err(not_configured(S3ErrorCode::NoSuchBucketPolicy, "policy"))
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Err(not_configured(
+            S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
+            "server-side encryption configuration",
+        ))
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Err(settings::no_public_access_block())
+    }
+
+    async fn get_bucket_website(
+        &self,
+        req: S3Request<GetBucketWebsiteInput>,
+    ) -> S3Result<S3Response<GetBucketWebsiteOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Err(not_configured(
+            S3ErrorCode::NoSuchWebsiteConfiguration,
+            "website configuration",
+        ))
+    }
+
+    async fn get_bucket_replication(
+        &self,
+        req: S3Request<GetBucketReplicationInput>,
+    ) -> S3Result<S3Response<GetBucketReplicationOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Err(not_configured(
+            S3ErrorCode::ReplicationConfigurationNotFoundError,
+            "replication configuration",
+        ))
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Err(not_configured(
+            S3ErrorCode::ObjectLockConfigurationNotFoundError,
+            "object lock configuration",
+        ))
+    }
+
+    async fn get_bucket_logging(
+        &self,
+        req: S3Request<GetBucketLoggingInput>,
+    ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketLoggingOutput::default()))
+    }
+
+    async fn get_bucket_notification_configuration(
+        &self,
+        req: S3Request<GetBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketNotificationConfigurationOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(
+            GetBucketNotificationConfigurationOutput::default(),
+        ))
+    }
+
+    async fn get_bucket_request_payment(
+        &self,
+        req: S3Request<GetBucketRequestPaymentInput>,
+    ) -> S3Result<S3Response<GetBucketRequestPaymentOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketRequestPaymentOutput {
+            payer: Some(Payer::from_static(Payer::BUCKET_OWNER)),
+        }))
+    }
+
+    async fn get_bucket_accelerate_configuration(
+        &self,
+        req: S3Request<GetBucketAccelerateConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketAccelerateConfigurationOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(
+            GetBucketAccelerateConfigurationOutput::default(),
+        ))
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(DeleteBucketTaggingOutput {}))
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(DeleteBucketCorsOutput {}))
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(DeleteBucketLifecycleOutput {}))
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(DeleteBucketPolicyOutput {}))
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(DeleteBucketEncryptionOutput {}))
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(DeletePublicAccessBlockOutput {}))
+    }
+
+    async fn delete_bucket_website(
+        &self,
+        req: S3Request<DeleteBucketWebsiteInput>,
+    ) -> S3Result<S3Response<DeleteBucketWebsiteOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(DeleteBucketWebsiteOutput {}))
+    }
+
+    async fn delete_bucket_replication(
+        &self,
+        req: S3Request<DeleteBucketReplicationInput>,
+    ) -> S3Result<S3Response<DeleteBucketReplicationOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
+        Ok(S3Response::new(DeleteBucketReplicationOutput {}))
     }
 }

@@ -414,8 +414,8 @@ fn expects_continue_without_body(req: &Request<Incoming>) -> bool {
 }
 
 /// One line per request at debug; failures with their S3 code at the level they
-/// deserve: server errors at error, refused credentials at warn, the rest at debug
-/// (a 404 is an ordinary answer).
+/// deserve: server errors at error, refused credentials and operations not offered
+/// (501) at warn, the rest at debug (a 404 is an ordinary answer).
 fn log_request(
     request_id: &str,
     method: &hyper::Method,
@@ -440,6 +440,10 @@ fn log_request(
         // A readiness probe answering 503 (recovering, stopping) is not a failure.
         503 if op.starts_with("Health") => {
             tracing::debug!(request_id, %method, path, op, status, latency_us, "not ready")
+        }
+        // An operation ingot-engine does not offer is the client's choice, not a fault.
+        501 => {
+            tracing::warn!(request_id, %method, path, op, status, code, latency_us, "request not implemented")
         }
         500.. => {
             tracing::error!(request_id, %method, path, op, status, code, latency_us, "request failed")
