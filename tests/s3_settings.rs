@@ -399,3 +399,88 @@ async fn object_tags_read_as_empty() {
     assert_eq!(code(&e), "NoSuchKey");
     node.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_and_other_storage_classes_are_refused_and_write_nothing() {
+    use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
+    let (node, _dir) = start().await;
+    let s3 = client(node.addr());
+    s3.create_bucket().bucket("store").send().await.unwrap();
+    s3.put_object()
+        .bucket("store")
+        .key("standard")
+        .storage_class(StorageClass::Standard)
+        .body(b"kept".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+
+    for sse in [ServerSideEncryption::Aes256, ServerSideEncryption::AwsKms] {
+        let e = s3
+            .put_object()
+            .bucket("store")
+            .key("sse")
+            .server_side_encryption(sse)
+            .body(b"secret".to_vec().into())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!((code(&e).as_str(), status(&e)), ("NotImplemented", 501));
+    }
+    let e = s3
+        .put_object()
+        .bucket("store")
+        .key("ssec")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+        .sse_customer_key_md5("EKSiWTLnMDz2RkSMuf9ZBg==")
+        .body(b"secret".to_vec().into())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((code(&e).as_str(), status(&e)), ("InvalidRequest", 400));
+    let e = s3
+        .put_object()
+        .bucket("store")
+        .key("cold")
+        .storage_class(StorageClass::Glacier)
+        .body(b"cold".to_vec().into())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&e).as_str(), status(&e)),
+        ("InvalidStorageClass", 400)
+    );
+    let e = s3
+        .copy_object()
+        .bucket("store")
+        .key("copy")
+        .copy_source("store/standard")
+        .storage_class(StorageClass::StandardIa)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidStorageClass");
+    let e = s3
+        .create_multipart_upload()
+        .bucket("store")
+        .key("mp")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "NotImplemented");
+
+    let listed = s3.list_objects_v2().bucket("store").send().await.unwrap();
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["standard"]);
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket("store")
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty());
+    node.stop().await.unwrap();
+}

@@ -8,7 +8,7 @@ use crate::objects::{
     write_condition,
 };
 use crate::s3::{IngotS3, engine_err, invalid_argument, timestamp};
-use crate::settings::{object_acl, refuse_tags};
+use crate::settings::{check_storage, object_acl, object_storage, refuse_tags};
 use engine::checksum::supports_full_object;
 use engine::format::{Checksum, ChecksumAlgorithm as Algo, ChecksumType as Kind};
 use engine::{CompleteOptions, CompletePart, MAX_PARTS, PartInfo, PutOptions, UploadInfo};
@@ -207,6 +207,7 @@ impl IngotS3 {
         let mut input = req.input;
         self.check_write_acl(&object_acl!(input))?;
         refuse_tags(input.tagging.as_deref())?;
+        check_storage(&object_storage!(input))?;
         let checksum = upload_checksum(
             input.checksum_algorithm.as_ref(),
             input.checksum_type.as_ref(),

@@ -4,7 +4,7 @@ use crate::body::{PumpFailure, into_blob, pump};
 use crate::checksum::{ExpectedChecksum, echo_checksum};
 use crate::conditions::{Conditions, NotModified};
 use crate::s3::{IngotS3, engine_err, invalid_argument, timestamp};
-use crate::settings::{object_acl, refuse_tags};
+use crate::settings::{StorageHeaders, check_storage, object_acl, object_storage, refuse_tags};
 use engine::format::ObjectManifest;
 use engine::{ByteRange, EngineError, ObjectInfo, PutCondition, PutOptions};
 use s3s::dto::*;
@@ -278,6 +278,7 @@ impl IngotS3 {
         }
         self.check_write_acl(&object_acl!(input))?;
         refuse_tags(input.tagging.as_deref())?;
+        check_storage(&object_storage!(input))?;
         let length = declared_length(input.content_length)?;
         let checksum = ExpectedChecksum::from_request(&req.headers, req.trailing_headers.as_ref())?;
         let late_checksum = checksum.as_ref().map(ExpectedChecksum::result);
@@ -508,6 +509,18 @@ impl IngotS3 {
         let engine = self.engine()?;
         let mut input = req.input;
         self.check_write_acl(&object_acl!(input))?;
+        check_storage(&object_storage!(input))?;
+        if input.copy_source_sse_customer_algorithm.is_some()
+            || input.copy_source_sse_customer_key.is_some()
+        {
+            // No object here is encrypted with a customer key.
+            check_storage(&StorageHeaders {
+                encryption: None,
+                kms_key: false,
+                customer_key: true,
+                storage_class: None,
+            })?;
+        }
         if input
             .tagging_directive
             .as_ref()

@@ -14,6 +14,10 @@
 //! - Objects carry no tags: reading them gives an empty set, deleting them succeeds,
 //!   and a write that asks for tags is refused.
 //!
+//! - Objects are stored unencrypted, in one storage class: a write asking for
+//!   server-side encryption, or for a class other than STANDARD, is refused rather
+//!   than acknowledged as if it had been honoured.
+//!
 //! Setting any of these stays `NotImplemented`: a setting that was accepted and then
 //! not enforced would mislead the client that set it.
 
@@ -58,6 +62,55 @@ macro_rules! object_acl {
     };
 }
 pub(crate) use object_acl;
+
+/// The encryption and storage-class headers of an object write (PutObject, CopyObject,
+/// CreateMultipartUpload).
+macro_rules! object_storage {
+    ($input:expr) => {
+        $crate::settings::StorageHeaders {
+            encryption: $input.server_side_encryption.as_ref().map(|s| s.as_str()),
+            kms_key: $input.ssekms_key_id.is_some(),
+            customer_key: $input.sse_customer_algorithm.is_some()
+                || $input.sse_customer_key.is_some(),
+            storage_class: $input.storage_class.as_ref().map(|s| s.as_str()),
+        }
+    };
+}
+pub(crate) use object_storage;
+
+/// What an object write asks of encryption and storage class.
+pub(crate) struct StorageHeaders<'a> {
+    pub encryption: Option<&'a str>,
+    pub kms_key: bool,
+    pub customer_key: bool,
+    pub storage_class: Option<&'a str>,
+}
+
+/// Refuses a write asking for encryption at rest or a storage class other than
+/// STANDARD.
+pub(crate) fn check_storage(h: &StorageHeaders<'_>) -> S3Result<()> {
+    if h.customer_key {
+        // What AWS answers for customer-provided keys over plain HTTP, which is all
+        // this endpoint speaks.
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.",
+        ));
+    }
+    if h.encryption.is_some() || h.kms_key {
+        return Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "Server-side encryption is not supported: objects are stored unencrypted, and the object was not written.",
+        ));
+    }
+    match h.storage_class {
+        None | Some(StorageClass::STANDARD) => Ok(()),
+        Some(other) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidStorageClass,
+            format!("The storage class {other} is not offered: every object is STANDARD."),
+        )),
+    }
+}
 
 /// The ACL-carrying headers of a write (`x-amz-acl` and the `x-amz-grant-*` family).
 #[derive(Default)]
