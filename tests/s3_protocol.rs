@@ -10,7 +10,7 @@ mod raw;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sigv4::http_request::SignableBody;
 use common::{SECRET_KEY, client, client_with, code, start, status};
-use raw::{connect, head, read_answer, roundtrip, signed_headers};
+use raw::{connect, head, presigned_query, read_answer, roundtrip, signed_headers};
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -110,6 +110,30 @@ async fn presigned_urls_put_and_get() {
     assert_eq!(answers.0.status, 200, "{}", answers.0.body);
     assert_eq!((answers.1.status, answers.1.body.as_str()), (200, "hello"));
     assert_eq!(answers.2.status, 403);
+
+    // Longer than a week is refused even when correctly signed; a week is served.
+    let url = format!("http://{addr}/pre/p.txt");
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let answers = tokio::task::spawn_blocking(move || {
+        let get = |expires| {
+            let q = presigned_query(&url, expires, SECRET_KEY);
+            roundtrip(
+                addr,
+                format!("GET /pre/p.txt?{q} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+        };
+        (get(week), get(week + Duration::from_secs(1)))
+    })
+    .await
+    .unwrap();
+    assert_eq!((answers.0.status, answers.0.body.as_str()), (200, "hello"));
+    assert_eq!(answers.1.status, 400);
+    assert!(
+        answers.1.body.contains("AuthorizationQueryParametersError"),
+        "{}",
+        answers.1.body
+    );
     node.stop().await.unwrap();
 }
 

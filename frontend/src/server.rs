@@ -166,13 +166,37 @@ impl S3Access for Access {
         if let Some(slot) = cx.extensions_mut().get::<OpName>() {
             slot.set(&name);
         }
-        match cx.credentials() {
-            Some(_) => Ok(()),
-            None => Err(S3Error::with_message(
+        if cx.credentials().is_none() {
+            return Err(S3Error::with_message(
                 S3ErrorCode::AccessDenied,
                 "Anonymous access is not allowed.",
-            )),
+            ));
         }
+        check_presigned_lifetime(cx.uri().query())
+    }
+}
+
+/// Longest lifetime of a SigV4 presigned URL, as on AWS: a week.
+const MAX_PRESIGNED_EXPIRES_S: u64 = 7 * 24 * 3600;
+
+/// Refuses a SigV4 presigned URL valid for more than a week. The signature covers
+/// `X-Amz-Expires`, so the signer chose it; AWS refuses such URLs rather than serve a
+/// credential that lives almost forever.
+fn check_presigned_lifetime(query: Option<&str>) -> S3Result<()> {
+    let Some(expires) = query.and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("X-Amz-Expires="))
+    }) else {
+        return Ok(());
+    };
+    match expires.parse::<u64>() {
+        Ok(s) if s <= MAX_PRESIGNED_EXPIRES_S => Ok(()),
+        _ => Err(S3Error::with_message(
+            S3ErrorCode::AuthorizationQueryParametersError,
+            format!(
+                "X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGNED_EXPIRES_S}"
+            ),
+        )),
     }
 }
 

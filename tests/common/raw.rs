@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode, sign,
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation,
+    SigningSettings, UriPathNormalizationMode, sign,
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -58,6 +58,54 @@ pub fn signed_headers_at(
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
     out
+}
+
+/// The query string of a GET presigned for `url`, valid for `expires` (no limit is
+/// checked here: the SDK's presigning refuses more than a week, the server must too).
+pub fn presigned_query(url: &str, expires: Duration, secret: &str) -> String {
+    let identity =
+        aws_credential_types::Credentials::new(crate::common::ACCESS_KEY, secret, None, None, "t")
+            .into();
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires);
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .expect("signing params")
+        .into();
+    let req = SignableRequest::new(
+        "GET",
+        url,
+        std::iter::empty(),
+        SignableBody::UnsignedPayload,
+    )
+    .expect("signable");
+    let (instructions, _) = sign(req, &params).expect("sign").into_parts();
+    instructions
+        .params()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Percent-encodes a query value (unreserved characters stay as they are).
+fn percent_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The head of a request: request line and headers, ending with the blank line.
