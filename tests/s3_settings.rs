@@ -210,21 +210,7 @@ async fn writes_take_only_acls_that_leave_the_owner_in_full_control() {
     assert_eq!((code(&e).as_str(), status(&e)), ("NotImplemented", 501));
 
     // Nothing refused was written.
-    let listed = s3
-        .list_objects_v2()
-        .bucket("acl-writes")
-        .send()
-        .await
-        .unwrap();
-    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(keys, ["bofc", "grant", "private"]);
-    let uploads = s3
-        .list_multipart_uploads()
-        .bucket("acl-writes")
-        .send()
-        .await
-        .unwrap();
-    assert!(uploads.uploads().is_empty());
+    assert_written_only(&s3, "acl-writes", &["bofc", "grant", "private"]).await;
     let e = s3.head_bucket().bucket("public").send().await.unwrap_err();
     assert_eq!(status(&e), 404);
     node.stop().await.unwrap();
@@ -472,15 +458,21 @@ async fn encryption_and_other_storage_classes_are_refused_and_write_nothing() {
         .unwrap_err();
     assert_eq!(code(&e), "NotImplemented");
 
-    let listed = s3.list_objects_v2().bucket("store").send().await.unwrap();
-    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(keys, ["standard"]);
+    assert_written_only(&s3, "store", &["standard"]).await;
+    node.stop().await.unwrap();
+}
+
+/// The bucket holds exactly `keys` and no multipart upload: the refused writes wrote
+/// nothing.
+async fn assert_written_only(s3: &aws_sdk_s3::Client, bucket: &str, keys: &[&str]) {
+    let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    let got: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(got, keys);
     let uploads = s3
         .list_multipart_uploads()
-        .bucket("store")
+        .bucket(bucket)
         .send()
         .await
         .unwrap();
     assert!(uploads.uploads().is_empty());
-    node.stop().await.unwrap();
 }
