@@ -1,14 +1,15 @@
 //! Multipart uploads through aws-sdk-s3 against a real node: a 1 GiB object in 64 parts
 //! from 8 concurrent uploaders read back byte-identical (whole, ranges across part
 //! boundaries, partNumber), every Complete error, listings with their markers, part
-//! copies, checksums, conditional and repeated Completes, and a restart between
-//! UploadPart and Complete.
+//! copies, checksums, GetObjectAttributes, conditional and repeated Completes, and a
+//! restart between UploadPart and Complete.
 
 mod common;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
+    ObjectAttributes, StorageClass,
 };
 use common::{body, client, code, md5_hex, read_all, start, status};
 use md5::Digest as _;
@@ -467,7 +468,51 @@ async fn part_copies_checksums_and_repeated_completes() {
         .unwrap();
     assert_eq!(got.content_type(), Some("text/x-parts"));
     assert_eq!(got.checksum_crc32(), done.checksum_crc32());
-    assert_eq!(read_all(got).await, [&src[r], &tail[..]].concat());
+    assert_eq!(read_all(got).await, [&src[r.clone()], &tail[..]].concat());
+
+    // GetObjectAttributes reads the same facts from the manifest, parts paged.
+    let attrs = |key: &'static str, marker: Option<i32>| {
+        s3.get_object_attributes()
+            .bucket("copies")
+            .key(key)
+            .object_attributes(ObjectAttributes::Etag)
+            .object_attributes(ObjectAttributes::Checksum)
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::ObjectSize)
+            .object_attributes(ObjectAttributes::StorageClass)
+            .max_parts(1)
+            .set_part_number_marker(marker.map(|m| m.to_string()))
+            .send()
+    };
+    let a = attrs("dst", None).await.unwrap();
+    assert_eq!(
+        a.e_tag().map(|e| e.trim_matches('"')),
+        done.e_tag().map(|e| e.trim_matches('"'))
+    );
+    assert_eq!(a.object_size(), Some((r.len() + tail.len()) as i64));
+    assert_eq!(a.storage_class(), Some(&StorageClass::Standard));
+    let sum = a.checksum().unwrap();
+    assert_eq!(sum.checksum_crc32(), done.checksum_crc32());
+    assert_eq!(sum.checksum_type(), Some(&ChecksumType::Composite));
+    let parts = a.object_parts().unwrap();
+    assert_eq!(parts.total_parts_count(), Some(2));
+    assert_eq!(parts.is_truncated(), Some(true));
+    assert_eq!(parts.parts().len(), 1);
+    assert_eq!(parts.parts()[0].size(), Some(r.len() as i64));
+    let next = parts.next_part_number_marker().unwrap().parse().unwrap();
+    let a = attrs("dst", Some(next)).await.unwrap();
+    let parts = a.object_parts().unwrap();
+    assert_eq!(parts.is_truncated(), Some(false));
+    assert_eq!(
+        (parts.parts()[0].part_number(), parts.parts()[0].size()),
+        (Some(2), Some(tail.len() as i64))
+    );
+    // A single-part object has no parts to list; a missing key is NoSuchKey.
+    let a = attrs("src", None).await.unwrap();
+    assert!(a.object_parts().is_none());
+    assert_eq!(a.object_size(), Some(src.len() as i64));
+    let e = attrs("nope", None).await.unwrap_err();
+    assert_eq!((code(&e).as_str(), status(&e)), ("NoSuchKey", 404));
 
     // A conditional Complete onto an existing key fails with 412 and keeps the upload.
     let id2 = create(&s3, "copies", "dst").await;

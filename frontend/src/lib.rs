@@ -11,6 +11,7 @@
 //! [`Frontend::serve`] runs until the shutdown future resolves.
 
 mod admin;
+mod attributes;
 pub mod body;
 pub mod checksum;
 pub mod conditions;
