@@ -58,7 +58,29 @@ async fn signatures_are_checked() {
         "{}",
         anon.body
     );
-    assert!(anon.head.to_ascii_lowercase().contains("x-amz-request-id"));
+    // The body names the same request id as the header, and has a message.
+    let id = anon
+        .head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-amz-request-id:")
+                .map(|v| v.trim().to_ascii_uppercase())
+        })
+        .expect("x-amz-request-id header");
+    assert!(
+        anon.body.contains(&format!("<RequestId>{id}</RequestId>")),
+        "{}",
+        anon.body
+    );
+    assert!(anon.body.contains("<Message>"), "{}", anon.body);
+    // s3s raises SignatureDoesNotMatch without a message; the answer has AWS's.
+    let e = wrong.list_buckets().send().await.unwrap_err();
+    let meta = aws_sdk_s3::error::ProvideErrorMetadata::meta(&e);
+    assert!(
+        meta.message().is_some_and(|m| m.contains("signature")),
+        "{meta:?}"
+    );
     assert!(keys(&s3, "sig").await.is_empty());
     node.stop().await.unwrap();
 }

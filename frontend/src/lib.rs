@@ -16,6 +16,7 @@ pub mod body;
 pub mod checksum;
 pub mod conditions;
 pub mod error;
+mod error_body;
 mod list;
 pub mod metrics;
 mod multipart;

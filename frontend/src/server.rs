@@ -408,6 +408,9 @@ async fn handle(
     if let Ok(v) = request_id.parse() {
         resp.headers_mut().insert("x-amz-request-id", v);
     }
+    if resp.status().as_u16() >= 400 {
+        complete_error_body(&mut resp, &request_id);
+    }
     if close_after {
         resp.headers_mut().insert(
             hyper::header::CONNECTION,
@@ -419,6 +422,21 @@ async fn handle(
     state.metrics.record(&op, status.as_u16(), elapsed);
     log_request(&request_id, &method, &path, &op, status, elapsed, &resp);
     Ok(resp)
+}
+
+/// Adds what s3s leaves out of an error body (`error_body.rs`), keeping
+/// `Content-Length` true.
+fn complete_error_body(resp: &mut Response<s3s::Body>, request_id: &str) {
+    let Some(done) = resp
+        .body()
+        .bytes()
+        .and_then(|b| crate::error_body::complete(&b, request_id))
+    else {
+        return;
+    };
+    resp.headers_mut()
+        .insert(hyper::header::CONTENT_LENGTH, done.len().into());
+    *resp.body_mut() = s3s::Body::from(done);
 }
 
 /// `Expect: 100-continue` on an empty body: no `100 Continue` is ever sent (there is no
@@ -458,7 +476,7 @@ fn log_request(
     let code = resp
         .body()
         .bytes()
-        .and_then(|b| error_code(&b))
+        .and_then(|b| crate::error_body::error_code(&b))
         .unwrap_or_default();
     match status {
         // A readiness probe answering 503 (recovering, stopping) is not a failure.
@@ -479,14 +497,6 @@ fn log_request(
             tracing::debug!(request_id, %method, path, op, status, code, latency_us, "request failed")
         }
     }
-}
-
-/// The `<Code>` of an S3 error body.
-fn error_code(body: &[u8]) -> Option<String> {
-    let s = std::str::from_utf8(body).ok()?;
-    let start = s.find("<Code>")? + "<Code>".len();
-    let end = s[start..].find("</Code>")? + start;
-    Some(s[start..end].to_owned())
 }
 
 #[cfg(test)]
