@@ -22,7 +22,7 @@ impl IngotS3 {
                 "The object was not stored with a customer-provided key.",
             ));
         }
-        let wanted = |a: &str| input.object_attributes.iter().any(|x| x.as_str() == a);
+        let wanted = |a: &str| asks_for(&input.object_attributes, a);
         let info = self
             .engine()?
             .head_object(&input.bucket, &input.key)
@@ -66,6 +66,15 @@ impl IngotS3 {
     }
 }
 
+/// Whether the request names attribute `a`. Clients send the names as separate
+/// `x-amz-object-attributes` headers (aws-sdk-rust) or comma-joined in one (botocore),
+/// and s3s passes each header value on as it came.
+fn asks_for(list: &[ObjectAttributes], a: &str) -> bool {
+    list.iter()
+        .flat_map(|x| x.as_str().split(','))
+        .any(|x| x.trim() == a)
+}
+
 /// The parts after `marker`, at most `max` of them (part numbers start at 1).
 fn parts_page(sizes: &[u64], marker: i32, max: i32) -> S3Result<GetObjectAttributesParts> {
     if marker < 0 || max < 0 {
@@ -100,6 +109,18 @@ fn parts_page(sizes: &[u64], marker: i32, max: i32) -> S3Result<GetObjectAttribu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_are_named_in_one_header_or_several() {
+        let joined = [ObjectAttributes::from("ETag, ObjectSize".to_owned())];
+        assert!(asks_for(&joined, "ETag") && asks_for(&joined, "ObjectSize"));
+        assert!(!asks_for(&joined, "Checksum"));
+        let separate = [
+            ObjectAttributes::from("ETag".to_owned()),
+            ObjectAttributes::from("Checksum".to_owned()),
+        ];
+        assert!(asks_for(&separate, "Checksum") && !asks_for(&separate, "ObjectSize"));
+    }
 
     #[test]
     fn parts_pages_follow_the_marker() {
