@@ -30,24 +30,10 @@ pub fn signed_headers_at(
     body: SignableBody<'_>,
     secret: &str,
 ) -> Vec<(String, String)> {
-    let identity =
-        aws_credential_types::Credentials::new(crate::common::ACCESS_KEY, secret, None, None, "t")
-            .into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    let mut settings = base_settings();
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(time)
-        .settings(settings)
-        .build()
-        .expect("signing params")
-        .into();
     let req = SignableRequest::new(method, url, headers.iter().copied(), body).expect("signable");
-    let (instructions, _) = sign(req, &params).expect("sign").into_parts();
+    let instructions = sign_with(req, time, settings, secret);
     let mut out: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -63,23 +49,9 @@ pub fn signed_headers_at(
 /// The query string of a GET presigned for `url`, valid for `expires` (no limit is
 /// checked here: the SDK's presigning refuses more than a week, the server must too).
 pub fn presigned_query(url: &str, expires: Duration, secret: &str) -> String {
-    let identity =
-        aws_credential_types::Credentials::new(crate::common::ACCESS_KEY, secret, None, None, "t")
-            .into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    let mut settings = base_settings();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(expires);
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .expect("signing params")
-        .into();
     let req = SignableRequest::new(
         "GET",
         url,
@@ -87,13 +59,43 @@ pub fn presigned_query(url: &str, expires: Duration, secret: &str) -> String {
         SignableBody::UnsignedPayload,
     )
     .expect("signable");
-    let (instructions, _) = sign(req, &params).expect("sign").into_parts();
+    let instructions = sign_with(req, SystemTime::now(), settings, secret);
     instructions
         .params()
         .iter()
         .map(|(k, v)| format!("{k}={}", percent_encode(v)))
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// Signing settings as S3 wants them: paths encoded once and not normalised.
+fn base_settings() -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings
+}
+
+/// Signs `req` with the test root key at `time`, for us-east-1.
+fn sign_with(
+    req: SignableRequest<'_>,
+    time: SystemTime,
+    settings: SigningSettings,
+    secret: &str,
+) -> aws_sigv4::http_request::SigningInstructions {
+    let identity =
+        aws_credential_types::Credentials::new(crate::common::ACCESS_KEY, secret, None, None, "t")
+            .into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(time)
+        .settings(settings)
+        .build()
+        .expect("signing params")
+        .into();
+    sign(req, &params).expect("sign").into_parts().0
 }
 
 /// Percent-encodes a query value (unreserved characters stay as they are).
