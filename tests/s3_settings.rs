@@ -106,7 +106,8 @@ async fn acls_read_as_owner_full_control_and_cannot_be_set() {
 async fn writes_take_only_acls_that_leave_the_owner_in_full_control() {
     let (node, _dir) = start().await;
     let s3 = client(node.addr());
-    // rclone sends `x-amz-acl: private` when it makes a bucket and writes objects.
+    // Clients such as rclone may send `x-amz-acl: private` when they make a bucket
+    // and write objects.
     s3.create_bucket()
         .bucket("acl-writes")
         .acl(BucketCannedAcl::Private)
