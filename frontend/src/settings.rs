@@ -113,7 +113,6 @@ pub(crate) fn check_storage(h: &StorageHeaders<'_>) -> S3Result<()> {
 }
 
 /// The ACL-carrying headers of a write (`x-amz-acl` and the `x-amz-grant-*` family).
-#[derive(Default)]
 pub(crate) struct AclHeaders<'a> {
     pub canned: Option<&'a str>,
     pub full_control: Option<&'a str>,
