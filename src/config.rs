@@ -53,6 +53,17 @@ pub struct ServeArgs {
     /// [default: 604800, 7 days]
     #[arg(long, env = "INGOT_UPLOAD_EXPIRY_S", value_name = "SECONDS")]
     pub upload_expiry_s: Option<u64>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first; with --tls-key).
+    /// SIGHUP re-reads both files.
+    #[arg(long, env = "INGOT_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert; refused if group or others can read it.
+    #[arg(long, env = "INGOT_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Connections open at once; past it a new one is answered 503 SlowDown and closed
+    /// [default: 4096]
+    #[arg(long, env = "INGOT_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
 }
 
 /// The TOML file. Every key is optional; unknown keys are refused.
@@ -73,6 +84,13 @@ pub struct FileConfig {
     pub header_read_timeout_s: Option<u64>,
     pub drain_timeout_s: Option<u64>,
     pub upload_expiry_s: Option<u64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_connections: Option<usize>,
+    pub body_read_timeout_s: Option<u64>,
+    pub body_min_bytes_per_s: Option<u64>,
+    pub max_requests_per_connection: Option<u64>,
+    pub tls_handshake_timeout_s: Option<u64>,
     #[serde(default)]
     pub engine: EngineSection,
     #[serde(default)]
@@ -131,6 +149,9 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Multipart uploads older than this are aborted.
     pub upload_expiry: Duration,
+    /// HTTPS when set.
+    pub tls: Option<frontend::TlsFiles>,
+    pub limits: frontend::ConnLimits,
     pub engine: engine::ShardConfig,
     pub pin_cores: bool,
     pub ship: crate::shipping::ShipSettings,
@@ -200,6 +221,58 @@ fn positive_u64(name: &str, v: u64) -> Result<u64, ConfigError> {
     }
 }
 
+/// The certificate and key, given together or not at all (each by flag, environment
+/// or file).
+fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<frontend::TlsFiles>, ConfigError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(frontend::TlsFiles { cert, key })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::Invalid(
+            "tls_cert was given without tls_key (--tls-key, INGOT_TLS_KEY)".into(),
+        )),
+        (None, Some(_)) => Err(ConfigError::Invalid(
+            "tls_key was given without tls_cert (--tls-cert, INGOT_TLS_CERT)".into(),
+        )),
+    }
+}
+
+/// The connection limits: `max_connections` by flag or file, the rest file-only.
+fn conn_limits(a: &ServeArgs, f: &FileConfig) -> Result<frontend::ConnLimits, ConfigError> {
+    let d = frontend::ConnLimits::default();
+    let secs = |name: &str, v: Option<u64>, default: Duration| {
+        v.map_or(Ok(default), |s| {
+            positive_u64(name, s).map(Duration::from_secs)
+        })
+    };
+    Ok(frontend::ConnLimits {
+        max_connections: positive_u64(
+            "max_connections",
+            a.max_connections
+                .or(f.max_connections)
+                .map_or(d.max_connections as u64, |n| n as u64),
+        )? as usize,
+        body_read_timeout: secs(
+            "body_read_timeout_s",
+            f.body_read_timeout_s,
+            d.body_read_timeout,
+        )?,
+        body_min_bytes_per_s: f.body_min_bytes_per_s.unwrap_or(d.body_min_bytes_per_s),
+        max_requests_per_connection: positive_u64(
+            "max_requests_per_connection",
+            f.max_requests_per_connection
+                .unwrap_or(d.max_requests_per_connection),
+        )?,
+        tls_handshake_timeout: secs(
+            "tls_handshake_timeout_s",
+            f.tls_handshake_timeout_s,
+            d.tls_handshake_timeout,
+        )?,
+    })
+}
+
 fn io_mode(s: &str) -> Result<engine::IoMode, ConfigError> {
     match s {
         "auto" => Ok(engine::IoMode::Auto),
@@ -245,6 +318,8 @@ impl Settings {
                 .or(f.frontend_threads)
                 .unwrap_or_else(online_cores),
         )?;
+        let limits = conn_limits(&a, &f)?;
+        let tls = tls_files(a.tls_cert.or(f.tls_cert), a.tls_key.or(f.tls_key))?;
         let domain = a.domain.or(f.domain).filter(|d| !d.is_empty());
         Ok(Self {
             data_dir: a
@@ -272,6 +347,8 @@ impl Settings {
                     .or(f.upload_expiry_s)
                     .unwrap_or(DEFAULT_UPLOAD_EXPIRY_S),
             )?),
+            tls,
+            limits,
             engine: engine::ShardConfig {
                 seal_bytes: e.seal_bytes.unwrap_or(d.seal_bytes),
                 seal_age: e.seal_age_ms.map_or(d.seal_age, Duration::from_millis),
@@ -333,11 +410,41 @@ io_mode = "auto"
 # Log filter (tracing EnvFilter syntax). (--log, INGOT_LOG)
 log = "info"
 
-# A client must send its request head within this many seconds.
+# A client must send its request head within this many seconds; on a keep-alive
+# connection the idle wait for the next request counts too.
 header_read_timeout_s = 30
 
 # On SIGTERM/SIGINT, in-flight requests get this many seconds to finish.
 drain_timeout_s = 30
+
+# HTTPS on the S3 listener: a PEM certificate chain (leaf first) and its PEM private key
+# (refused if group or others can read it). Both or neither; without them the listener
+# speaks plain HTTP. SIGHUP re-reads both files (a bad pair is logged, the old one kept).
+# (--tls-cert, --tls-key, INGOT_TLS_CERT, INGOT_TLS_KEY)
+# tls_cert = "/etc/ingot/tls/fullchain.pem"
+# tls_key = "/etc/ingot/tls/key.pem"
+
+# Connections open at once (TLS handshakes included); past it a new connection is
+# answered 503 SlowDown and closed. Keep the open-file limit (ulimit -n) above it.
+# (--max-connections, INGOT_MAX_CONNECTIONS)
+max_connections = 4096
+
+# The longest wait for the next piece of a request body; then the request fails with
+# 400 RequestTimeout, nothing is stored and the connection is closed.
+body_read_timeout_s = 30
+
+# Past its first body_read_timeout_s of waiting, a request body must keep arriving at
+# this many bytes per second on average (time the node itself holds the body back does
+# not count), or it fails the same way: a client dripping a byte just inside the
+# timeout cannot hold a connection forever. 0 turns this off.
+body_min_bytes_per_s = 1024
+
+# Requests one keep-alive connection carries; the last is answered with
+# "Connection: close".
+max_requests_per_connection = 1000
+
+# The longest TLS handshake.
+tls_handshake_timeout_s = 10
 
 # Multipart uploads not completed within this many seconds are aborted and their parts
 # dropped (checked at start and then every hour). (--upload-expiry-s)
@@ -422,6 +529,9 @@ mod tests {
         assert_eq!(from_file.domain, None);
         assert_eq!(from_file.upload_expiry, builtin.upload_expiry);
         assert_eq!(builtin.upload_expiry, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(from_file.limits, builtin.limits);
+        assert_eq!(from_file.limits, frontend::ConnLimits::default());
+        assert_eq!(from_file.tls, None);
     }
 
     #[test]
@@ -459,6 +569,55 @@ mod tests {
         assert_eq!(s.region, "eu-west-3");
         assert_eq!(s.engine.seal_bytes, 1024);
         assert_eq!(s.listen, SocketAddr::from(([0, 0, 0, 0], 9000)));
+    }
+
+    #[test]
+    fn tls_needs_both_files_from_any_source() {
+        let f = parse_file("tls_key = \"/k.pem\"\n").unwrap();
+        let a = ServeArgs {
+            tls_cert: Some("/c.pem".into()),
+            ..ServeArgs::default()
+        };
+        let s = Settings::merge(a, f).unwrap();
+        let tls = s.tls.unwrap();
+        assert_eq!((tls.cert, tls.key), ("/c.pem".into(), "/k.pem".into()));
+        let f = parse_file("tls_cert = \"/c.pem\"\n").unwrap();
+        let e = Settings::merge(ServeArgs::default(), f).unwrap_err();
+        assert!(e.to_string().contains("without tls_key"), "{e}");
+        let a = ServeArgs {
+            tls_key: Some("/k.pem".into()),
+            ..ServeArgs::default()
+        };
+        let e = Settings::merge(a, FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("without tls_cert"), "{e}");
+    }
+
+    #[test]
+    fn limits_come_from_flags_and_the_file_and_zero_is_refused() {
+        let f = parse_file(
+            "max_connections = 7\nbody_read_timeout_s = 3\nmax_requests_per_connection = 5\n\
+             tls_handshake_timeout_s = 2\n",
+        )
+        .unwrap();
+        let a = ServeArgs {
+            max_connections: Some(9),
+            ..ServeArgs::default()
+        };
+        let l = Settings::merge(a, f).unwrap().limits;
+        assert_eq!(l.max_connections, 9);
+        assert_eq!(l.body_read_timeout, Duration::from_secs(3));
+        assert_eq!(l.max_requests_per_connection, 5);
+        assert_eq!(l.tls_handshake_timeout, Duration::from_secs(2));
+        for key in [
+            "max_connections",
+            "body_read_timeout_s",
+            "max_requests_per_connection",
+            "tls_handshake_timeout_s",
+        ] {
+            let f = parse_file(&format!("{key} = 0\n")).unwrap();
+            let e = Settings::merge(ServeArgs::default(), f).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
     }
 
     #[test]

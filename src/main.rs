@@ -147,6 +147,8 @@ fn init_logging(filter: &str) {
 }
 
 async fn serve(settings: Settings) -> ExitCode {
+    // Installed first: from here on a SIGHUP never ends the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let creds = match credentials::resolve(
         settings.access_key.clone(),
         settings.secret_key.clone(),
@@ -166,7 +168,8 @@ async fn serve(settings: Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    banner(&settings, &creds, node.addr());
+    banner(&settings, &creds, node.addr(), node.scheme());
+    tokio::spawn(reload_on_sighup(hangup, node.cert_store()));
     let stop = tokio::select! {
         r = node.ready() => match r {
             Ok(()) => {
@@ -217,7 +220,38 @@ async fn wait_for_signal() -> &'static str {
     }
 }
 
-fn banner(s: &Settings, c: &credentials::Credentials, addr: std::net::SocketAddr) {
+/// SIGHUP re-reads the TLS certificate and key. A bad pair is logged and the one in
+/// use stays; connections already open are not touched either way. Without TLS the
+/// signal is logged and ignored (rather than ending the process, its default).
+async fn reload_on_sighup(
+    hangup: std::io::Result<tokio::signal::unix::Signal>,
+    store: Option<std::sync::Arc<frontend::tls::CertStore>>,
+) {
+    let Ok(mut hup) = hangup else {
+        tracing::error!("cannot install the SIGHUP handler");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let Some(store) = &store else {
+            tracing::info!("SIGHUP: the listener has no TLS certificate to reload");
+            continue;
+        };
+        let files = store.files();
+        match store.reload() {
+            Ok(()) => tracing::info!(
+                cert = %files.cert.display(),
+                key = %files.key.display(),
+                "SIGHUP: TLS certificate reloaded; new connections use it"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                "SIGHUP: TLS certificate not reloaded; still serving the previous one"
+            ),
+        }
+    }
+}
+
+fn banner(s: &Settings, c: &credentials::Credentials, addr: std::net::SocketAddr, scheme: &str) {
     let host = if addr.ip().is_unspecified() {
         format!("127.0.0.1:{}", addr.port())
     } else {
@@ -232,7 +266,7 @@ fn banner(s: &Settings, c: &credentials::Credentials, addr: std::net::SocketAddr
         Source::Stored(p) => format!("stored in {}", p.display()),
     };
     eprintln!(
-        "ingot-engine {version}\n  S3 endpoint:  http://{host}  (listening on {addr}, region {region}{vhost})\n  cores:        {cores} shards, {threads} HTTP threads\n  data dir:     {dir}\n  access key:   {key}\n  credentials:  {creds}\n  health:       http://{host}/health/ready   metrics: http://{host}/metrics",
+        "ingot-engine {version}\n  S3 endpoint:  {scheme}://{host}  (listening on {addr}, region {region}{vhost})\n  cores:        {cores} shards, {threads} HTTP threads\n  data dir:     {dir}\n  access key:   {key}\n  credentials:  {creds}\n  health:       {scheme}://{host}/health/ready   metrics: {scheme}://{host}/metrics{tls}",
         version = env!("CARGO_PKG_VERSION"),
         region = s.region,
         vhost = s
@@ -244,5 +278,14 @@ fn banner(s: &Settings, c: &credentials::Credentials, addr: std::net::SocketAddr
         threads = s.frontend_threads,
         dir = s.data_dir.display(),
         key = c.access_key,
+        tls = s
+            .tls
+            .as_ref()
+            .map(|t| format!(
+                "\n  TLS:          {} (key {}); SIGHUP reloads both",
+                t.cert.display(),
+                t.key.display()
+            ))
+            .unwrap_or_default(),
     );
 }

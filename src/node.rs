@@ -5,6 +5,7 @@ use crate::config::Settings;
 use crate::credentials::Credentials;
 use engine::cold::ColdHandle;
 use engine::{Engine, EngineConfig};
+use frontend::tls::CertStore;
 use frontend::{EngineSlot, Frontend, FrontendConfig, Metrics};
 use shipper::{ColdReader, ShipperMetrics, ShipperThread};
 use std::net::SocketAddr;
@@ -39,6 +40,9 @@ impl frontend::metrics::MetricsSource for ShipMetricsSource {
 #[derive(Debug)]
 pub struct Node {
     addr: SocketAddr,
+    scheme: &'static str,
+    /// The listener's certificate, when it speaks TLS (reloaded on SIGHUP).
+    cert_store: Option<Arc<CertStore>>,
     engine: EngineSlot,
     stop_tx: watch::Sender<bool>,
     served: Option<tokio::task::JoinHandle<()>>,
@@ -102,6 +106,8 @@ impl Node {
         fc.domain = s.domain.clone();
         fc.header_read_timeout = s.header_read_timeout;
         fc.drain_timeout = s.drain_timeout;
+        fc.tls = s.tls.clone();
+        fc.limits = s.limits;
         let frontend = Frontend::bind(fc, engine.clone(), metrics).await?;
         let addr = frontend
             .local_addr()
@@ -109,6 +115,7 @@ impl Node {
                 addr: s.listen,
                 source: e,
             })?;
+        let (scheme, cert_store) = (frontend.scheme(), frontend.cert_store());
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let served = tokio::spawn(frontend.serve(async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
@@ -139,6 +146,8 @@ impl Node {
         ));
         Ok(Self {
             addr,
+            scheme,
+            cert_store,
             engine,
             stop_tx,
             served: Some(served),
@@ -156,6 +165,16 @@ impl Node {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `https` when the endpoint speaks TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    /// The endpoint's certificate store (to reload on SIGHUP), when it speaks TLS.
+    pub fn cert_store(&self) -> Option<Arc<CertStore>> {
+        self.cert_store.clone()
     }
 
     /// Waits until the engine has recovered and serves (or failed to open).

@@ -4,8 +4,9 @@
 //! presigned URLs, aws-chunked bodies with signed chunks or checksum trailers) and
 //! writes S3's XML; [`s3::IngotS3`] turns each operation into calls on the engine's
 //! shards; [`error::s3_error`] is the one table from engine errors to S3 errors.
-//! [`admin`] serves signed bucket exports, imports and checks. The frontend never
-//! touches engine files.
+//! [`admin`] serves signed bucket exports, imports and checks. [`tls`] terminates
+//! HTTPS on the same listener and [`conn`] bounds what one client connection may hold.
+//! The frontend never touches engine files.
 //!
 //! No global state: [`Frontend::bind`] takes its configuration and an engine slot,
 //! [`Frontend::serve`] runs until the shutdown future resolves.
@@ -15,6 +16,7 @@ mod attributes;
 pub mod body;
 pub mod checksum;
 pub mod conditions;
+pub mod conn;
 pub mod error;
 mod error_body;
 mod list;
@@ -24,8 +26,11 @@ mod objects;
 pub mod s3;
 pub mod server;
 mod settings;
+pub mod tls;
 
+pub use conn::ConnLimits;
 pub use metrics::Metrics;
 pub use objects::MAX_PUT_BYTES;
 pub use s3::{EngineSlot, IngotS3};
 pub use server::{Frontend, FrontendConfig, FrontendError};
+pub use tls::TlsFiles;

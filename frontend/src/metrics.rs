@@ -1,5 +1,6 @@
 //! Request metrics and the Prometheus text exposition of `/metrics`.
 
+use crate::conn::CutReason;
 use engine::metrics::{Histogram, LATENCY_BOUNDS_US, ShardMetrics};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,6 +18,13 @@ pub struct Metrics {
     pub bytes_in: Arc<AtomicU64>,
     pub bytes_out: Arc<AtomicU64>,
     pub connections: AtomicU64,
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// Connections answered 503 and closed because `max_connections` were open.
+    pub connections_refused: AtomicU64,
+    /// Connections cut by a limit, by [`CutReason`] (indexed by its position in
+    /// [`CutReason::ALL`]).
+    connections_cut: [AtomicU64; CutReason::ALL.len()],
     /// Other parts of the node that add their own lines (the shipper).
     sources: Mutex<Vec<Arc<dyn MetricsSource>>>,
 }
@@ -40,6 +48,16 @@ impl Metrics {
         if let Ok(h) = h {
             h.record(elapsed);
         }
+    }
+
+    /// Counts a connection a limit cut.
+    pub fn cut(&self, reason: CutReason) {
+        self.connections_cut[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Connections cut for `reason` since start.
+    pub fn cuts(&self, reason: CutReason) -> u64 {
+        self.connections_cut[reason as usize].load(Relaxed)
     }
 
     /// Adds a source whose lines `/metrics` shows after the node's own.
@@ -107,6 +125,7 @@ pub fn render(m: &Metrics, shards: &[Arc<ShardMetrics>], segments: &SegmentCount
         "TCP connections accepted.",
     );
     let _ = writeln!(o, "ingot_connections_total {}", m.connections.load(Relaxed));
+    connection_metrics(o, m);
     shard_metrics(o, shards);
     help(
         o,
@@ -126,6 +145,45 @@ pub fn render(m: &Metrics, shards: &[Arc<ShardMetrics>], segments: &SegmentCount
         }
     }
     out
+}
+
+fn connection_metrics(o: &mut String, m: &Metrics) {
+    help(
+        o,
+        "ingot_connections_open",
+        "gauge",
+        "Connections open now.",
+    );
+    let _ = writeln!(
+        o,
+        "ingot_connections_open {}",
+        m.connections_open.load(Relaxed)
+    );
+    help(
+        o,
+        "ingot_connections_refused_total",
+        "counter",
+        "Connections answered 503 SlowDown and closed at the max_connections cap.",
+    );
+    let _ = writeln!(
+        o,
+        "ingot_connections_refused_total {}",
+        m.connections_refused.load(Relaxed)
+    );
+    help(
+        o,
+        "ingot_connections_cut_total",
+        "counter",
+        "Connections closed by a limit: a timeout, or the keep-alive request cap.",
+    );
+    for r in CutReason::ALL {
+        let _ = writeln!(
+            o,
+            "ingot_connections_cut_total{{reason=\"{}\"}} {}",
+            r.label(),
+            m.cuts(r)
+        );
+    }
 }
 
 /// Writes `# HELP` and `# TYPE` lines (for [`MetricsSource`]s too).

@@ -1,14 +1,16 @@
-//! The HTTP server: accepts connections (TCP_NODELAY, keep-alive, header limits and
-//! a header read timeout), answers `/health/*` and `/metrics`, hands every other
-//! request to s3s, logs one line per request and drains on shutdown.
+//! The HTTP server: accepts connections (TCP_NODELAY, keep-alive, header limits, HTTPS
+//! when configured, the limits of [`crate::conn`]), answers `/health/*` and `/metrics`,
+//! hands every other request to s3s, logs one line per request and drains on shutdown.
 
+use crate::conn::{BodyLimits, ConnLimits, TimedBody};
 use crate::metrics::{Metrics, SegmentCounts, render};
 use crate::s3::{EngineSlot, IngotS3};
+use crate::tls::{CertStore, Tls, TlsError, TlsFiles};
 use bytes::Bytes;
 use engine::catalog::Catalog;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Error, S3ErrorCode, S3Result};
@@ -28,12 +30,17 @@ pub struct FrontendConfig {
     pub domain: Option<String>,
     pub access_key: String,
     pub secret_key: String,
-    /// A client must send its whole request head within this time.
+    /// A client must send its whole request head within this time, counted from when
+    /// the connection is ready for a request: for a keep-alive connection, idle time
+    /// between requests counts too.
     pub header_read_timeout: Duration,
     /// Largest request head (request line and headers) accepted.
     pub max_header_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// HTTPS with this certificate and key; plain HTTP without.
+    pub tls: Option<TlsFiles>,
+    pub limits: ConnLimits,
 }
 
 impl FrontendConfig {
@@ -47,6 +54,8 @@ impl FrontendConfig {
             header_read_timeout: Duration::from_secs(30),
             max_header_bytes: 64 << 10,
             drain_timeout: Duration::from_secs(30),
+            tls: None,
+            limits: ConnLimits::default(),
         }
     }
 }
@@ -60,6 +69,8 @@ pub enum FrontendError {
     },
     #[error("invalid --domain {0:?}")]
     Domain(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 struct State {
@@ -69,6 +80,7 @@ struct State {
     stopping: AtomicBool,
     next_id: AtomicU64,
     id_base: u64,
+    body_limits: BodyLimits,
 }
 
 /// A bound S3 endpoint, ready to serve.
@@ -76,6 +88,7 @@ pub struct Frontend {
     state: Arc<State>,
     listener: TcpListener,
     config: FrontendConfig,
+    tls: Option<Tls>,
 }
 
 impl std::fmt::Debug for Frontend {
@@ -208,6 +221,8 @@ impl Frontend {
         engine: EngineSlot,
         metrics: Arc<Metrics>,
     ) -> Result<Self, FrontendError> {
+        // The pair is checked before the port is taken: a bad file fails the start.
+        let tls = config.tls.clone().map(Tls::load).transpose()?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -245,12 +260,27 @@ impl Frontend {
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
             id_base,
+            body_limits: BodyLimits {
+                timeout: config.limits.body_read_timeout,
+                min_bytes_per_s: config.limits.body_min_bytes_per_s,
+            },
         });
         Ok(Self {
             state,
             listener,
             config,
+            tls,
         })
+    }
+
+    /// `https` when the listener speaks TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The certificate store a SIGHUP reloads, when the listener speaks TLS.
+    pub fn cert_store(&self) -> Option<Arc<CertStore>> {
+        self.tls.as_ref().map(Tls::store)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -266,6 +296,13 @@ impl Frontend {
             .header_read_timeout(self.config.header_read_timeout)
             .max_header_size(self.config.max_header_bytes)
             .keep_alive(true);
+        let limits = self.config.limits;
+        assert!(
+            limits.max_connections > 0,
+            "max_connections must be at least 1"
+        );
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+        let acceptor = self.tls.as_ref().map(|t| t.acceptor.clone());
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -284,15 +321,25 @@ impl Frontend {
             // Without TCP_NODELAY small responses wait ~40 ms for delayed ACKs.
             let _ = stream.set_nodelay(true);
             self.state.metrics.connections.fetch_add(1, Relaxed);
+            // At the cap the client hears so at once: waiting in the listen backlog
+            // looks like a dead node, and a 503 SlowDown makes SDKs back off.
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::debug!(%peer, "connection refused: max_connections reached");
+                crate::conn::refuse(stream, acceptor.is_some(), &self.state.metrics);
+                continue;
+            };
             let state = self.state.clone();
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            let conn = http.serve_connection(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            });
+            tokio::spawn(crate::conn::serve(
+                stream,
+                peer,
+                slot,
+                acceptor.clone(),
+                http.clone(),
+                graceful.watcher(),
+                limits,
+                self.state.metrics.clone(),
+                move |req| handle(state.clone(), req),
+            ));
         }
         self.state.stopping.store(true, Relaxed);
         drop(self.listener);
@@ -394,7 +441,9 @@ async fn handle(
         None => {
             let slot = OpName::default();
             req.extensions_mut().insert(slot.clone());
-            let resp = match state.s3.call(req.map(s3s::Body::from)).await {
+            let (limits, metrics) = (state.body_limits, state.metrics.clone());
+            let req = req.map(|b| s3s::Body::http_body(TimedBody::new(b, limits, metrics)));
+            let resp = match state.s3.call(req).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(request_id, error = ?e, "request failed inside the S3 layer");
