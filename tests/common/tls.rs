@@ -83,7 +83,9 @@ pub async fn connect(addr: SocketAddr) -> std::io::Result<TlsStream<TcpStream>> 
 
 /// The leaf certificate a TLS connection was given.
 pub fn peer_cert(s: &TlsStream<TcpStream>) -> CertificateDer<'static> {
-    s.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned()
+    s.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
 }
 
 /// Sends `GET path` on an open connection (keep-alive) and reads the answer's status
