@@ -156,11 +156,7 @@ struct TlsConnector;
 
 impl HttpConnector for TlsConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        HttpConnectorFuture::new(async move {
-            send(request)
-                .await
-                .map_err(|e| ConnectorError::io(e.into()))
-        })
+        HttpConnectorFuture::new(async move { send(request).await.map_err(ConnectorError::io) })
     }
 }
 
