@@ -1,12 +1,17 @@
 //! HTTPS on the S3 listener: aws-sdk-s3 trusting a test CA stores, reads and lists
 //! objects; health and metrics answer on the same TLS listener (ALPN http/1.1); plain
-//! HTTP there gets no HTTP answer; a handshake that never finishes is cut off; and a
-//! wrong certificate setup stops the start with the file named.
+//! HTTP there gets no HTTP answer; a handshake that never finishes is cut off; an
+//! upload as botocore sends it over HTTPS (aws-chunked in `Transfer-Encoding: chunked`,
+//! no `Content-Length`) is stored; and a wrong certificate setup stops the start with
+//! the file named.
 
 mod common;
+#[path = "common/raw.rs"]
+mod raw;
 #[path = "common/tls.rs"]
 mod tls;
 
+use aws_sigv4::http_request::SignableBody;
 use common::{settings, start_with};
 use std::process::Command;
 use std::time::Duration;
@@ -86,6 +91,49 @@ async fn a_tls_handshake_that_never_finishes_is_cut_off() {
         metrics.contains("ingot_connections_cut_total{reason=\"tls_handshake_timeout\"} 1"),
         "{metrics}"
     );
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_chunked_upload_without_content_length_is_stored() {
+    // What botocore (aws cli, boto3) sends over HTTPS: an aws-chunked body with an
+    // unsigned checksum trailer, in `Transfer-Encoding: chunked`, and no
+    // `Content-Length`; the declared length is `x-amz-decoded-content-length`.
+    let certs = tempfile::tempdir().unwrap();
+    let (node, _dir) = tls_node(certs.path(), |_| {}).await;
+    let addr = node.addr();
+    let s3 = tls::s3_client(addr);
+    s3.create_bucket().bucket("boto").send().await.unwrap();
+    let data = b"hello over https, chunked";
+    let host = addr.to_string();
+    let decoded = data.len().to_string();
+    let hs = raw::signed_headers(
+        "PUT",
+        &format!("https://{host}/boto/k"),
+        &[
+            ("host", host.as_str()),
+            ("transfer-encoding", "chunked"),
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", decoded.as_str()),
+            ("x-amz-trailer", "x-amz-checksum-crc32"),
+            ("x-amz-sdk-checksum-algorithm", "CRC32"),
+        ],
+        SignableBody::Precomputed("STREAMING-UNSIGNED-PAYLOAD-TRAILER".into()),
+        common::SECRET_KEY,
+    );
+    let mut aws_chunked = format!("{:x}\r\n", data.len()).into_bytes();
+    aws_chunked.extend_from_slice(data);
+    // CRC32 of `data`, base64.
+    aws_chunked.extend_from_slice(b"\r\n0\r\nx-amz-checksum-crc32:7ResSw==\r\n\r\n");
+    let mut req = raw::head("PUT", "/boto/k", &hs);
+    req.extend_from_slice(format!("{:x}\r\n", aws_chunked.len()).as_bytes());
+    req.extend_from_slice(&aws_chunked);
+    req.extend_from_slice(b"\r\n0\r\n\r\n");
+    let mut c = tls::connect(addr).await.unwrap();
+    let (status, body) = tls::roundtrip(&mut c, &req).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let got = s3.get_object().bucket("boto").key("k").send().await;
+    assert_eq!(common::read_all(got.unwrap()).await, data);
     node.stop().await.unwrap();
 }
 

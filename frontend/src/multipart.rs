@@ -245,7 +245,7 @@ impl IngotS3 {
         let engine = self.engine()?.clone();
         let mut input = req.input;
         let n = part_number(input.part_number)?;
-        let length = declared_length(input.content_length)?;
+        let length = declared_length(input.content_length, &req.headers)?;
         let up = engine
             .upload(&input.bucket, Some(&input.key), &input.upload_id)
             .await

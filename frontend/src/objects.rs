@@ -23,8 +23,23 @@ pub(crate) fn decode_md5_header(v: Option<&str>) -> S3Result<Option<[u8; 16]>> {
 }
 
 /// A body's declared length: required, and at most what one PUT or part may carry.
-pub(crate) fn declared_length(v: Option<i64>) -> S3Result<u64> {
-    let length = match v {
+/// `content_length` is `Content-Length` (for an aws-chunked body, s3s has put the
+/// decoded length there). An aws-chunked body may also come without `Content-Length`,
+/// in `Transfer-Encoding: chunked` (botocore does so over HTTPS): then its
+/// `x-amz-decoded-content-length`, which s3s's chunk decoder holds the body to, is the
+/// declared length.
+pub(crate) fn declared_length(
+    content_length: Option<i64>,
+    headers: &hyper::HeaderMap,
+) -> S3Result<u64> {
+    let aws_chunked = || {
+        let decoded = headers.get("x-amz-decoded-content-length")?;
+        let streaming = headers
+            .get("x-amz-content-sha256")
+            .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
+        streaming.then(|| decoded.to_str().ok()?.parse::<i64>().ok())?
+    };
+    let length = match content_length.or_else(aws_chunked) {
         Some(n) if n >= 0 => n as u64,
         Some(_) => return Err(invalid_argument("Content-Length must not be negative")),
         None => return Err(S3Error::new(S3ErrorCode::MissingContentLength)),
@@ -279,7 +294,7 @@ impl IngotS3 {
         self.check_write_acl(&object_acl!(input))?;
         refuse_tags(input.tagging.as_deref())?;
         check_storage(&object_storage!(input))?;
-        let length = declared_length(input.content_length)?;
+        let length = declared_length(input.content_length, &req.headers)?;
         let checksum = ExpectedChecksum::from_request(&req.headers, req.trailing_headers.as_ref())?;
         let late_checksum = checksum.as_ref().map(ExpectedChecksum::result);
         let opts = PutOptions {

@@ -91,9 +91,21 @@ pub fn peer_cert(s: &TlsStream<TcpStream>) -> CertificateDer<'static> {
 /// Sends `GET path` on an open connection (keep-alive) and reads the answer's status
 /// and body.
 pub async fn get(s: &mut TlsStream<TcpStream>, path: &str) -> std::io::Result<(u16, String)> {
+    roundtrip(
+        s,
+        format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes(),
+    )
+    .await
+}
+
+/// Sends a whole request on an open connection and reads the answer's status and body
+/// (`Content-Length` framed).
+pub async fn roundtrip(
+    s: &mut TlsStream<TcpStream>,
+    request: &[u8],
+) -> std::io::Result<(u16, String)> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
-        .await?;
+    s.write_all(request).await?;
     let mut r = tokio::io::BufReader::new(s);
     let mut head = String::new();
     while !head.ends_with("\r\n\r\n") {
