@@ -135,23 +135,36 @@ impl Drop for Open<'_> {
     }
 }
 
-/// Serves one accepted connection (after its TLS handshake, when `tls` is set) until
-/// the client or a limit closes it, or shutdown drains it. Holds `permit` throughout.
-#[allow(clippy::too_many_arguments)]
+/// What every connection of one listener is served with.
+#[derive(Clone)]
+pub(crate) struct Listener {
+    /// Set when the listener speaks TLS.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    pub(crate) http: hyper::server::conn::http1::Builder,
+    pub(crate) limits: ConnLimits,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// Serves one accepted connection (after its TLS handshake, when the listener speaks
+/// TLS) until the client or a limit closes it, or shutdown drains it. Holds `permit`
+/// throughout.
 pub(crate) async fn serve<S, F>(
     stream: TcpStream,
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    http: hyper::server::conn::http1::Builder,
     watcher: Watcher,
-    limits: ConnLimits,
-    metrics: Arc<Metrics>,
+    listener: Listener,
     service: S,
 ) where
     S: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<Response<s3s::Body>, Infallible>> + Send + 'static,
 {
+    let Listener {
+        tls,
+        http,
+        limits,
+        metrics,
+    } = listener;
     metrics.connections_open.fetch_add(1, Relaxed);
     let _open = Open {
         metrics: &metrics,

@@ -296,13 +296,15 @@ impl Frontend {
             .header_read_timeout(self.config.header_read_timeout)
             .max_header_size(self.config.max_header_bytes)
             .keep_alive(true);
-        let limits = self.config.limits;
-        assert!(
-            limits.max_connections > 0,
-            "max_connections must be at least 1"
-        );
-        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-        let acceptor = self.tls.as_ref().map(|t| t.acceptor.clone());
+        let max_connections = self.config.limits.max_connections;
+        assert!(max_connections > 0, "max_connections must be at least 1");
+        let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+        let listener = crate::conn::Listener {
+            tls: self.tls.as_ref().map(|t| t.acceptor.clone()),
+            http,
+            limits: self.config.limits,
+            metrics: self.state.metrics.clone(),
+        };
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -325,7 +327,7 @@ impl Frontend {
             // looks like a dead node, and a 503 SlowDown makes SDKs back off.
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 tracing::debug!(%peer, "connection refused: max_connections reached");
-                crate::conn::refuse(stream, acceptor.is_some(), &self.state.metrics);
+                crate::conn::refuse(stream, listener.tls.is_some(), &self.state.metrics);
                 continue;
             };
             let state = self.state.clone();
@@ -333,11 +335,8 @@ impl Frontend {
                 stream,
                 peer,
                 slot,
-                acceptor.clone(),
-                http.clone(),
                 graceful.watcher(),
-                limits,
-                self.state.metrics.clone(),
+                listener.clone(),
                 move |req| handle(state.clone(), req),
             ));
         }
