@@ -31,17 +31,25 @@ pub fn shard_dir(data_dir: &Path, id: u32) -> PathBuf {
 /// Creates `dir` (and missing parents) with mode 0700. When it did not exist, its
 /// parent is fsynced, so the new entry survives a power loss.
 pub fn create_private(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
+    if !make_dir(dir)? {
         return Ok(());
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => sync_dir(Path::new(".")),
+    }
+}
+
+/// Creates `dir` (and missing parents) with mode 0700; false when it existed.
+fn make_dir(dir: &Path) -> io::Result<bool> {
+    if dir.is_dir() {
+        return Ok(false);
     }
     DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
         .create(dir)?;
-    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(parent) => sync_dir(parent),
-        None => sync_dir(Path::new(".")),
-    }
+    Ok(true)
 }
 
 /// fsync of a directory: entries created or removed in it before are durable.
@@ -55,7 +63,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// directory never sits in a directory whose own entry could vanish.
 pub fn prepare_shards(data_dir: &Path, ids: impl IntoIterator<Item = u32>) -> io::Result<()> {
     for id in ids {
-        create_private(&shard_dir(data_dir, id))?;
+        make_dir(&shard_dir(data_dir, id))?;
     }
     sync_dir(data_dir)
 }

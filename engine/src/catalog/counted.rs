@@ -144,21 +144,19 @@ impl<C: Catalog> Catalog for CountedCatalog<C> {
         }
     }
 
-    fn transition_segment(
+    async fn transition_segment(
         &self,
         id: SegmentId,
         from: SegmentState,
         to: SegmentState,
         update: SegmentUpdate,
-    ) -> impl Future<Output = CatalogResult<SegmentRecord>> + Send {
-        async move {
-            let rec = self.inner.transition_segment(id, from, to, update).await?;
-            self.with_counts(|c| {
-                c.remove(id.plane, from);
-                c.add(id.plane, to);
-            });
-            Ok(rec)
-        }
+    ) -> CatalogResult<SegmentRecord> {
+        let rec = self.inner.transition_segment(id, from, to, update).await?;
+        self.with_counts(|c| {
+            c.remove(id.plane, from);
+            c.add(id.plane, to);
+        });
+        Ok(rec)
     }
 
     fn segment(
@@ -173,17 +171,15 @@ impl<C: Catalog> Catalog for CountedCatalog<C> {
         self.inner.segments()
     }
 
-    fn remove_segment(&self, id: SegmentId) -> impl Future<Output = CatalogResult<()>> + Send {
-        async move {
-            // Only removable states are dropped, and only the segment's own shard (the
-            // caller) moves a record in those states: the state read is the one removed.
-            let state = self.inner.segment(id).await?.map(|r| r.state);
-            self.inner.remove_segment(id).await?;
-            if let Some(state) = state {
-                self.with_counts(|c| c.remove(id.plane, state));
-            }
-            Ok(())
+    async fn remove_segment(&self, id: SegmentId) -> CatalogResult<()> {
+        // Only removable states are dropped, and only the segment's own shard (the
+        // caller) moves a record in those states: the state read is the one removed.
+        let state = self.inner.segment(id).await?.map(|r| r.state);
+        self.inner.remove_segment(id).await?;
+        if let Some(state) = state {
+            self.with_counts(|c| c.remove(id.plane, state));
         }
+        Ok(())
     }
 
     fn create_upload(&self, rec: UploadRecord) -> impl Future<Output = CatalogResult<()>> + Send {
