@@ -164,7 +164,7 @@ fn lock_dir(dir: &Path) -> EngineResult<std::fs::File> {
         Ok(n) => tracing::warn!(
             dir = %dir.display(),
             entries = n,
-            "data directory entries were readable by other users; set to owner-only (0700 directories, 0600 files)"
+            "data directory entries had group or other permissions; set to owner-only (0700 directories, 0600 files)"
         ),
         Err(e) => return Err(failed(dir, e)),
     }
