@@ -120,15 +120,12 @@ pub struct EngineSection {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid setting: {0}")]
     Invalid(String),
+    #[error(transparent)]
+    SecretFile(#[from] crate::secret_file::SecretFileError),
 }
 
 /// Everything the server runs with, after precedence is applied.
@@ -195,15 +192,29 @@ pub fn online_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Reads the TOML file. A file that holds a secret (`secret_key`, `[s3_target]
+/// secret_key`) is refused unless only its owner has access to it.
 pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_file(&text).map_err(|message| ConfigError::Parse {
+    let (text, mode) = crate::secret_file::read_with_mode(path)?;
+    let f = parse_file(&text).map_err(|message| ConfigError::Parse {
         path: path.to_owned(),
         message,
-    })
+    })?;
+    if f.holds_secrets() {
+        crate::secret_file::ensure_private(path, mode)?;
+    }
+    Ok(f)
+}
+
+impl FileConfig {
+    /// Whether the file itself holds a secret key.
+    fn holds_secrets(&self) -> bool {
+        self.secret_key.is_some()
+            || self
+                .s3_target
+                .as_ref()
+                .is_some_and(|s| s.secret_key.is_some())
+    }
 }
 
 pub fn parse_file(text: &str) -> Result<FileConfig, String> {
@@ -498,7 +509,8 @@ backoff_base_ms = 500
 backoff_cap_ms = 60000
 
 # The endpoint of s3:// targets (http:// or https://; path-style). Credentials: access_key and
-# secret_key here, or credentials_file (TOML with access_key and secret_key), or the
+# secret_key here (this file must then be mode 0600), or credentials_file (TOML with
+# access_key and secret_key, mode 0600), or the
 # environment (INGOT_SHIP_ACCESS_KEY/INGOT_SHIP_SECRET_KEY, else AWS_ACCESS_KEY_ID/
 # AWS_SECRET_ACCESS_KEY).
 # [s3_target]
@@ -618,6 +630,42 @@ mod tests {
             let e = Settings::merge(ServeArgs::default(), f).unwrap_err();
             assert!(e.to_string().contains(key), "{e}");
         }
+    }
+
+    #[test]
+    fn a_config_file_with_secrets_must_be_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let set = |p: &Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        let root = dir.path().join("root.toml");
+        std::fs::write(&root, "access_key = \"AK\"\nsecret_key = \"SK\"\n").unwrap();
+        let ship = dir.path().join("ship.toml");
+        std::fs::write(
+            &ship,
+            "[s3_target]\naccess_key = \"AK\"\nsecret_key = \"SK\"\n",
+        )
+        .unwrap();
+        let plain = dir.path().join("plain.toml");
+        std::fs::write(&plain, "region = \"eu-west-3\"\n").unwrap();
+        for mode in [0o640, 0o604] {
+            for f in [&root, &ship] {
+                set(f, mode);
+                let e = load_file(f).unwrap_err();
+                assert!(matches!(e, ConfigError::SecretFile(_)), "{e}");
+                assert!(e.to_string().contains("chmod 600"), "{e}");
+            }
+            set(&plain, mode);
+            assert!(
+                load_file(&plain).is_ok(),
+                "a file without secrets may be shared"
+            );
+        }
+        set(&root, 0o600);
+        set(&ship, 0o600);
+        assert_eq!(load_file(&root).unwrap().secret_key.as_deref(), Some("SK"));
+        assert!(load_file(&ship).is_ok());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the data directory with mode 0600. There is no built-in default secret.
 
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 /// Where the credentials came from, for the banner.
@@ -27,18 +27,13 @@ pub struct Credentials {
 pub enum CredentialsError {
     #[error("{0}")]
     Incomplete(&'static str),
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("cannot store generated credentials in {path}: {source}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`")]
-    Exposed { path: PathBuf, mode: u32 },
+    #[error(transparent)]
+    SecretFile(#[from] crate::secret_file::SecretFileError),
     #[error("{path} is not a credentials file: {reason}")]
     Malformed { path: PathBuf, reason: String },
     #[error("no randomness for a secret: {0}")]
@@ -48,22 +43,7 @@ pub enum CredentialsError {
 pub const FILE_NAME: &str = "credentials.toml";
 
 fn read_secret_file(path: &Path) -> Result<String, CredentialsError> {
-    let meta = std::fs::metadata(path).map_err(|source| CredentialsError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o007 != 0 {
-        return Err(CredentialsError::Exposed {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    let s = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(s.trim().to_owned())
+    Ok(crate::secret_file::read_private(path)?.trim().to_owned())
 }
 
 /// Resolves the credentials from the settings, or loads/generates the stored pair.
@@ -124,7 +104,7 @@ fn stored(data_dir: &Path) -> Result<Credentials, CredentialsError> {
         path: path.clone(),
         source,
     };
-    std::fs::create_dir_all(data_dir).map_err(write_err)?;
+    engine::data_dir::create_private(data_dir).map_err(write_err)?;
     // create_new: two first starts racing cannot overwrite each other's pair.
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -174,6 +154,7 @@ fn random_string(len: usize, alphabet: &[u8]) -> Result<String, CredentialsError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn generated_pair_is_stored_private_and_reused() {
@@ -199,15 +180,36 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_pair_readable_by_the_group_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        resolve(None, None, None, &data).unwrap();
+        let path = data.join(FILE_NAME);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = resolve(None, None, None, &data).unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        assert_eq!(
+            std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+            0o700,
+            "a data directory created for the pair is private"
+        );
+    }
+
+    #[test]
     fn half_a_pair_and_exposed_secret_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         assert!(resolve(Some("a".into()), None, None, dir.path()).is_err());
         assert!(resolve(None, Some("s".into()), None, dir.path()).is_err());
         let f = dir.path().join("secret");
         std::fs::write(&f, "s3cr3t\n").unwrap();
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = resolve(Some("a".into()), None, Some(f.clone()), dir.path()).unwrap_err();
-        assert!(matches!(e, CredentialsError::Exposed { .. }));
+        for mode in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = resolve(Some("a".into()), None, Some(f.clone()), dir.path()).unwrap_err();
+            assert!(
+                matches!(e, CredentialsError::SecretFile(_)),
+                "{mode:o}: {e}"
+            );
+        }
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
         let c = resolve(Some("a".into()), None, Some(f), dir.path()).unwrap();
         assert_eq!(c.secret_key, "s3cr3t");

@@ -5,4 +5,5 @@ pub mod archive;
 pub mod config;
 pub mod credentials;
 pub mod node;
+pub mod secret_file;
 pub mod shipping;

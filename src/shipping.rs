@@ -216,10 +216,7 @@ fn s3_credentials(s3: &S3Section) -> Result<(String, String), ConfigError> {
 }
 
 fn read_credentials(path: &Path) -> Result<(String, String), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = crate::secret_file::read_private(path)?;
     let c: CredentialsFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
         message: e.to_string().trim_end().to_owned(),
@@ -230,6 +227,7 @@ fn read_credentials(path: &Path) -> Result<(String, String), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn a_shipping_plane_needs_a_target_and_a_quiet_plane_ignores_it() {
@@ -254,6 +252,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let creds = dir.path().join("creds.toml");
         std::fs::write(&creds, "access_key = \"AK\"\nsecret_key = \"SK\"\n").unwrap();
+        std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
         let data = PlaneSection {
             ship: Some(true),
             target: Some("s3://cold/node-a".into()),
@@ -270,7 +269,7 @@ mod tests {
         assert!(no_s3.shipper_config(&t).is_err());
         let s3 = S3Section {
             endpoint: Some("http://127.0.0.1:9100".into()),
-            credentials_file: Some(creds),
+            credentials_file: Some(creds.clone()),
             ..S3Section::default()
         };
         let with = ShipSettings::resolve(
@@ -280,6 +279,12 @@ mod tests {
             &ShipperSection::default(),
         )
         .unwrap();
+        for mode in [0o640, 0o604] {
+            std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = with.target_settings().unwrap_err();
+            assert!(matches!(e, ConfigError::SecretFile(_)), "{e}");
+        }
+        std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
         let t = with.target_settings().unwrap();
         let c = with.shipper_config(&t).unwrap();
         assert!(matches!(c.data.target, Some(Target::S3(_))));

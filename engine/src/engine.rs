@@ -15,7 +15,8 @@ use crate::api::{
     BodyDigests, BodyReceiver, BucketHead, BucketInfo, ByteRange, GetOutcome, INLINE_BODY_BYTES,
     ListRequest, ListResponse, ObjectInfo, PutOptions, body_channel,
 };
-use crate::catalog::{Catalog, EmbeddedCatalog};
+use crate::catalog::{Catalog, CountedCatalog, EmbeddedCatalog, SegmentCounts};
+use crate::data_dir;
 use crate::error::{EngineError, EngineResult, validate_bucket_name};
 use crate::io::any::AnyDisk;
 use crate::io::std_disk::StdDisk;
@@ -28,6 +29,7 @@ use bytes::Bytes;
 use sha2::Digest;
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -78,15 +80,18 @@ impl EngineConfig {
     }
 }
 
+/// A shard of an engine on catalog `C` (which it reaches through the counting wrapper).
+type EngineShard<C> = Shard<AnyDisk, CountedCatalog<C>>;
+
 /// A request for a shard: runs there and gives back the answer to send ([`Replies`]).
-type Job<C> = Box<dyn FnOnce(Rc<Shard<AnyDisk, C>>) -> Pin<Box<dyn Future<Output = Reply>>> + Send>;
+type Job<C> = Box<dyn FnOnce(Rc<EngineShard<C>>) -> Pin<Box<dyn Future<Output = Reply>>> + Send>;
 
 /// Jobs queued per shard before callers wait.
 const JOB_QUEUE: usize = 4096;
 
 /// The engine handle. `Send + Sync`; share it in an `Arc`.
 pub struct Engine<C: Catalog + 'static = EmbeddedCatalog> {
-    catalog: Arc<C>,
+    catalog: Arc<CountedCatalog<C>>,
     senders: RwLock<Vec<mpsc::Sender<Job<C>>>>,
     metrics: Vec<Arc<ShardMetrics>>,
     placement: RwLock<HashMap<String, u32>>,
@@ -122,34 +127,48 @@ pub fn placement_shard(name: &str, cores: usize) -> u32 {
 impl Engine<EmbeddedCatalog> {
     /// Starts on the embedded catalog in `data_dir/catalog.redb`.
     pub fn open(config: EngineConfig) -> EngineResult<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| EngineError::Startup(format!("{}: {e}", config.data_dir.display())))?;
         let lock = lock_dir(&config.data_dir)?;
         let catalog = Arc::new(EmbeddedCatalog::open(
-            &config.data_dir.join("catalog.redb"),
+            &config.data_dir.join(data_dir::CATALOG_FILE),
         )?);
         Self::start_locked(config, catalog, lock)
     }
 }
 
+/// Creates the data directory (0700) if needed, locks it, and tightens the modes an
+/// earlier version left (see [`data_dir`]).
 fn lock_dir(dir: &Path) -> EngineResult<std::fs::File> {
-    let path = dir.join("LOCK");
+    let failed =
+        |p: &Path, e: std::io::Error| EngineError::Startup(format!("{}: {e}", p.display()));
+    data_dir::create_private(dir).map_err(|e| failed(dir, e))?;
+    let path = dir.join(data_dir::LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(data_dir::FILE_MODE)
         .open(&path)
-        .map_err(|e| EngineError::Startup(format!("{}: {e}", path.display())))?;
+        .map_err(|e| failed(&path, e))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Startup(format!(
-            "{} is in use by another ingot-engine process",
-            dir.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(EngineError::Startup(format!("{}: {e}", path.display())))
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(EngineError::Startup(format!(
+                "{} is in use by another ingot-engine process",
+                dir.display()
+            )));
         }
+        Err(std::fs::TryLockError::Error(e)) => return Err(failed(&path, e)),
     }
+    match data_dir::tighten(dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            dir = %dir.display(),
+            entries = n,
+            "data directory entries had group or other permissions; set to owner-only (0700 directories, 0600 files)"
+        ),
+        Err(e) => return Err(failed(dir, e)),
+    }
+    Ok(file)
 }
 
 /// Decides between io_uring and blocking I/O, explaining a missing io_uring.
@@ -210,8 +229,6 @@ fn executor_of(shard: u32, cores: usize) -> usize {
 impl<C: Catalog + 'static> Engine<C> {
     /// Starts on `catalog` (the data directory is locked first).
     pub fn start(config: EngineConfig, catalog: Arc<C>) -> EngineResult<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| EngineError::Startup(format!("{}: {e}", config.data_dir.display())))?;
         let lock = lock_dir(&config.data_dir)?;
         Self::start_locked(config, catalog, lock)
     }
@@ -230,11 +247,14 @@ impl<C: Catalog + 'static> Engine<C> {
         let (buckets, segments) = block_on_local(async {
             Ok::<_, EngineError>((catalog.buckets().await?, catalog.segments().await?))
         })?;
+        let catalog = Arc::new(CountedCatalog::new(catalog, &segments));
         // Every shard that has buckets or segments, plus one per core.
         let mut shard_ids: BTreeSet<u32> = (0..cores as u32).collect();
         shard_ids.extend(buckets.iter().map(|b| b.shard));
         shard_ids.extend(segments.iter().map(|s| s.id.shard));
         let shard_count = shard_ids.iter().max().map_or(0, |m| m + 1) as usize;
+        data_dir::prepare_shards(&config.data_dir, 0..shard_count as u32)
+            .map_err(|e| EngineError::Startup(format!("{}: {e}", config.data_dir.display())))?;
         let mut senders = Vec::with_capacity(shard_count);
         let mut receivers: Vec<Vec<(u32, mpsc::Receiver<Job<C>>)>> =
             (0..cores).map(|_| Vec::new()).collect();
@@ -311,8 +331,14 @@ impl<C: Catalog + 'static> Engine<C> {
         self.uring
     }
 
-    pub fn catalog(&self) -> &Arc<C> {
+    /// The catalog, through the wrapper that keeps the segment counts.
+    pub fn catalog(&self) -> &Arc<CountedCatalog<C>> {
         &self.catalog
+    }
+
+    /// Segment records by plane and lifecycle state, kept in memory (no catalog read).
+    pub fn segment_counts(&self) -> SegmentCounts {
+        self.catalog.segment_counts()
     }
 
     /// Each shard's metrics, by shard id.
@@ -332,7 +358,7 @@ impl<C: Catalog + 'static> Engine<C> {
     async fn call<T, F, Fut>(&self, id: u32, f: F) -> EngineResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(Rc<Shard<AnyDisk, C>>) -> Fut + Send + 'static,
+        F: FnOnce(Rc<EngineShard<C>>) -> Fut + Send + 'static,
         Fut: Future<Output = EngineResult<T>> + 'static,
     {
         let (tx, rx) = oneshot::channel();
@@ -657,7 +683,7 @@ impl<C: Catalog + 'static> Engine<C> {
 
     /// A sealed segment's local CAR file and index file.
     pub fn segment_paths(&self, id: SegmentId) -> (PathBuf, PathBuf) {
-        let dir = self.data_dir.join(format!("shard-{:04}", id.shard));
+        let dir = data_dir::shard_dir(&self.data_dir, id.shard);
         (dir.join(car_name(id)), dir.join(index_name(id)))
     }
 
@@ -719,7 +745,7 @@ struct ExecutorCtx<C: Catalog + 'static> {
     uring: bool,
     shards: Vec<(u32, mpsc::Receiver<Job<C>>)>,
     data_dir: PathBuf,
-    catalog: Arc<C>,
+    catalog: Arc<CountedCatalog<C>>,
     config: ShardConfig,
     ready: std::sync::mpsc::Sender<EngineResult<(u32, Arc<ShardMetrics>)>>,
 }
@@ -759,7 +785,7 @@ impl<C: Catalog + 'static> ExecutorCtx<C> {
         let mut tasks = Vec::new();
         let mut shards = Vec::new();
         for (id, rx) in self.shards {
-            let dir = self.data_dir.join(format!("shard-{id:04}"));
+            let dir = data_dir::shard_dir(&self.data_dir, id);
             let disk = if self.uring {
                 UringDisk::new(&dir).map(AnyDisk::Uring)
             } else {
@@ -809,7 +835,7 @@ impl<C: Catalog + 'static> ExecutorCtx<C> {
 /// Runs each job for `shard` as its own task until the engine drops the channel; the
 /// answers go out in bursts through `replies`.
 async fn dispatch<C: Catalog + 'static>(
-    shard: Rc<Shard<AnyDisk, C>>,
+    shard: Rc<EngineShard<C>>,
     mut rx: mpsc::Receiver<Job<C>>,
     replies: Rc<Replies>,
 ) {

@@ -14,6 +14,7 @@
 //! - [`catalog`]: buckets, segment records, uploads, keys (embedded on redb).
 //! - [`shard`]: one shard's buckets, trees, caches and commit loop.
 //! - [`engine`]: the thread-per-core engine and its cross-runtime handle.
+//! - [`data_dir`]: the data directory's layout, modes and first-start fsyncs.
 //!
 //! Formats are specified byte by byte in `docs/format.md`; the write and recovery
 //! paths in `docs/ARCHITECTURE.md`.
@@ -27,6 +28,7 @@ pub mod cbor;
 pub mod checksum;
 pub mod chunker;
 pub mod cold;
+pub mod data_dir;
 pub mod engine;
 pub mod error;
 pub mod format;

@@ -7,7 +7,6 @@ use crate::metrics::{Metrics, SegmentCounts, render};
 use crate::s3::{EngineSlot, IngotS3};
 use crate::tls::{CertStore, Tls, TlsError, TlsFiles};
 use bytes::Bytes;
-use engine::catalog::Catalog;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioTimer;
@@ -398,7 +397,7 @@ async fn special(
         }
         "/metrics" => {
             let (shards, segments) = match state.engine.get() {
-                Some(e) => (e.shard_metrics().to_vec(), segment_counts(e).await),
+                Some(e) => (e.shard_metrics().to_vec(), segment_counts(e)),
                 None => (Vec::new(), SegmentCounts::new()),
             };
             let mut r = text(StatusCode::OK, render(&state.metrics, &shards, &segments));
@@ -412,16 +411,16 @@ async fn special(
     }
 }
 
-async fn segment_counts(e: &engine::Engine) -> SegmentCounts {
-    let mut counts = SegmentCounts::new();
-    if let Ok(segs) = e.catalog().segments().await {
-        for s in segs {
-            let plane = format!("{:?}", s.id.plane).to_ascii_lowercase();
-            let st = format!("{:?}", s.state).to_ascii_lowercase();
-            *counts.entry((plane, st)).or_default() += 1;
-        }
-    }
-    counts
+/// The engine's segment counts, kept in memory: a scrape reads no catalog.
+fn segment_counts(e: &engine::Engine) -> SegmentCounts {
+    e.segment_counts()
+        .iter()
+        .filter(|&(_, _, n)| n > 0)
+        .map(|(plane, state, n)| {
+            let state = format!("{state:?}").to_ascii_lowercase();
+            ((plane.as_str().to_owned(), state), n)
+        })
+        .collect()
 }
 
 async fn handle(

@@ -10,6 +10,7 @@ use crate::segment::{Plane, SegmentId};
 use cid::Cid;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::future::{Future, ready};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 /// name → (shard, created_ms)
@@ -43,7 +44,17 @@ pub struct EmbeddedCatalog {
 impl EmbeddedCatalog {
     /// Opens (or creates) the catalog database at `path`, creating every table.
     pub fn open(path: &Path) -> CatalogResult<Self> {
-        let db = Database::create(path).map_err(storage)?;
+        // Created here rather than by redb, so its mode is owner-only from the start
+        // (the catalog holds access keys and their secrets).
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(crate::data_dir::FILE_MODE)
+            .open(path)
+            .map_err(|e| CatalogError::Storage(format!("{}: {e}", path.display())))?;
+        let db = Database::builder().create_file(file).map_err(storage)?;
         let txn = db.begin_write().map_err(storage)?;
         txn.open_table(BUCKETS).map_err(storage)?;
         txn.open_table(HEADS).map_err(storage)?;

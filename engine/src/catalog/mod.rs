@@ -8,9 +8,11 @@
 //! catalog, because bucket heads live in the catalog plane and are only checkpointed here.
 
 pub mod conformance;
+pub mod counted;
 pub mod embedded;
 pub mod memory;
 
+pub use counted::{CountedCatalog, SegmentCounts};
 pub use embedded::EmbeddedCatalog;
 pub use memory::MemoryCatalog;
 

@@ -26,7 +26,7 @@ pub struct StdFile {
 impl StdDisk {
     /// Uses `dir` (created if missing) for the files.
     pub fn new(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        crate::data_dir::create_private(dir)?;
         Ok(Self {
             dir: dir.to_owned(),
             direct: AtomicBool::new(true),
@@ -138,7 +138,7 @@ pub(crate) fn open_file(
     let mut opts = OpenOptions::new();
     opts.read(true).write(true);
     if create {
-        opts.create_new(true);
+        opts.create_new(true).mode(crate::data_dir::FILE_MODE);
     }
     if direct.load(Ordering::Relaxed) {
         match opts.clone().custom_flags(libc::O_DIRECT).open(&path) {

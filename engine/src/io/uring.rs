@@ -38,7 +38,7 @@ impl std::fmt::Debug for UringFile {
 impl UringDisk {
     /// Uses `dir` (created if missing). Must be used from inside a monoio runtime.
     pub fn new(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        crate::data_dir::create_private(dir)?;
         Ok(Self {
             dir: dir.to_owned(),
             direct: AtomicBool::new(true),

@@ -3,8 +3,8 @@
 //!
 //! Every upload is checked against the SHA-256 the engine recorded when it sealed the
 //! segment: a target never accepts bytes that differ from what was sealed. Uploads are
-//! idempotent (shipping the same segment again after a crash replaces it with identical
-//! bytes), so the pipeline can always retry.
+//! idempotent (shipping the same segment again after a crash finds the identical object
+//! and succeeds; an object is never replaced), so the pipeline can always retry.
 
 pub mod dir;
 pub mod s3;
@@ -45,6 +45,19 @@ pub enum TargetError {
         what: String,
         status: u16,
         code: String,
+    },
+    #[error("{what}: the answer's body is longer than the {limit_bytes} bytes expected")]
+    AnswerTooLong { what: String, limit_bytes: u64 },
+    #[error(
+        "{what}: a read of {len} bytes at {offset} was answered {status} with Content-Range \
+         {content_range:?}; only a 206 with exactly that range is accepted"
+    )]
+    RangeNotHonoured {
+        what: String,
+        offset: u64,
+        len: u64,
+        status: u16,
+        content_range: String,
     },
     #[error("object name {0:?} is not a plain file name")]
     BadName(String),

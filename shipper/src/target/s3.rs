@@ -7,8 +7,11 @@
 //! stored. `If-None-Match: *` keeps an upload from replacing a different object of the
 //! same name (another node shipping to the same prefix): when the object exists, its
 //! recorded digest (`x-amz-meta-sha256`) must equal ours, which makes a repeated upload
-//! after a crash a success and a name clash an error. Reads are ranged GETs checked for
-//! their exact length (the engine then verifies every block against its CID).
+//! after a crash a success and a name clash an error. Reads are ranged GETs: only a 206
+//! with exactly the range asked for is accepted, and no answer body is read past what
+//! was asked for (the range; 64 KiB for anything else), so a misbehaving server can
+//! neither make the node buffer a whole object nor pass off other bytes (the engine
+//! then verifies every block against its CID).
 
 use super::TargetError;
 use aws_sigv4::http_request::{
@@ -34,6 +37,20 @@ const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495
 const IDLE_CONNECTIONS: usize = 8;
 /// Bytes read from disk per body frame.
 const FRAME_BYTES: usize = 256 << 10;
+/// Most bytes read of an answer that is not the data asked for (the answer to a PUT or
+/// HEAD, an error document; S3's are well under a kilobyte). A server that sends more
+/// is refused rather than buffered.
+const ANSWER_BYTES_MAX: u64 = 64 << 10;
+
+/// What the body of a request's answer may hold.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// A short answer: at most [`ANSWER_BYTES_MAX`].
+    Small,
+    /// A ranged read: a success must be `206` with exactly this range, and its body is
+    /// read up to `len` bytes; an error answer is [`Expect::Small`].
+    Range { offset: u64, len: u64 },
+}
 
 type ReqBody = BoxBody<Bytes, std::io::Error>;
 
@@ -193,7 +210,9 @@ impl S3Client {
         }
     }
 
-    /// Sends a signed request and reads the whole answer (bounded by the timeout).
+    /// Sends a signed request and reads the answer, its body no longer than `expect`
+    /// allows (bounded by the timeout). A connection goes back to the pool only after
+    /// an answer read to its end.
     async fn send(
         &self,
         method: Method,
@@ -201,6 +220,7 @@ impl S3Client {
         extra: &[(&str, String)],
         payload_sha256: &str,
         body: ReqBody,
+        expect: Expect,
     ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), TargetError> {
         let what = format!("{method} {path}");
         let req = self.signed(method, path, extra, payload_sha256, body)?;
@@ -215,11 +235,14 @@ impl S3Client {
                 .await
                 .map_err(|e| io(std::io::Error::other(e)))?;
             let (parts, body) = resp.into_parts();
-            let bytes = body
-                .collect()
-                .await
-                .map_err(|e| io(std::io::Error::other(e)))?
-                .to_bytes();
+            let limit_bytes = match expect {
+                Expect::Range { offset, len } if parts.status.is_success() => {
+                    check_partial(&what, &parts, offset, len)?;
+                    len
+                }
+                _ => ANSWER_BYTES_MAX,
+            };
+            let bytes = read_capped(body, limit_bytes, &what).await?;
             self.give_back(conn);
             Ok((parts.status, parts.headers, bytes))
         };
@@ -428,7 +451,14 @@ impl S3Target {
         ];
         let (status, _, body) = self
             .client
-            .send(Method::PUT, &self.path(&key), &extra, &digest, body.boxed())
+            .send(
+                Method::PUT,
+                &self.path(&key),
+                &extra,
+                &digest,
+                body.boxed(),
+                Expect::Small,
+            )
             .await?;
         match status {
             s if s.is_success() => Ok(self.location(name)),
@@ -453,7 +483,14 @@ impl S3Target {
     async fn stored_digest(&self, key: &str) -> Result<Option<String>, TargetError> {
         let (status, headers, body) = self
             .client
-            .send(Method::HEAD, &self.path(key), &[], EMPTY_SHA256, empty())
+            .send(
+                Method::HEAD,
+                &self.path(key),
+                &[],
+                EMPTY_SHA256,
+                empty(),
+                Expect::Small,
+            )
             .await?;
         if !status.is_success() {
             return Err(status_error(key, status, &body));
@@ -483,24 +520,23 @@ impl S3Target {
                 size: 0,
             })?;
         let extra = [("range", format!("bytes={offset}-{last}"))];
+        // A success is a 206 with exactly this range (checked in `send`): a server that
+        // ignores Range answers 200 with the whole object, which is refused unread
+        // rather than buffered to cut the range out.
         let (status, _, body) = self
             .client
-            .send(Method::GET, &self.path(key), &extra, EMPTY_SHA256, empty())
+            .send(
+                Method::GET,
+                &self.path(key),
+                &extra,
+                EMPTY_SHA256,
+                empty(),
+                Expect::Range { offset, len },
+            )
             .await?;
-        if status != StatusCode::PARTIAL_CONTENT && status != StatusCode::OK {
+        if status != StatusCode::PARTIAL_CONTENT {
             return Err(status_error(location, status, &body));
         }
-        // A 200 is the whole object (a server ignoring Range): cut the range out of it.
-        let body = if status == StatusCode::OK {
-            let end = (offset + len) as usize;
-            if body.len() < end {
-                Bytes::new()
-            } else {
-                body.slice(offset as usize..end)
-            }
-        } else {
-            body
-        };
         if body.len() as u64 != len {
             return Err(TargetError::ShortRange {
                 location: location.to_owned(),
@@ -511,6 +547,59 @@ impl S3Target {
         }
         Ok(body)
     }
+}
+
+/// Accepts the head of a successful answer to a ranged read only when it is a `206`
+/// whose `Content-Range` is exactly `offset`..`offset + len`.
+fn check_partial(
+    what: &str,
+    head: &hyper::http::response::Parts,
+    offset: u64,
+    len: u64,
+) -> Result<(), TargetError> {
+    let content_range = head
+        .headers
+        .get(hyper::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let want = format!("bytes {offset}-{}/", offset + len - 1);
+    if head.status == StatusCode::PARTIAL_CONTENT && content_range.starts_with(&want) {
+        return Ok(());
+    }
+    Err(TargetError::RangeNotHonoured {
+        what: what.to_owned(),
+        offset,
+        len,
+        status: head.status.as_u16(),
+        content_range: content_range.to_owned(),
+    })
+}
+
+/// Reads an answer's body, refusing it as soon as it is longer than `limit_bytes`
+/// (by its declared length, before reading, or by what arrives).
+async fn read_capped(
+    mut body: hyper::body::Incoming,
+    limit_bytes: u64,
+    what: &str,
+) -> Result<Bytes, TargetError> {
+    let too_long = || TargetError::AnswerTooLong {
+        what: what.to_owned(),
+        limit_bytes,
+    };
+    if body.size_hint().lower() > limit_bytes {
+        return Err(too_long());
+    }
+    let mut out = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| TargetError::io(what, std::io::Error::other(e)))?;
+        if let Ok(data) = frame.into_data() {
+            if (out.len() + data.len()) as u64 > limit_bytes {
+                return Err(too_long());
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
 }
 
 fn empty() -> ReqBody {
