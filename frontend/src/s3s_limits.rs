@@ -104,7 +104,10 @@ mod tests {
             ("x-amz-meta-a", "v".repeat(half)),
             ("x-amz-meta-b", "v".repeat(half)),
         ];
-        assert_eq!(form_post("/bucket", &fields, b"").await, "MalformedPOSTRequest");
+        assert_eq!(
+            form_post("/bucket", &fields, b"").await,
+            "MalformedPOSTRequest"
+        );
     }
 
     #[tokio::test]
@@ -116,7 +119,10 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.as_str(), v.clone()))
             .collect();
-        assert_eq!(form_post("/bucket", &fields, b"").await, "MalformedPOSTRequest");
+        assert_eq!(
+            form_post("/bucket", &fields, b"").await,
+            "MalformedPOSTRequest"
+        );
     }
 
     #[tokio::test]
@@ -126,6 +132,9 @@ mod tests {
             "EntityTooLarge"
         );
         // The same form with an empty file passes the limit.
-        assert_ne!(form_post("/bucket", &[key_field()], b"").await, "EntityTooLarge");
+        assert_ne!(
+            form_post("/bucket", &[key_field()], b"").await,
+            "EntityTooLarge"
+        );
     }
 }
