@@ -98,7 +98,10 @@ fn a_bad_signature_does_not_log_the_right_one_even_at_s3s_debug() {
     child.wait().unwrap();
     let log = lines.join().unwrap().join("\n");
     // s3s's debug lines are on (the filter was honoured)...
-    assert!(log.contains("s3s::ops: parsing path-style request"), "{log}");
+    assert!(
+        log.contains("s3s::ops: parsing path-style request"),
+        "{log}"
+    );
     // ...but not those of its signature check.
     assert!(
         !log.contains(&right),

@@ -172,7 +172,7 @@ impl S3Access for Access {
                 "Anonymous access is not allowed.",
             ));
         }
-        Ok(())
+        crate::s3s_limits::check_body_length(&name, cx.headers())
     }
 }
 
