@@ -11,12 +11,15 @@
 //! Unsigned chunks (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`) are bounded by the declared
 //! length only: the AWS CRT (aws-c-s3: the CLI's and Java's CRT clients, mountpoint-s3)
 //! sends each part as one chunk, and aws-sdk-rust sends a whole body as one chunk when
-//! chunking is turned off, so a few-MiB cap would refuse them.
+//! chunking is turned off, so a few-MiB cap would refuse them. Having no signature to
+//! wait for, they are passed on to s3s split, one chunk per network read, so s3s never
+//! holds more of one than a read.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::Request;
 use hyper::body::Incoming;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -84,6 +87,8 @@ pub(crate) fn guard(req: Request<Incoming>) -> (Request<s3s::Body>, Option<Refus
                     inner,
                     framing: Framing::new(n),
                     slot: checked,
+                    pending: VecDeque::new(),
+                    inner_done: false,
                 })
             });
             (req, Some(slot))
@@ -95,17 +100,20 @@ pub(crate) fn guard(req: Request<Incoming>) -> (Request<s3s::Body>, Option<Refus
 /// Where the reader is in the aws-chunked framing.
 #[derive(Debug, PartialEq, Eq)]
 enum Phase {
-    /// Reading a chunk line (`size[;chunk-signature=…]\r\n`).
+    /// Reading a chunk line (`size[;chunk-signature=…]\r\n`), held until complete.
     Line(Vec<u8>),
-    /// This many bytes of chunk data to go.
-    Data(u64),
-    /// The CRLF after chunk data: this many bytes to go.
-    DataEnd(u64),
+    /// Chunk data to go; `split` when the chunk is unsigned and passed on in pieces.
+    Data { left: u64, split: bool },
+    /// The CRLF after chunk data to go.
+    DataEnd { left: u64, split: bool },
     /// After the last chunk (trailers, bounded by s3s), or framing s3s will refuse.
     Rest,
 }
 
-/// The chunk-line reader: it only looks at the bytes, they pass on unchanged.
+/// The chunk-line reader. Signed chunks pass on unchanged. An unsigned chunk is passed
+/// on as one chunk per piece of it that arrives, so s3s, which buffers a chunk whole,
+/// holds no more than one network read of it: the data and the trailer checksum are
+/// the same, only the framing differs.
 #[derive(Debug)]
 struct Framing {
     remaining_bytes: u64,
@@ -120,38 +128,79 @@ impl Framing {
         }
     }
 
-    /// Reads the next bytes of the body; `Err` at the first chunk line to refuse.
-    fn feed(&mut self, mut b: &[u8]) -> Result<(), ChunkRefusal> {
-        while !b.is_empty() {
+    /// Reads the next bytes of the body into `out`, as they are to be passed on;
+    /// `Err` at the first chunk line to refuse.
+    fn feed(&mut self, input: Bytes, out: &mut VecDeque<Bytes>) -> Result<(), ChunkRefusal> {
+        let mut pos = 0;
+        while pos < input.len() {
             match &mut self.phase {
                 Phase::Line(line) => {
-                    let Some(i) = b.iter().position(|&c| c == b'\n') else {
-                        line.extend_from_slice(b);
+                    let rest = &input[pos..];
+                    let Some(i) = rest.iter().position(|&c| c == b'\n') else {
+                        line.extend_from_slice(rest);
                         if line.len() > MAX_CHUNK_LINE_BYTES {
+                            out.push_back(Bytes::from(std::mem::take(line)));
                             self.phase = Phase::Rest;
                         }
                         return Ok(());
                     };
-                    line.extend_from_slice(&b[..=i]);
-                    b = &b[i + 1..];
+                    line.extend_from_slice(&rest[..=i]);
+                    pos += i + 1;
                     let line = std::mem::take(line);
                     self.phase = self.chunk_starts(&line)?;
-                }
-                Phase::Data(left) | Phase::DataEnd(left) => {
-                    let n = (*left).min(b.len() as u64);
-                    *left -= n;
-                    b = &b[n as usize..];
-                    if *left == 0 {
-                        self.phase = match self.phase {
-                            Phase::Data(_) => Phase::DataEnd(2),
-                            _ => Phase::Line(Vec::new()),
-                        };
+                    if !matches!(self.phase, Phase::Data { split: true, .. }) {
+                        out.push_back(Bytes::from(line));
                     }
                 }
-                Phase::Rest => return Ok(()),
+                Phase::Data { left, split } => {
+                    let (n, split) = ((*left).min((input.len() - pos) as u64), *split);
+                    *left -= n;
+                    let done = *left == 0;
+                    let piece = input.slice(pos..pos + n as usize);
+                    pos += n as usize;
+                    if split {
+                        out.push_back(Bytes::from(format!("{n:x}\r\n")));
+                        out.push_back(piece);
+                        out.push_back(Bytes::from_static(b"\r\n"));
+                    } else {
+                        out.push_back(piece);
+                    }
+                    if done {
+                        self.phase = Phase::DataEnd { left: 2, split };
+                    }
+                }
+                Phase::DataEnd { left, split } => {
+                    let n = (*left).min((input.len() - pos) as u64) as usize;
+                    let expected = &b"\r\n"[2 - *left as usize..][..n];
+                    let piece = input.slice(pos..pos + n);
+                    pos += n;
+                    // A split chunk's CRLF was written with each piece; anything else
+                    // goes on for s3s to refuse.
+                    if !*split || piece != expected {
+                        out.push_back(piece);
+                    }
+                    *left -= n as u64;
+                    if *left == 0 {
+                        self.phase = Phase::Line(Vec::new());
+                    }
+                }
+                Phase::Rest => {
+                    out.push_back(input.slice(pos..));
+                    return Ok(());
+                }
             }
         }
         Ok(())
+    }
+
+    /// At the end of the body: a chunk line cut short goes on for s3s to refuse.
+    fn finish(&mut self, out: &mut VecDeque<Bytes>) {
+        if let Phase::Line(line) = &mut self.phase
+            && !line.is_empty()
+        {
+            out.push_back(Bytes::from(std::mem::take(line)));
+        }
+        self.phase = Phase::Rest;
     }
 
     /// The phase after a complete chunk line.
@@ -180,7 +229,10 @@ impl Framing {
         self.remaining_bytes -= declared_bytes;
         Ok(match declared_bytes {
             0 => Phase::Rest,
-            n => Phase::Data(n),
+            n => Phase::Data {
+                left: n,
+                split: !signed,
+            },
         })
     }
 }
@@ -190,6 +242,9 @@ struct CheckedBody {
     inner: Incoming,
     framing: Framing,
     slot: RefusalSlot,
+    /// Bytes to pass on, in order.
+    pending: VecDeque<Bytes>,
+    inner_done: bool,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -202,36 +257,44 @@ impl Body for CheckedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(r) = self.slot.get() {
-            return Poll::Ready(Some(Err(Box::new(r))));
-        }
-        let polled = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        Poll::Ready(match polled {
-            Some(Ok(frame)) => {
-                let checked = match frame.data_ref() {
-                    Some(data) => self.framing.feed(data),
-                    None => Ok(()),
-                };
-                match checked {
-                    Ok(()) => Some(Ok(frame)),
-                    Err(r) => {
-                        tracing::debug!(refusal = %r, "aws-chunked body refused");
-                        self.slot.set(r);
-                        Some(Err(Box::new(r)))
+        let this = &mut *self;
+        loop {
+            if let Some(r) = this.slot.get() {
+                return Poll::Ready(Some(Err(Box::new(r))));
+            }
+            if let Some(b) = this.pending.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(b))));
+            }
+            if this.inner_done {
+                return Poll::Ready(None);
+            }
+            match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        if let Err(r) = this.framing.feed(data, &mut this.pending) {
+                            tracing::debug!(refusal = %r, "aws-chunked body refused");
+                            this.pending.clear();
+                            this.slot.set(r);
+                        }
                     }
+                    Err(other) => return Poll::Ready(Some(Ok(other))),
+                },
+                Some(Err(e)) => return Poll::Ready(Some(Err(Box::new(e)))),
+                None => {
+                    this.framing.finish(&mut this.pending);
+                    this.inner_done = true;
                 }
             }
-            Some(Err(e)) => Some(Err(Box::new(e))),
-            None => None,
-        })
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner_done && self.pending.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        // Split chunks change the length; what s3s decodes is x-amz-decoded-content-length.
+        SizeHint::default()
     }
 }
 
@@ -245,21 +308,67 @@ mod tests {
         format!("{size:x};chunk-signature={SIG}\r\n").into_bytes()
     }
 
+    /// Feeds `body` in two pieces split at `at`; what is passed on, joined.
+    fn pass(f: &mut Framing, body: &[u8], at: usize) -> Result<Vec<u8>, ChunkRefusal> {
+        let mut out = VecDeque::new();
+        f.feed(Bytes::copy_from_slice(&body[..at]), &mut out)?;
+        f.feed(Bytes::copy_from_slice(&body[at..]), &mut out)?;
+        f.finish(&mut out);
+        Ok(out.iter().flat_map(|b| b.iter().copied()).collect())
+    }
+
+    fn feed(f: &mut Framing, body: &[u8]) -> Result<(), ChunkRefusal> {
+        f.feed(Bytes::copy_from_slice(body), &mut VecDeque::new())
+    }
+
+    /// The data and chunk sizes of an unsigned aws-chunked body (test decoder).
+    fn decode(mut body: &[u8]) -> (Vec<u8>, Vec<usize>) {
+        let (mut data, mut sizes) = (Vec::new(), Vec::new());
+        loop {
+            let eol = body.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&body[..eol]).unwrap(), 16).unwrap();
+            body = &body[eol + 2..];
+            if size == 0 {
+                return (data, sizes);
+            }
+            sizes.push(size);
+            data.extend_from_slice(&body[..size]);
+            assert_eq!(&body[size..size + 2], b"\r\n");
+            body = &body[size + 2..];
+        }
+    }
+
     #[test]
-    fn chunks_within_the_declared_length_pass_even_split_anywhere() {
+    fn signed_chunks_pass_unchanged_split_anywhere() {
         let mut body = signed_line(5);
         body.extend_from_slice(b"hello\r\n");
         body.extend_from_slice(&signed_line(3));
         body.extend_from_slice(b"abc\r\n");
         body.extend_from_slice(&signed_line(0));
         body.extend_from_slice(b"\r\n");
-        for split in 0..body.len() {
+        for at in 0..body.len() {
             let mut f = Framing::new(8);
-            f.feed(&body[..split]).unwrap();
-            f.feed(&body[split..]).unwrap();
-            assert_eq!(f.phase, Phase::Rest, "split at {split}");
+            assert_eq!(pass(&mut f, &body, at).unwrap(), body, "split at {at}");
             assert_eq!(f.remaining_bytes, 0);
         }
+    }
+
+    #[test]
+    fn unsigned_chunks_are_passed_on_in_the_pieces_that_arrive() {
+        let body = b"9\r\nabcdefghi\r\n3\r\njkl\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n";
+        for at in 0..body.len() {
+            let out = pass(&mut Framing::new(12), body, at).unwrap();
+            let (data, sizes) = decode(&out);
+            assert_eq!(data, b"abcdefghijkl", "split at {at}");
+            assert!(sizes.iter().all(|&n| n <= at.max(body.len() - at)));
+            assert!(out.ends_with(b"0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n"));
+        }
+        // One read: the chunk goes on as it came.
+        assert_eq!(pass(&mut Framing::new(12), body, body.len()).unwrap(), body);
+        // Bytes where the CRLF after data belongs go on, for s3s to refuse.
+        let bad = pass(&mut Framing::new(3), b"3\r\nabcXY0\r\n\r\n", 5).unwrap();
+        assert_eq!(bad, b"2\r\nab\r\n1\r\nc\r\nXY0\r\n\r\n");
     }
 
     #[test]
@@ -267,39 +376,43 @@ mod tests {
         let mut f = Framing::new(8);
         let mut body = signed_line(5);
         body.extend_from_slice(b"hello\r\n");
-        f.feed(&body).unwrap();
+        feed(&mut f, &body).unwrap();
         assert_eq!(
-            f.feed(&signed_line(4)),
+            feed(&mut f, &signed_line(4)),
             Err(ChunkRefusal::BeyondDeclaredLength {
                 declared_bytes: 4,
                 remaining_bytes: 3
             })
         );
-        // Unsigned chunks too, and a size no u64 holds.
-        assert!(Framing::new(8).feed(b"9\r\n").is_err());
-        assert!(
-            Framing::new(u64::MAX)
-                .feed(b"fffffffffffffffff\r\n")
-                .is_ok()
-        );
+        // Unsigned chunks too; a size no u64 holds is left to s3s.
+        assert!(feed(&mut Framing::new(8), b"9\r\n").is_err());
+        assert!(feed(&mut Framing::new(u64::MAX), b"fffffffffffffffff\r\n").is_ok());
     }
 
     #[test]
     fn signed_chunks_over_the_cap_are_refused_unsigned_ones_are_not() {
         let big = MAX_SIGNED_CHUNK_BYTES + 1;
         assert_eq!(
-            Framing::new(u64::MAX).feed(&signed_line(big)),
+            feed(&mut Framing::new(u64::MAX), &signed_line(big)),
             Err(ChunkRefusal::TooLarge {
                 declared_bytes: big
             })
         );
         let mut f = Framing::new(u64::MAX);
-        f.feed(format!("{big:x}\r\n").as_bytes()).unwrap();
-        assert_eq!(f.phase, Phase::Data(big));
+        feed(&mut f, format!("{big:x}\r\n").as_bytes()).unwrap();
+        assert_eq!(
+            f.phase,
+            Phase::Data {
+                left: big,
+                split: true
+            }
+        );
         assert!(
-            Framing::new(u64::MAX)
-                .feed(&signed_line(MAX_SIGNED_CHUNK_BYTES))
-                .is_ok()
+            feed(
+                &mut Framing::new(u64::MAX),
+                &signed_line(MAX_SIGNED_CHUNK_BYTES)
+            )
+            .is_ok()
         );
     }
 }
