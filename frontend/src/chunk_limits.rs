@@ -359,7 +359,7 @@ mod tests {
         let body = b"9\r\nabcdefghi\r\n3\r\njkl\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n";
         for at in 0..body.len() {
             let out = pass(&mut Framing::new(12), body, at).unwrap();
-            let (data, sizes) = decode(&out);
+            let (data, _) = decode(&out);
             assert_eq!(data, b"abcdefghijkl", "split at {at}");
             assert!(out.ends_with(b"0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n"));
         }
