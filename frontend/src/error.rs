@@ -1,8 +1,11 @@
 //! The one table that turns engine errors into S3 errors.
 //!
 //! Every engine failure a client can see passes through [`s3_error`]; nothing else in
-//! the frontend invents a status code for an engine error.
+//! the frontend invents a status code for an engine error. The frontend's own refusals
+//! (authentication rules, aws-chunked framing) are mapped here too.
 
+use crate::auth_rules::Refusal;
+use crate::chunk_limits::ChunkRefusal;
 use engine::EngineError;
 use s3s::{S3Error, S3ErrorCode};
 
@@ -77,6 +80,43 @@ pub fn s3_error(e: EngineError) -> S3Error {
         err.set_headers(range_headers(size));
     }
     err
+}
+
+/// The S3 error for a request refused by the authentication rules, as AWS answers.
+pub(crate) fn refusal_error(r: &Refusal) -> S3Error {
+    let (code, message) = match r {
+        Refusal::SignatureV2 => (
+            S3ErrorCode::InvalidRequest,
+            "The authorization mechanism you have provided is not supported. Please use \
+             AWS4-HMAC-SHA256.",
+        ),
+        Refusal::PresignedTooLong => (
+            S3ErrorCode::AuthorizationQueryParametersError,
+            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+        ),
+        Refusal::HeadersNotSigned(_) => (
+            S3ErrorCode::AccessDenied,
+            "There were headers present in the request which were not signed",
+        ),
+    };
+    S3Error::with_message(code, message)
+}
+
+/// The S3 error for an aws-chunked body whose framing was refused; AWS answers chunk
+/// size violations with `InvalidChunkSizeError`.
+pub(crate) fn chunk_error(r: &ChunkRefusal) -> S3Error {
+    let message = match r {
+        ChunkRefusal::BeyondDeclaredLength { .. } => {
+            "The chunk is longer than what remains of x-amz-decoded-content-length.".to_owned()
+        }
+        ChunkRefusal::TooLarge { .. } => format!(
+            "Signed chunks larger than {} bytes are not accepted.",
+            crate::chunk_limits::MAX_SIGNED_CHUNK_BYTES
+        ),
+    };
+    let mut e = S3Error::with_message(custom("InvalidChunkSizeError"), message);
+    e.set_status_code(hyper::StatusCode::BAD_REQUEST);
+    e
 }
 
 /// A code s3s does not know by name (it has no status of its own: 400 is set).
@@ -158,6 +198,33 @@ mod tests {
             assert_eq!(s.code().as_str(), code);
             assert_eq!(s.code().status_code().map(|c| c.as_u16()), Some(status));
         }
+    }
+
+    #[test]
+    fn refusals_have_the_codes_and_statuses_aws_gives() {
+        let status = |e: &S3Error| e.status_code().map(|s| s.as_u16());
+        let v2 = refusal_error(&Refusal::SignatureV2);
+        assert_eq!(
+            (v2.code().as_str(), status(&v2)),
+            ("InvalidRequest", Some(400))
+        );
+        let long = refusal_error(&Refusal::PresignedTooLong);
+        assert_eq!(
+            (long.code().as_str(), status(&long)),
+            ("AuthorizationQueryParametersError", Some(400))
+        );
+        let unsigned = refusal_error(&Refusal::HeadersNotSigned(vec!["x-amz-acl".into()]));
+        assert_eq!(
+            (unsigned.code().as_str(), status(&unsigned)),
+            ("AccessDenied", Some(403))
+        );
+        let chunk = chunk_error(&ChunkRefusal::TooLarge {
+            declared_bytes: 1 << 30,
+        });
+        assert_eq!(
+            (chunk.code().as_str(), status(&chunk)),
+            ("InvalidChunkSizeError", Some(400))
+        );
     }
 
     #[test]

@@ -184,31 +184,7 @@ impl S3Access for Access {
                 "Anonymous access is not allowed.",
             ));
         }
-        check_presigned_lifetime(cx.uri().query())
-    }
-}
-
-/// Longest lifetime of a SigV4 presigned URL, as on AWS: a week.
-const MAX_PRESIGNED_EXPIRES_S: u64 = 7 * 24 * 3600;
-
-/// Refuses a SigV4 presigned URL valid for more than a week. The signature covers
-/// `X-Amz-Expires`, so the signer chose it; AWS refuses such URLs rather than serve a
-/// credential that lives almost forever.
-fn check_presigned_lifetime(query: Option<&str>) -> S3Result<()> {
-    let Some(expires) = query.and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("X-Amz-Expires="))
-    }) else {
-        return Ok(());
-    };
-    match expires.parse::<u64>() {
-        Ok(s) if s <= MAX_PRESIGNED_EXPIRES_S => Ok(()),
-        _ => Err(S3Error::with_message(
-            S3ErrorCode::AuthorizationQueryParametersError,
-            format!(
-                "X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGNED_EXPIRES_S}"
-            ),
-        )),
+        crate::s3s_limits::check_body_length(&name, cx.headers())
     }
 }
 
@@ -236,6 +212,7 @@ impl Frontend {
             &config.access_key,
         );
         let mut b = S3ServiceBuilder::new(s3);
+        b.set_config(crate::s3s_limits::config());
         b.set_auth(RootKey {
             access_key: config.access_key.clone(),
             secret_key: config.secret_key.clone().into(),
@@ -439,14 +416,9 @@ async fn handle(
         None => {
             let slot = OpName::default();
             req.extensions_mut().insert(slot.clone());
-            let (limits, metrics) = (state.body_limits, state.metrics.clone());
-            let req = req.map(|b| s3s::Body::http_body(TimedBody::new(b, limits, metrics)));
-            let resp = match state.s3.call(req).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(request_id, error = ?e, "request failed inside the S3 layer");
-                    text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
-                }
+            let resp = match crate::auth_rules::screen(req.headers(), req.uri()) {
+                Err(refusal) => refusal.response(),
+                Ok(()) => call_s3(&state, req, &request_id).await,
             };
             let op = slot.0.lock().ok().and_then(|s| s.clone());
             (op.unwrap_or_else(|| "Unknown".to_owned()), resp)
@@ -469,6 +441,25 @@ async fn handle(
     state.metrics.record(&op, status.as_u16(), elapsed);
     log_request(&request_id, &method, &path, &op, status, elapsed, &resp);
     Ok(resp)
+}
+
+/// Hands a request to s3s, its aws-chunked body checked on the way
+/// (`chunk_limits.rs`); a refused body is answered with the refusal.
+async fn call_s3(state: &State, req: Request<Incoming>, request_id: &str) -> Response<s3s::Body> {
+    let (limits, metrics) = (state.body_limits, state.metrics.clone());
+    let req = req.map(|b| TimedBody::new(b, limits, metrics));
+    let (req, chunks) = crate::chunk_limits::guard(req);
+    let resp = match state.s3.call(req).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(request_id, error = ?e, "request failed inside the S3 layer");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+        }
+    };
+    match chunks.and_then(|c| c.get()) {
+        Some(refusal) => refusal.response(),
+        None => resp,
+    }
 }
 
 /// Adds what s3s leaves out of an error body (`error_body.rs`), keeping

@@ -49,13 +49,25 @@ pub fn signed_headers_at(
 /// The query string of a GET presigned for `url`, valid for `expires` (no limit is
 /// checked here: the SDK's presigning refuses more than a week, the server must too).
 pub fn presigned_query(url: &str, expires: Duration, secret: &str) -> String {
+    presigned("GET", url, &[], expires, secret)
+}
+
+/// The signing parameters of a `method` request presigned for `url` (whose own query
+/// is signed but not repeated), signing `headers` besides `host`.
+pub fn presigned(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    expires: Duration,
+    secret: &str,
+) -> String {
     let mut settings = base_settings();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(expires);
     let req = SignableRequest::new(
-        "GET",
+        method,
         url,
-        std::iter::empty(),
+        headers.iter().copied(),
         SignableBody::UnsignedPayload,
     )
     .expect("signable");
@@ -99,7 +111,7 @@ fn sign_with(
 }
 
 /// Percent-encodes a query value (unreserved characters stay as they are).
-fn percent_encode(v: &str) -> String {
+pub fn percent_encode(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -176,7 +188,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn sha256_hex(b: &[u8]) -> String {
+pub fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest;
     hex(&sha2::Sha256::digest(b))
 }
@@ -219,8 +231,28 @@ pub fn signed_chunks(
     out
 }
 
+/// A time as HTTP's `Date` header writes it (`Fri, 04 Dec 2026 20:00:00 GMT`).
+pub fn http_date(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (full, date) = amz_stamp(t);
+    let weekday =
+        ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][secs.div_euclid(86_400) as usize % 7];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = months[date[4..6].parse::<usize>().unwrap() - 1];
+    format!(
+        "{weekday}, {} {month} {} {}:{}:{} GMT",
+        &date[6..8],
+        &date[..4],
+        &full[9..11],
+        &full[11..13],
+        &full[13..15]
+    )
+}
+
 /// (`YYYYMMDDTHHMMSSZ`, `YYYYMMDD`) of a time, as SigV4 writes them.
-fn amz_stamp(t: SystemTime) -> (String, String) {
+pub fn amz_stamp(t: SystemTime) -> (String, String) {
     let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
