@@ -64,6 +64,7 @@ pub enum FrontendError {
 
 struct State {
     s3: S3Service,
+    forms: crate::post_object::FormUploads,
     engine: EngineSlot,
     metrics: Arc<Metrics>,
     stopping: AtomicBool,
@@ -103,7 +104,8 @@ struct Access;
 
 /// Virtual-host addressing under one base domain: `bucket.domain[:port]` names a
 /// bucket; the domain itself, an IP address or any other host name is path-style.
-struct VirtualHosts {
+#[derive(Clone)]
+pub(crate) struct VirtualHosts {
     domain: String,
 }
 
@@ -118,7 +120,7 @@ impl VirtualHosts {
     }
 
     /// The bucket a `Host` header names, if any.
-    fn bucket_of(&self, host: &str) -> Option<String> {
+    pub(crate) fn bucket_of(&self, host: &str) -> Option<String> {
         let name = match host.rsplit_once(':') {
             Some((h, port)) if port.bytes().all(|c| c.is_ascii_digit()) => h,
             _ => host,
@@ -221,6 +223,16 @@ impl Frontend {
             metrics.clone(),
             &config.access_key,
         );
+        let hosts = match &config.domain {
+            Some(d) => Some(VirtualHosts::new(d).ok_or_else(|| FrontendError::Domain(d.clone()))?),
+            None => None,
+        };
+        let forms = crate::post_object::FormUploads::new(
+            s3.clone(),
+            config.access_key.clone(),
+            config.secret_key.clone(),
+            hosts.clone(),
+        );
         let mut b = S3ServiceBuilder::new(s3);
         b.set_auth(RootKey {
             access_key: config.access_key.clone(),
@@ -232,14 +244,15 @@ impl Frontend {
             bytes_in: metrics.bytes_in.clone(),
             bytes_out: metrics.bytes_out.clone(),
         });
-        if let Some(d) = &config.domain {
-            b.set_host(VirtualHosts::new(d).ok_or_else(|| FrontendError::Domain(d.clone()))?);
+        if let Some(h) = hosts {
+            b.set_host(h);
         }
         let id_base = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         let state = Arc::new(State {
             s3: b.build(),
+            forms,
             engine,
             metrics,
             stopping: AtomicBool::new(false),
@@ -391,6 +404,11 @@ async fn handle(
     let close_after = expects_continue_without_body(&req);
     let (op, mut resp) = match special(&state, &req).await {
         Some((op, r)) => (op.to_owned(), r),
+        // Browser-form uploads never reach s3s, which reads a form's whole file into
+        // memory before it checks anything (`post_object.rs`).
+        None if state.forms.accepts(&req) => {
+            ("PostObject".to_owned(), state.forms.serve(req).await)
+        }
         None => {
             let slot = OpName::default();
             req.extensions_mut().insert(slot.clone());
