@@ -220,7 +220,7 @@ pub fn signed_chunks(
 }
 
 /// (`YYYYMMDDTHHMMSSZ`, `YYYYMMDD`) of a time, as SigV4 writes them.
-fn amz_stamp(t: SystemTime) -> (String, String) {
+pub fn amz_stamp(t: SystemTime) -> (String, String) {
     let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
