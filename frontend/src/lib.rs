@@ -4,8 +4,9 @@
 //! presigned URLs, aws-chunked bodies with signed chunks or checksum trailers) and
 //! writes S3's XML; [`s3::IngotS3`] turns each operation into calls on the engine's
 //! shards; [`error::s3_error`] is the one table from engine errors to S3 errors.
-//! [`admin`] serves signed bucket exports, imports and checks. The frontend never
-//! touches engine files.
+//! [`admin`] serves signed bucket exports, imports and checks. Browser-form uploads
+//! (PostObject) are served ahead of s3s by `post_object`, which reads a form's file
+//! only after its policy is checked. The frontend never touches engine files.
 //!
 //! No global state: [`Frontend::bind`] takes its configuration and an engine slot,
 //! [`Frontend::serve`] runs until the shutdown future resolves.

@@ -206,7 +206,7 @@ impl FormUploads {
                 )
             })
         };
-        if !required("x-amz-algorithm")?.eq("AWS4-HMAC-SHA256") {
+        if required("x-amz-algorithm")? != "AWS4-HMAC-SHA256" {
             return Err(unsupported_mechanism());
         }
         let credential = Credential::parse(required("x-amz-credential")?)?;
