@@ -2,10 +2,14 @@
 //!
 //! Every engine failure a client can see passes through [`s3_error`]; nothing else in
 //! the frontend invents a status code for an engine error. The frontend's own refusals
-//! (authentication rules, aws-chunked framing) are mapped here too.
+//! (authentication rules, aws-chunked framing) are mapped here too, and so are the
+//! failures of a browser-form upload's form and policy ([`form_error`],
+//! [`policy_error`]).
 
 use crate::auth_rules::Refusal;
 use crate::chunk_limits::ChunkRefusal;
+use crate::form::FormError;
+use crate::post_policy::PolicyError;
 use engine::EngineError;
 use s3s::{S3Error, S3ErrorCode};
 
@@ -117,6 +121,74 @@ pub(crate) fn chunk_error(r: &ChunkRefusal) -> S3Error {
     let mut e = S3Error::with_message(custom("InvalidChunkSizeError"), message);
     e.set_status_code(hyper::StatusCode::BAD_REQUEST);
     e
+}
+
+/// The S3 error for a browser-form upload whose form could not be read.
+pub fn form_error(e: &FormError) -> S3Error {
+    use S3ErrorCode as C;
+    let (code, message) = match e {
+        FormError::Malformed(_) => (
+            C::MalformedPOSTRequest,
+            "The body of your POST request is not well-formed multipart/form-data.".to_owned(),
+        ),
+        FormError::PreFileTooLarge(_) => (
+            C::MaxPostPreDataLengthExceededError,
+            "Your POST request fields preceding the upload file were too large.".to_owned(),
+        ),
+        FormError::DuplicateField(name) => (
+            C::InvalidArgument,
+            format!("The form field {name} appears more than once."),
+        ),
+        FormError::NoFile => (
+            C::IncorrectNumberOfFilesInPostRequest,
+            "POST requires exactly one file upload per request.".to_owned(),
+        ),
+        FormError::Truncated | FormError::Read(_) => (
+            C::IncompleteBody,
+            "The request body ended before the form did.".to_owned(),
+        ),
+    };
+    let mut err = S3Error::with_message(code, message);
+    if err.code().status_code().is_none() {
+        err.set_status_code(hyper::StatusCode::BAD_REQUEST);
+    }
+    err
+}
+
+/// The S3 error for a browser-form upload its POST policy does not allow, in AWS's
+/// words ("Invalid according to Policy: ...").
+pub fn policy_error(e: PolicyError) -> S3Error {
+    use S3ErrorCode as C;
+    let (code, message) = match e {
+        PolicyError::Malformed(why) => {
+            (C::InvalidPolicyDocument, format!("Invalid Policy: {why}."))
+        }
+        PolicyError::Expired => (
+            C::AccessDenied,
+            "Invalid according to Policy: Policy expired.".to_owned(),
+        ),
+        PolicyError::ConditionFailed(c) => (
+            C::AccessDenied,
+            format!("Invalid according to Policy: Policy Condition failed: {c}"),
+        ),
+        PolicyError::ExtraFields(names) => (
+            C::AccessDenied,
+            format!("Invalid according to Policy: Extra input fields: {names}"),
+        ),
+        PolicyError::TooLarge { .. } => (
+            C::EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed size".to_owned(),
+        ),
+        PolicyError::TooSmall { .. } => (
+            C::EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed size".to_owned(),
+        ),
+    };
+    let mut err = S3Error::with_message(code, message);
+    if err.code().status_code().is_none() {
+        err.set_status_code(hyper::StatusCode::BAD_REQUEST);
+    }
+    err
 }
 
 /// A code s3s does not know by name (it has no status of its own: 400 is set).

@@ -8,8 +8,10 @@
 //! request, `auth_rules` refuses what AWS refuses on its head (SigV2, presigned URLs
 //! valid for more than a week, unsigned `x-amz-*` headers) and [`chunk_limits`]
 //! checks aws-chunked framing as the body streams in; [`s3s_limits`] sets every limit
-//! s3s applies. [`tls`] terminates HTTPS on the same listener and [`conn`] bounds what
-//! one client connection may hold. The frontend never touches engine files.
+//! s3s applies. Browser-form uploads (PostObject) are served ahead of s3s by
+//! `post_object`, which reads a form's file only after its policy is checked. [`tls`]
+//! terminates HTTPS on the same listener and [`conn`] bounds what one client
+//! connection may hold. The frontend never touches engine files.
 //!
 //! No global state: [`Frontend::bind`] takes its configuration and an engine slot,
 //! [`Frontend::serve`] runs until the shutdown future resolves.
@@ -24,10 +26,13 @@ pub mod conditions;
 pub mod conn;
 pub mod error;
 mod error_body;
+mod form;
 mod list;
 pub mod metrics;
 mod multipart;
 mod objects;
+mod post_object;
+mod post_policy;
 pub mod s3;
 pub mod s3s_limits;
 pub mod server;

@@ -74,6 +74,7 @@ pub enum FrontendError {
 
 struct State {
     s3: S3Service,
+    forms: crate::post_object::FormUploads,
     engine: EngineSlot,
     metrics: Arc<Metrics>,
     stopping: AtomicBool,
@@ -115,7 +116,8 @@ struct Access;
 
 /// Virtual-host addressing under one base domain: `bucket.domain[:port]` names a
 /// bucket; the domain itself, an IP address or any other host name is path-style.
-struct VirtualHosts {
+#[derive(Clone)]
+pub(crate) struct VirtualHosts {
     domain: String,
 }
 
@@ -130,7 +132,7 @@ impl VirtualHosts {
     }
 
     /// The bucket a `Host` header names, if any.
-    fn bucket_of(&self, host: &str) -> Option<String> {
+    pub(crate) fn bucket_of(&self, host: &str) -> Option<String> {
         let name = match host.rsplit_once(':') {
             Some((h, port)) if port.bytes().all(|c| c.is_ascii_digit()) => h,
             _ => host,
@@ -211,6 +213,17 @@ impl Frontend {
             metrics.clone(),
             &config.access_key,
         );
+        let hosts = match &config.domain {
+            Some(d) => Some(VirtualHosts::new(d).ok_or_else(|| FrontendError::Domain(d.clone()))?),
+            None => None,
+        };
+        let forms = crate::post_object::FormUploads::new(
+            s3.clone(),
+            config.access_key.clone(),
+            config.secret_key.clone(),
+            hosts.clone(),
+            if tls.is_some() { "https" } else { "http" },
+        );
         let mut b = S3ServiceBuilder::new(s3);
         b.set_config(crate::s3s_limits::config());
         b.set_auth(RootKey {
@@ -223,14 +236,15 @@ impl Frontend {
             bytes_in: metrics.bytes_in.clone(),
             bytes_out: metrics.bytes_out.clone(),
         });
-        if let Some(d) = &config.domain {
-            b.set_host(VirtualHosts::new(d).ok_or_else(|| FrontendError::Domain(d.clone()))?);
+        if let Some(h) = hosts {
+            b.set_host(h);
         }
         let id_base = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         let state = Arc::new(State {
             s3: b.build(),
+            forms,
             engine,
             metrics,
             stopping: AtomicBool::new(false),
@@ -413,6 +427,13 @@ async fn handle(
     let close_after = expects_continue_without_body(&req);
     let (op, mut resp) = match special(&state, &req).await {
         Some((op, r)) => (op.to_owned(), r),
+        // Browser-form uploads never reach s3s, which reads a form's whole file into
+        // memory before it checks anything (`post_object.rs`).
+        None if state.forms.accepts(&req) => {
+            let (limits, metrics) = (state.body_limits, state.metrics.clone());
+            let req = req.map(|b| s3s::Body::http_body(TimedBody::new(b, limits, metrics)));
+            ("PostObject".to_owned(), state.forms.serve(req).await)
+        }
         None => {
             let slot = OpName::default();
             req.extensions_mut().insert(slot.clone());
