@@ -16,8 +16,10 @@ use std::sync::Arc;
 /// A new upload id: 128 random bits, hex.
 fn new_upload_id() -> EngineResult<String> {
     let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw)
-        .map_err(|e| EngineError::Io(format!("no randomness for an upload id: {e}")))?;
+    getrandom::fill(&mut raw).map_err(|e| EngineError::Io {
+        kind: std::io::ErrorKind::Other,
+        message: format!("no randomness for an upload id: {e}"),
+    })?;
     Ok(crate::hex::encode(&raw))
 }
 
