@@ -188,7 +188,7 @@ pub fn shard_metrics(o: &mut String, shards: &[Arc<ShardMetrics>]) {
         ),
         (
             "ingot_shard_no_space_refusals_total",
-            "Writes refused with 507 because the disk had no room (the shard stays healthy).",
+            "Group commits and streamed bodies refused with 507: no room on the disk (the shard stays healthy).",
             |s| s.no_space_refusals.load(Relaxed),
         ),
         (

@@ -4,7 +4,8 @@
 
 use super::{Engine, hashing_forward, join};
 use crate::api::{
-    BodyReceiver, ByteRange, ObjectInfo, PartInfo, PutOptions, UploadInfo, body_channel, now_ms,
+    BodyReceiver, ByteRange, ObjectInfo, PartInfo, PutOptions, UploadInfo, UploadListing,
+    UploadPage, body_channel, now_ms,
 };
 use crate::catalog::{Catalog, CatalogError, PartRecord, UploadRecord};
 use crate::error::{EngineError, EngineResult};
@@ -23,7 +24,7 @@ fn new_upload_id() -> EngineResult<String> {
     Ok(crate::hex::encode(&raw))
 }
 
-fn upload_info(rec: UploadRecord) -> EngineResult<UploadInfo> {
+pub(super) fn upload_info(rec: UploadRecord) -> EngineResult<UploadInfo> {
     let template = UploadTemplate::decode(&rec.template)
         .map_err(|e| EngineError::Corrupt(format!("upload {}: {e}", rec.upload_id)))?;
     Ok(UploadInfo {
@@ -267,6 +268,17 @@ impl<C: Catalog + 'static> Engine<C> {
         let parts = self.catalog.parts(upload_id).await?;
         let parts = parts.iter().map(part_info).collect::<EngineResult<_>>()?;
         Ok((up, parts))
+    }
+
+    /// One ListMultipartUploads page of a bucket's uploads (see
+    /// [`super::upload_pages`]): costs the page, not the bucket's uploads.
+    pub async fn list_uploads_page(
+        &self,
+        bucket: &str,
+        listing: &UploadListing,
+    ) -> EngineResult<UploadPage> {
+        self.shard_of(bucket)?;
+        super::upload_pages::list_upload_page(self.catalog.as_ref(), bucket, listing).await
     }
 
     /// A bucket's uploads, by (key, creation time, upload id).
