@@ -263,3 +263,28 @@ async fn fill_pairs_until_refused(shard: &Rc<SimShard>, round: u64) -> Vec<(&'st
     }
     panic!("2,000 pairs of PUTs fit in a full disk");
 }
+
+/// What is not a full disk still poisons: a failed fsync fails its write with the I/O
+/// error (not `NoSpace`), and the shard takes no more writes even once the disk works.
+#[test]
+fn a_failed_fsync_still_poisons_the_shard() {
+    block_on(async {
+        let disk = SimDisk::new();
+        let catalog = Arc::new(MemoryCatalog::default());
+        let shard = open(&disk, &catalog).await;
+        shard.create_bucket("bkt").await.expect("bucket");
+        disk.fail_sync_after(0);
+        let data = body(1, 4096);
+        let r = shard
+            .put_object("bkt", "a", small(&data), body_of(&data))
+            .await;
+        assert!(matches!(r, Err(EngineError::Io { .. })), "{r:?}");
+        assert!(shard.is_poisoned());
+        assert_eq!(shard.metrics().no_space_refusals.load(Relaxed), 0);
+        disk.fail_sync_after(u64::MAX);
+        let r = shard
+            .put_object("bkt", "b", small(&data), body_of(&data))
+            .await;
+        assert!(matches!(r, Err(EngineError::Poisoned(0))), "{r:?}");
+    });
+}
