@@ -206,6 +206,33 @@ pub struct UploadInfo {
     pub template: UploadTemplate,
 }
 
+/// One ListMultipartUploads page to list: uploads whose key starts with `prefix`,
+/// after the markers, with keys rolled up at `delimiter` into common prefixes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadListing {
+    pub prefix: String,
+    /// `None` (or empty): no rollup.
+    pub delimiter: Option<String>,
+    /// Start after the uploads of this key…
+    pub key_marker: Option<String>,
+    /// …or, with `key_marker`, after this upload of that key. Ignored without it.
+    pub upload_id_marker: Option<String>,
+    /// Uploads and common prefixes together.
+    pub max_uploads: usize,
+}
+
+/// One ListMultipartUploads page: uploads and common prefixes, each in listing order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadPage {
+    pub uploads: Vec<UploadInfo>,
+    pub prefixes: Vec<String>,
+    pub truncated: bool,
+    /// Where the next page starts when truncated: the last upload's key and id, or the
+    /// last common prefix (and no id).
+    pub next_key_marker: Option<String>,
+    pub next_upload_id_marker: Option<String>,
+}
+
 /// An uploaded part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartInfo {

@@ -39,6 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 mod archive;
 mod multipart;
 mod replies;
+pub mod upload_pages;
 
 use replies::{Replies, Reply};
 

@@ -70,8 +70,18 @@ pub enum EngineError {
     /// A block failed verification or a structure is inconsistent.
     #[error("storage is corrupt: {0}")]
     Corrupt(String),
-    #[error("I/O failed: {0}")]
-    Io(String),
+    /// A file operation failed. `kind` is the operating system's answer (EIO, a failed
+    /// fsync, ...); the shard that saw it is poisoned.
+    #[error("I/O failed ({kind}): {message}")]
+    Io {
+        kind: std::io::ErrorKind,
+        message: String,
+    },
+    /// The disk had no room for this write (ENOSPC, or the quota is spent). Refused
+    /// before anything of it became visible or durable: the shard stays healthy and
+    /// takes writes again once space returns.
+    #[error("no space left for this write: {0}")]
+    NoSpace(String),
     /// A block of a retired segment could not be read from the cold tier (down,
     /// unreachable, or not configured): worth retrying later.
     #[error("cold tier: {0}")]
@@ -93,7 +103,22 @@ impl From<crate::plane::PlaneError> for EngineError {
         match e {
             P::Catalog(c) => Self::Catalog(c),
             P::Corrupt(s) => Self::Corrupt(s),
-            other => Self::Io(other.to_string()),
+            P::NoSpace(e) => Self::NoSpace(e.to_string()),
+            P::Io(e) => Self::io(&e),
+            other => Self::Io {
+                kind: std::io::ErrorKind::Other,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl EngineError {
+    /// An I/O failure, keeping the operating system's error kind.
+    pub fn io(e: &std::io::Error) -> Self {
+        Self::Io {
+            kind: e.kind(),
+            message: e.to_string(),
         }
     }
 }

@@ -87,6 +87,10 @@ pub struct ShardMetrics {
     pub cold_read_bytes: AtomicU64,
     pub cold_read_errors: AtomicU64,
     pub segments_retired: AtomicU64,
+    /// Refusals because the disk had no room for a new segment (nothing of the refused
+    /// writes was kept; the shard stays healthy). A refused group commit counts once,
+    /// however many requests it held.
+    pub no_space_refusals: AtomicU64,
     /// Set when an I/O failure stopped the shard's writes.
     pub poisoned: AtomicBool,
 }

@@ -41,18 +41,21 @@ pub fn s3_error(e: EngineError) -> S3Error {
         EngineError::Poisoned(_) | EngineError::ShuttingDown | EngineError::ColdTier(_) => {
             C::ServiceUnavailable
         }
+        // AWS has no code for a full node; 507 tells clients to retry later or elsewhere.
+        EngineError::NoSpace(_) => custom(INSUFFICIENT_STORAGE),
         EngineError::KeyspaceFull
         | EngineError::Corrupt(_)
-        | EngineError::Io(_)
+        | EngineError::Io { .. }
         | EngineError::Catalog(_)
         | EngineError::Startup(_) => C::InternalError,
         _ => C::InternalError,
     };
     let message = match &e {
         // Internal details stay in the server log, not in the client's answer.
-        EngineError::Corrupt(_) | EngineError::Io(_) | EngineError::Catalog(_) => {
+        EngineError::Corrupt(_) | EngineError::Io { .. } | EngineError::Catalog(_) => {
             "We encountered an internal error. Please try again.".to_owned()
         }
+        EngineError::NoSpace(_) => "The node has no space left for this write.".to_owned(),
         EngineError::ColdTier(_) => {
             "The object's data is on the cold tier, which cannot be reached now. Please try \
              again."
@@ -77,7 +80,9 @@ pub fn s3_error(e: EngineError) -> S3Error {
         tracing::warn!(error = %e, "cold tier read failed");
     }
     let mut err = S3Error::with_message(code, message);
-    if err.code().status_code().is_none() {
+    if let EngineError::NoSpace(_) = e {
+        err.set_status_code(hyper::StatusCode::INSUFFICIENT_STORAGE);
+    } else if err.code().status_code().is_none() {
         err.set_status_code(hyper::StatusCode::BAD_REQUEST);
     }
     if let EngineError::InvalidRange { size } = e {
@@ -85,6 +90,10 @@ pub fn s3_error(e: EngineError) -> S3Error {
     }
     err
 }
+
+/// The code of a write refused because the node's disk is full (507). Not an AWS code:
+/// AWS never runs out of space.
+pub const INSUFFICIENT_STORAGE: &str = "InsufficientStorage";
 
 /// The S3 error for a request refused by the authentication rules, as AWS answers.
 pub(crate) fn refusal_error(r: &Refusal) -> S3Error {
@@ -258,7 +267,14 @@ mod tests {
                 "EntityTooSmall",
                 400,
             ),
-            (EngineError::Io("disk".into()), "InternalError", 500),
+            (
+                EngineError::Io {
+                    kind: std::io::ErrorKind::Other,
+                    message: "disk".into(),
+                },
+                "InternalError",
+                500,
+            ),
             (
                 EngineError::ColdTier("s3://cold/x.car: refused".into()),
                 "ServiceUnavailable",
@@ -301,7 +317,25 @@ mod tests {
 
     #[test]
     fn internal_details_are_not_sent_to_clients() {
-        let s = s3_error(EngineError::Io("/data/shard-0000/seg secret path".into()));
+        let s = s3_error(EngineError::Io {
+            kind: std::io::ErrorKind::Other,
+            message: "/data/shard-0000/seg secret path".into(),
+        });
         assert!(!s.message().unwrap_or_default().contains("/data"));
+        let s = s3_error(EngineError::NoSpace(
+            "/data/shard-0000: 4096 bytes free".into(),
+        ));
+        assert!(!s.message().unwrap_or_default().contains("/data"));
+    }
+
+    #[test]
+    fn a_full_disk_is_507_insufficient_storage() {
+        let s = s3_error(EngineError::NoSpace("no room for a new segment".into()));
+        assert_eq!(s.code().as_str(), "InsufficientStorage");
+        assert_eq!(s.status_code().map(|c| c.as_u16()), Some(507));
+        assert_eq!(
+            s.message(),
+            Some("The node has no space left for this write.")
+        );
     }
 }

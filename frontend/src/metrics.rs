@@ -189,7 +189,7 @@ fn connection_metrics(o: &mut String, m: &Metrics) {
 /// Writes `# HELP` and `# TYPE` lines (for [`MetricsSource`]s too).
 pub fn shard_metrics(o: &mut String, shards: &[Arc<ShardMetrics>]) {
     type Get = fn(&ShardMetrics) -> u64;
-    let counters: [(&str, &str, Get); 17] = [
+    let counters: [(&str, &str, Get); 18] = [
         ("ingot_commit_batches_total", "Group commits.", |s| {
             s.batches.load(Relaxed)
         }),
@@ -243,6 +243,11 @@ pub fn shard_metrics(o: &mut String, shards: &[Arc<ShardMetrics>]) {
             "ingot_segments_retired_total",
             "Shipped segments whose local copy was retired since start.",
             |s| s.segments_retired.load(Relaxed),
+        ),
+        (
+            "ingot_shard_no_space_refusals_total",
+            "Group commits and streamed bodies refused with 507: no room on the disk (the shard stays healthy).",
+            |s| s.no_space_refusals.load(Relaxed),
         ),
         (
             "ingot_cold_reads_total",

@@ -11,7 +11,7 @@ use crate::s3::{IngotS3, engine_err, invalid_argument, timestamp};
 use crate::settings::{check_storage, object_acl, object_storage, refuse_tags};
 use engine::checksum::supports_full_object;
 use engine::format::{Checksum, ChecksumAlgorithm as Algo, ChecksumType as Kind};
-use engine::{CompleteOptions, CompletePart, MAX_PARTS, PartInfo, PutOptions, UploadInfo};
+use engine::{CompleteOptions, CompletePart, MAX_PARTS, PartInfo, PutOptions, UploadListing};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
@@ -451,19 +451,18 @@ impl IngotS3 {
         let input = req.input;
         let max = page_size(input.max_uploads, "max-uploads")?;
         let enc = crate::list::Encoding::of(input.encoding_type.as_ref())?;
-        let all = self
+        let listing = UploadListing {
+            prefix: input.prefix.clone().unwrap_or_default(),
+            delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+            key_marker: input.key_marker.clone(),
+            upload_id_marker: input.upload_id_marker.clone(),
+            max_uploads: max,
+        };
+        let page = self
             .engine()?
-            .list_uploads(&input.bucket)
+            .list_uploads_page(&input.bucket, &listing)
             .await
             .map_err(engine_err)?;
-        let query = UploadQuery {
-            prefix: input.prefix.as_deref().unwrap_or(""),
-            delimiter: input.delimiter.as_deref().filter(|d| !d.is_empty()),
-            key_marker: input.key_marker.as_deref(),
-            upload_id_marker: input.upload_id_marker.as_deref(),
-            max,
-        };
-        let page = query.run(&all);
         let uploads = page
             .uploads
             .iter()
@@ -490,8 +489,8 @@ impl IngotS3 {
             uploads: Some(uploads),
             common_prefixes: Some(prefixes),
             is_truncated: Some(page.truncated),
-            next_key_marker: enc.opt(page.next_key),
-            next_upload_id_marker: page.next_upload_id,
+            next_key_marker: enc.opt(page.next_key_marker),
+            next_upload_id_marker: page.next_upload_id_marker,
             key_marker: enc.opt(input.key_marker),
             upload_id_marker: input.upload_id_marker,
             max_uploads: Some(max as i32),
@@ -525,150 +524,9 @@ fn part_entry(p: &PartInfo) -> Part {
     out
 }
 
-/// One ListMultipartUploads page over a bucket's uploads (sorted by key, then
-/// initiation): uploads after the markers, under the prefix, rolled up at the delimiter.
-struct UploadQuery<'a> {
-    prefix: &'a str,
-    delimiter: Option<&'a str>,
-    key_marker: Option<&'a str>,
-    upload_id_marker: Option<&'a str>,
-    max: usize,
-}
-
-#[derive(Debug, Default)]
-struct UploadPage<'a> {
-    uploads: Vec<&'a UploadInfo>,
-    prefixes: Vec<String>,
-    truncated: bool,
-    next_key: Option<String>,
-    next_upload_id: Option<String>,
-}
-
-impl<'a> UploadQuery<'a> {
-    /// Whether `u` comes after the markers: a later key, or (with an upload-id marker)
-    /// the marker's key and a later upload of it.
-    fn after_markers(&self, u: &UploadInfo, all: &[UploadInfo]) -> bool {
-        let Some(km) = self.key_marker else {
-            return true;
-        };
-        match u.key.as_str().cmp(km) {
-            std::cmp::Ordering::Greater => true,
-            std::cmp::Ordering::Less => false,
-            std::cmp::Ordering::Equal => {
-                let Some(im) = self.upload_id_marker else {
-                    return false;
-                };
-                // Uploads of one key are listed in order; those after the marker's.
-                let pos = |id: &str| all.iter().position(|x| x.key == km && x.upload_id == id);
-                matches!((pos(&u.upload_id), pos(im)), (Some(a), Some(b)) if a > b)
-            }
-        }
-    }
-
-    fn run(&self, all: &'a [UploadInfo]) -> UploadPage<'a> {
-        let mut page = UploadPage::default();
-        let mut count = 0;
-        for u in all.iter().filter(|u| u.key.starts_with(self.prefix)) {
-            if !self.after_markers(u, all) {
-                continue;
-            }
-            let rolled = self.delimiter.and_then(|d| {
-                let rest = &u.key[self.prefix.len()..];
-                rest.find(d)
-                    .map(|i| u.key[..self.prefix.len() + i + d.len()].to_owned())
-            });
-            if let Some(p) = &rolled {
-                if page.prefixes.last() == Some(p) {
-                    continue;
-                }
-                // A prefix at or before the key marker was listed on an earlier page.
-                if self.key_marker.is_some_and(|km| p.as_str() <= km) {
-                    continue;
-                }
-            }
-            if count == self.max {
-                page.truncated = true;
-                break;
-            }
-            count += 1;
-            match rolled {
-                Some(p) => {
-                    page.next_key = Some(p.clone());
-                    page.next_upload_id = None;
-                    page.prefixes.push(p);
-                }
-                None => {
-                    page.next_key = Some(u.key.clone());
-                    page.next_upload_id = Some(u.upload_id.clone());
-                    page.uploads.push(u);
-                }
-            }
-        }
-        if !page.truncated {
-            page.next_key = None;
-            page.next_upload_id = None;
-        }
-        page
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::format::{ObjectManifest, UploadTemplate};
-
-    fn up(key: &str, id: &str, t: u64) -> UploadInfo {
-        UploadInfo {
-            upload_id: id.into(),
-            bucket: "b".into(),
-            key: key.into(),
-            created_ms: t,
-            template: UploadTemplate {
-                manifest: ObjectManifest::new(key.into(), 0, [0; 16], t, None),
-                checksum: None,
-            },
-        }
-    }
-
-    fn names(p: &UploadPage<'_>) -> Vec<String> {
-        p.uploads
-            .iter()
-            .map(|u| format!("{}:{}", u.key, u.upload_id))
-            .collect()
-    }
-
-    #[test]
-    fn upload_pages_follow_key_and_upload_id_markers() {
-        let all = vec![
-            up("a", "1", 1),
-            up("a", "0", 2),
-            up("b", "2", 1),
-            up("c/x", "3", 1),
-            up("c/y", "4", 1),
-        ];
-        let q = |km, im, max, delimiter| UploadQuery {
-            prefix: "",
-            delimiter,
-            key_marker: km,
-            upload_id_marker: im,
-            max,
-        };
-        let p = q(None, None, 2, None).run(&all);
-        assert_eq!(names(&p), ["a:1", "a:0"]);
-        assert!(p.truncated);
-        assert_eq!(
-            (p.next_key.as_deref(), p.next_upload_id.as_deref()),
-            (Some("a"), Some("0"))
-        );
-        let p = q(Some("a"), Some("1"), 2, None).run(&all);
-        assert_eq!(names(&p), ["a:0", "b:2"]);
-        let p = q(Some("a"), None, 10, Some("/")).run(&all);
-        assert_eq!(names(&p), ["b:2"]);
-        assert_eq!(p.prefixes, ["c/"]);
-        assert!(!p.truncated && p.next_key.is_none());
-        let p = q(Some("c/"), None, 10, Some("/")).run(&all);
-        assert!(p.uploads.is_empty() && p.prefixes.is_empty());
-    }
 
     #[test]
     fn checksum_types_follow_the_algorithm() {

@@ -515,8 +515,9 @@ fn expects_continue_without_body(req: &Request<Incoming>) -> bool {
 }
 
 /// One line per request at debug; failures with their S3 code at the level they
-/// deserve: server errors at error, refused credentials and operations not offered
-/// (501) at warn, the rest at debug (a 404 is an ordinary answer).
+/// deserve: server errors at error, refused credentials, operations not offered (501)
+/// and writes refused by a full disk (507: no fault, the node is full) at warn, the
+/// rest at debug (a 404 is an ordinary answer).
 fn log_request(
     request_id: &str,
     method: &hyper::Method,
@@ -545,6 +546,9 @@ fn log_request(
         // An operation ingot-engine does not offer is the client's choice, not a fault.
         501 => {
             tracing::warn!(request_id, %method, path, op, status, code, latency_us, "request not implemented")
+        }
+        507 => {
+            tracing::warn!(request_id, %method, path, op, status, code, latency_us, "request refused: disk full")
         }
         500.. => {
             tracing::error!(request_id, %method, path, op, status, code, latency_us, "request failed")

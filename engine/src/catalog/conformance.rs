@@ -5,7 +5,7 @@
 
 use super::{
     AccessKey, BucketRecord, Catalog, CatalogError, HeadCheckpoint, PartRecord, SegmentRecord,
-    SegmentState, SegmentUpdate, UploadRecord,
+    SegmentState, SegmentUpdate, UploadCursor, UploadRecord,
 };
 use crate::block::cid_dag_cbor;
 use crate::segment::{Plane, SegmentId};
@@ -303,6 +303,27 @@ pub async fn multipart(c: &impl Catalog) {
     assert_eq!(
         c.upload("u2").await.expect("get"),
         Some(upload("u2", "b", "k2", 5))
+    );
+    let places = |from: UploadCursor, limit| async move {
+        let got = c.upload_places("b", &from, limit).await.expect("places");
+        got.into_iter().map(|p| p.upload_id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        places(UploadCursor::default(), 10).await,
+        ["u3", "u1", "u2"]
+    );
+    assert_eq!(places(UploadCursor::default(), 2).await, ["u3", "u1"]);
+    let u3 = UploadCursor::of(&upload("u3", "b", "k1", 7));
+    assert_eq!(
+        places(u3.clone(), 10).await,
+        ["u3", "u1", "u2"],
+        "from a place, inclusive"
+    );
+    assert_eq!(places(u3.next(), 10).await, ["u1", "u2"], "after a place");
+    assert_eq!(places(UploadCursor::at_key("k1\0"), 10).await, ["u2"]);
+    assert!(
+        places(UploadCursor::at_key("k3"), 10).await.is_empty(),
+        "past the bucket's last key: not into the next bucket"
     );
 
     c.put_part(part("u1", 2, 20)).await.expect("part");

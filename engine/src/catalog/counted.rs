@@ -13,7 +13,7 @@
 
 use super::{
     AccessKey, BucketRecord, Catalog, CatalogResult, HeadCheckpoint, PartRecord, SegmentRecord,
-    SegmentState, SegmentUpdate, UploadRecord,
+    SegmentState, SegmentUpdate, UploadCursor, UploadRecord,
 };
 use crate::segment::{Plane, SegmentId};
 use std::future::Future;
@@ -198,6 +198,15 @@ impl<C: Catalog> Catalog for CountedCatalog<C> {
         bucket: &str,
     ) -> impl Future<Output = CatalogResult<Vec<UploadRecord>>> + Send {
         self.inner.uploads(bucket)
+    }
+
+    fn upload_places(
+        &self,
+        bucket: &str,
+        from: &UploadCursor,
+        limit: usize,
+    ) -> impl Future<Output = CatalogResult<Vec<UploadCursor>>> + Send {
+        self.inner.upload_places(bucket, from, limit)
     }
 
     fn put_part(&self, part: PartRecord) -> impl Future<Output = CatalogResult<()>> + Send {

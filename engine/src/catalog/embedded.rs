@@ -4,7 +4,7 @@
 
 use super::{
     AccessKey, BucketRecord, Catalog, CatalogError, CatalogResult, HeadCheckpoint, PartRecord,
-    SegmentRecord, SegmentState, SegmentUpdate, UploadRecord,
+    SegmentRecord, SegmentState, SegmentUpdate, UploadCursor, UploadRecord,
 };
 use crate::segment::{Plane, SegmentId};
 use cid::Cid;
@@ -373,6 +373,37 @@ impl EmbeddedCatalog {
         Ok(out)
     }
 
+    fn upload_places_now(
+        &self,
+        bucket: &str,
+        from: &UploadCursor,
+        limit: usize,
+    ) -> CatalogResult<Vec<UploadCursor>> {
+        self.read(|txn| {
+            let idx = txn.open_table(UPLOADS_BY_BUCKET).map_err(storage)?;
+            let start = (
+                bucket,
+                from.key.as_str(),
+                from.created_ms,
+                from.upload_id.as_str(),
+            );
+            let mut out = Vec::new();
+            for row in idx.range(start..).map_err(storage)?.take(limit) {
+                let (k, _) = row.map_err(storage)?;
+                let (b, key, created_ms, id) = k.value();
+                if b != bucket {
+                    break;
+                }
+                out.push(UploadCursor {
+                    key: key.to_owned(),
+                    created_ms,
+                    upload_id: id.to_owned(),
+                });
+            }
+            Ok(out)
+        })
+    }
+
     fn put_part_now(&self, p: PartRecord) -> CatalogResult<()> {
         self.write(|txn| {
             if txn
@@ -561,6 +592,14 @@ impl Catalog for EmbeddedCatalog {
         bucket: &str,
     ) -> impl Future<Output = CatalogResult<Vec<UploadRecord>>> + Send {
         ready(self.uploads_now(bucket))
+    }
+    fn upload_places(
+        &self,
+        bucket: &str,
+        from: &UploadCursor,
+        limit: usize,
+    ) -> impl Future<Output = CatalogResult<Vec<UploadCursor>>> + Send {
+        ready(self.upload_places_now(bucket, from, limit))
     }
     fn put_part(&self, part: PartRecord) -> impl Future<Output = CatalogResult<()>> + Send {
         ready(self.put_part_now(part))

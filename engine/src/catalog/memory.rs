@@ -5,7 +5,7 @@
 
 use super::{
     AccessKey, BucketRecord, Catalog, CatalogError, CatalogResult, HeadCheckpoint, PartRecord,
-    SegmentRecord, SegmentState, SegmentUpdate, UploadRecord,
+    SegmentRecord, SegmentState, SegmentUpdate, UploadCursor, UploadRecord,
 };
 use crate::segment::SegmentId;
 use std::collections::BTreeMap;
@@ -200,6 +200,17 @@ impl Catalog for MemoryCatalog {
         bucket: &str,
     ) -> impl Future<Output = CatalogResult<Vec<UploadRecord>>> + Send {
         ready(Ok(self.uploads_of(bucket)))
+    }
+    fn upload_places(
+        &self,
+        bucket: &str,
+        from: &UploadCursor,
+        limit: usize,
+    ) -> impl Future<Output = CatalogResult<Vec<UploadCursor>>> + Send {
+        // Sorts every upload of the bucket per call: a test catalog, not an index.
+        let uploads = self.uploads_of(bucket);
+        let places = uploads.iter().map(UploadCursor::of);
+        ready(Ok(places.filter(|p| p >= from).take(limit).collect()))
     }
     fn put_part(&self, part: PartRecord) -> impl Future<Output = CatalogResult<()>> + Send {
         let mut s = self.lock();

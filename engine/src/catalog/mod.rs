@@ -184,6 +184,42 @@ pub struct UploadRecord {
     pub template: Vec<u8>,
 }
 
+/// A place in a bucket's uploads, which are listed by key, then initiation time, then
+/// upload id (the order of these fields).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UploadCursor {
+    pub key: String,
+    pub created_ms: u64,
+    pub upload_id: String,
+}
+
+impl UploadCursor {
+    /// The first place of uploads of keys at or after `key`.
+    pub fn at_key(key: &str) -> Self {
+        Self {
+            key: key.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// The first place after this one: the same key and time, the smallest upload id
+    /// greater than this one's.
+    pub fn next(&self) -> Self {
+        let mut next = self.clone();
+        next.upload_id.push('\0');
+        next
+    }
+
+    /// Where `rec` is listed.
+    pub fn of(rec: &UploadRecord) -> Self {
+        Self {
+            key: rec.key.clone(),
+            created_ms: rec.created_ms,
+            upload_id: rec.upload_id.clone(),
+        }
+    }
+}
+
 /// One uploaded part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartRecord {
@@ -286,6 +322,15 @@ pub trait Catalog: Send + Sync {
         &self,
         bucket: &str,
     ) -> impl Future<Output = CatalogResult<Vec<UploadRecord>>> + Send;
+    /// Where a bucket's uploads are, from `from` on (at or after it), at most `limit` of
+    /// them, in listing order: the places only, so a listing page skips what it does not
+    /// show without reading it. Costs what it returns, not the bucket's uploads.
+    fn upload_places(
+        &self,
+        bucket: &str,
+        from: &UploadCursor,
+        limit: usize,
+    ) -> impl Future<Output = CatalogResult<Vec<UploadCursor>>> + Send;
     /// Adds or replaces a part (a part uploaded again replaces the earlier one).
     fn put_part(&self, part: PartRecord) -> impl Future<Output = CatalogResult<()>> + Send;
     /// An upload's parts, by part number.

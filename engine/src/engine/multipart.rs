@@ -4,7 +4,8 @@
 
 use super::{Engine, hashing_forward, join};
 use crate::api::{
-    BodyReceiver, ByteRange, ObjectInfo, PartInfo, PutOptions, UploadInfo, body_channel, now_ms,
+    BodyReceiver, ByteRange, ObjectInfo, PartInfo, PutOptions, UploadInfo, UploadListing,
+    UploadPage, body_channel, now_ms,
 };
 use crate::catalog::{Catalog, CatalogError, PartRecord, UploadRecord};
 use crate::error::{EngineError, EngineResult};
@@ -16,12 +17,14 @@ use std::sync::Arc;
 /// A new upload id: 128 random bits, hex.
 fn new_upload_id() -> EngineResult<String> {
     let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw)
-        .map_err(|e| EngineError::Io(format!("no randomness for an upload id: {e}")))?;
+    getrandom::fill(&mut raw).map_err(|e| EngineError::Io {
+        kind: std::io::ErrorKind::Other,
+        message: format!("no randomness for an upload id: {e}"),
+    })?;
     Ok(crate::hex::encode(&raw))
 }
 
-fn upload_info(rec: UploadRecord) -> EngineResult<UploadInfo> {
+pub(super) fn upload_info(rec: UploadRecord) -> EngineResult<UploadInfo> {
     let template = UploadTemplate::decode(&rec.template)
         .map_err(|e| EngineError::Corrupt(format!("upload {}: {e}", rec.upload_id)))?;
     Ok(UploadInfo {
@@ -265,6 +268,17 @@ impl<C: Catalog + 'static> Engine<C> {
         let parts = self.catalog.parts(upload_id).await?;
         let parts = parts.iter().map(part_info).collect::<EngineResult<_>>()?;
         Ok((up, parts))
+    }
+
+    /// One ListMultipartUploads page of a bucket's uploads (see
+    /// [`super::upload_pages`]): costs the page, not the bucket's uploads.
+    pub async fn list_uploads_page(
+        &self,
+        bucket: &str,
+        listing: &UploadListing,
+    ) -> EngineResult<UploadPage> {
+        self.shard_of(bucket)?;
+        super::upload_pages::list_upload_page(self.catalog.as_ref(), bucket, listing).await
     }
 
     /// A bucket's uploads, by (key, creation time, upload id).

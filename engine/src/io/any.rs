@@ -54,6 +54,13 @@ impl SegmentFile for AnyFile {
             Self::Std(f) => f.file_len().await,
         }
     }
+
+    async fn allocate(&self, len: u64) -> io::Result<()> {
+        match self {
+            Self::Uring(f) => f.allocate(len).await,
+            Self::Std(f) => f.allocate(len).await,
+        }
+    }
 }
 
 impl Disk for AnyDisk {
@@ -91,6 +98,13 @@ impl Disk for AnyDisk {
         match self {
             Self::Uring(d) => d.sync_dir().await,
             Self::Std(d) => d.sync_dir().await,
+        }
+    }
+
+    async fn available_bytes(&self) -> io::Result<Option<u64>> {
+        match self {
+            Self::Uring(d) => d.available_bytes().await,
+            Self::Std(d) => d.available_bytes().await,
         }
     }
 }

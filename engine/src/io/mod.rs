@@ -86,6 +86,10 @@ pub trait SegmentFile {
     /// Sets the file length (durable after the next sync).
     async fn set_len(&self, len: u64) -> io::Result<()>;
     async fn file_len(&self) -> io::Result<u64>;
+    /// Reserves the disk blocks of `[0, len)` (fallocate): a full disk answers ENOSPC
+    /// here, at once, instead of part-way through writing the range. A filesystem that
+    /// cannot preallocate answers `Ok` and the writes allocate.
+    async fn allocate(&self, len: u64) -> io::Result<()>;
 }
 
 /// A directory of plane-log files.
@@ -102,4 +106,37 @@ pub trait Disk {
     async fn list(&self) -> io::Result<Vec<String>>;
     /// fsync of the directory: creations and removals before it are durable.
     async fn sync_dir(&self) -> io::Result<()>;
+    /// Bytes an unprivileged writer can still allocate on the filesystem (statvfs), or
+    /// `None` where that is not known.
+    async fn available_bytes(&self) -> io::Result<Option<u64>>;
+}
+
+/// Whether an I/O error says the filesystem is out of space (ENOSPC) or the writer's
+/// quota is spent (EDQUOT): a refusal that ends when space returns, unlike EIO.
+pub fn is_no_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// `fallocate(fd, 0, 0, len)`, with filesystems that do not support it (EOPNOTSUPP)
+/// answering `Ok`: their writes allocate the blocks instead.
+pub(crate) fn fallocate(file: &std::fs::File, len: u64) -> io::Result<()> {
+    use nix::fcntl::{FallocateFlags, fallocate};
+    use std::os::fd::AsRawFd;
+    let len = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    match fallocate(file.as_raw_fd(), FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EOPNOTSUPP) => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Free bytes for unprivileged writers on the filesystem holding `dir`.
+pub(crate) fn available_bytes(dir: &std::path::Path) -> io::Result<Option<u64>> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
+    Ok(Some(
+        (st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64),
+    ))
 }

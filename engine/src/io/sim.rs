@@ -5,6 +5,9 @@
 //! A crash keeps the durable state, plus — as a real disk may — any subset of the pages
 //! written since the last sync, chosen by the test (`keep_unsynced_page`). Directory
 //! changes not followed by `sync_dir` are lost.
+//!
+//! A space limit ([`SimDisk::limit_space`]) makes the disk full: a write or allocation
+//! that would grow the live files past it fails with ENOSPC, as a full filesystem's.
 
 use super::{AlignedBuf, Disk, PAGE_BYTES, SegmentFile};
 use std::cell::{Cell, RefCell};
@@ -33,6 +36,34 @@ struct State {
     syncs: u64,
     /// The next sync of a file whose name starts with this is held.
     hold: Option<(String, Rc<SyncHold>)>,
+    /// Bytes the live files may hold in all; `None`: unlimited.
+    space_bytes: Option<u64>,
+    /// Whether `available_bytes` keeps the free space to itself (a filesystem may, and
+    /// another writer may take the space between the look and the allocation).
+    hide_free_space: bool,
+}
+
+impl State {
+    fn used_bytes(&self) -> u64 {
+        self.live_names
+            .iter()
+            .filter_map(|n| self.files.get(n))
+            .map(|f| f.live.len() as u64)
+            .sum()
+    }
+
+    /// Fails with ENOSPC when growing `name` to `len` bytes would pass the space limit.
+    fn check_growth(&self, name: &str, len: u64) -> io::Result<()> {
+        let Some(limit) = self.space_bytes else {
+            return Ok(());
+        };
+        let now = self.files.get(name).map_or(0, |f| f.live.len() as u64);
+        let growth = len.saturating_sub(now);
+        if growth > 0 && self.used_bytes() + growth > limit {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        Ok(())
+    }
 }
 
 /// A sync held by [`SimDisk::hold_next_sync`]: it does not complete until released,
@@ -107,6 +138,24 @@ impl SimDisk {
             }
             None => Ok(()),
         }
+    }
+
+    /// Limits what the live files may hold in all to `bytes` (`None`: no limit). Lowering
+    /// it below what they hold makes every growth fail; nothing is taken away.
+    pub fn limit_space(&self, bytes: Option<u64>) {
+        self.state.borrow_mut().space_bytes = bytes;
+    }
+
+    /// Limits the space to what the live files hold now plus `free_bytes`.
+    pub fn leave_free(&self, free_bytes: u64) {
+        let mut s = self.state.borrow_mut();
+        s.space_bytes = Some(s.used_bytes() + free_bytes);
+    }
+
+    /// Makes `available_bytes` answer `None`, so only the allocation itself finds the
+    /// disk full.
+    pub fn hide_free_space(&self, hide: bool) {
+        self.state.borrow_mut().hide_free_space = hide;
     }
 
     /// Holds the next sync of a file whose name starts with `prefix` until the returned
@@ -189,14 +238,20 @@ impl SegmentFile for SimFile {
         }
         let mut s = self.disk.state.borrow_mut();
         s.writes += 1;
-        let Some(f) = s.files.get_mut(&self.name) else {
+        if !s.files.contains_key(&self.name) {
             return (Err(io::ErrorKind::NotFound.into()), buf);
-        };
+        }
         if !offset.is_multiple_of(PAGE_BYTES as u64) {
             return (Err(io::ErrorKind::InvalidInput.into()), buf);
         }
         let start = offset as usize;
         let end = start + buf.len();
+        if let Err(e) = s.check_growth(&self.name, end as u64) {
+            return (Err(e), buf);
+        }
+        let Some(f) = s.files.get_mut(&self.name) else {
+            return (Err(io::ErrorKind::NotFound.into()), buf);
+        };
         if f.live.len() < end {
             f.live.resize(end, 0);
         }
@@ -247,6 +302,17 @@ impl SegmentFile for SimFile {
         let s = self.disk.state.borrow();
         let f = s.files.get(&self.name).ok_or(io::ErrorKind::NotFound)?;
         Ok(f.live.len() as u64)
+    }
+
+    async fn allocate(&self, len: u64) -> io::Result<()> {
+        self.disk.alive()?;
+        let mut s = self.disk.state.borrow_mut();
+        s.check_growth(&self.name, len)?;
+        let f = s.files.get_mut(&self.name).ok_or(io::ErrorKind::NotFound)?;
+        if (f.live.len() as u64) < len {
+            f.live.resize(len as usize, 0);
+        }
+        Ok(())
     }
 }
 
@@ -299,5 +365,14 @@ impl Disk for SimDisk {
         s.files.retain(|name, _| live.contains(name));
         s.durable_names = live;
         Ok(())
+    }
+
+    async fn available_bytes(&self) -> io::Result<Option<u64>> {
+        let s = self.state.borrow();
+        if s.hide_free_space {
+            return Ok(None);
+        }
+        Ok(s.space_bytes
+            .map(|limit| limit.saturating_sub(s.used_bytes())))
     }
 }

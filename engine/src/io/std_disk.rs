@@ -81,6 +81,10 @@ impl SegmentFile for StdFile {
     async fn file_len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
+
+    async fn allocate(&self, len: u64) -> io::Result<()> {
+        super::fallocate(&self.file, len)
+    }
 }
 
 impl Disk for StdDisk {
@@ -108,6 +112,10 @@ impl Disk for StdDisk {
 
     async fn sync_dir(&self) -> io::Result<()> {
         File::open(&self.dir)?.sync_all()
+    }
+
+    async fn available_bytes(&self) -> io::Result<Option<u64>> {
+        super::available_bytes(&self.dir)
     }
 }
 

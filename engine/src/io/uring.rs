@@ -3,7 +3,8 @@
 //! on the disk. Files are opened with O_DIRECT where the filesystem accepts it, else
 //! buffered with the same fdatasync points (one warning, as [`super::std_disk`]).
 //!
-//! Rare metadata calls (create, truncate, length, unlink, directory fsync) stay plain
+//! Rare metadata calls (create, truncate, fallocate, length, unlink, directory fsync,
+//! statvfs) stay plain
 //! system calls: they happen a few times per segment, never per object.
 
 use super::{AlignedBuf, Disk, PAGE_BYTES, SegmentFile, round_up_to_page};
@@ -102,6 +103,10 @@ impl SegmentFile for UringFile {
     async fn file_len(&self) -> io::Result<u64> {
         Ok(self.meta.metadata()?.len())
     }
+
+    async fn allocate(&self, len: u64) -> io::Result<()> {
+        super::fallocate(&self.meta, len)
+    }
 }
 
 impl Disk for UringDisk {
@@ -125,5 +130,9 @@ impl Disk for UringDisk {
 
     async fn sync_dir(&self) -> io::Result<()> {
         File::open(&self.dir)?.sync_all()
+    }
+
+    async fn available_bytes(&self) -> io::Result<Option<u64>> {
+        super::available_bytes(&self.dir)
     }
 }

@@ -3,8 +3,9 @@
 //! interrupted.
 //!
 //! Lifecycle steps (each catalog change is durable before the next file operation):
-//! - create: record `Creating` → create the file, pre-write zeros, fdatasync, fsync dir
-//!   → `Open`;
+//! - create: check the free space → record `Creating` → create the file, fallocate,
+//!   pre-write zeros, fdatasync, fsync dir → `Open`; ENOSPC on the way undoes it
+//!   (unlink, fsync dir, drop the record) and changes nothing else;
 //! - seal: commit → truncate to the logical length, fdatasync → write the index,
 //!   fdatasync, fsync dir → `Sealed`;
 //! - discard (a recovered open segment without a durable frame): `Retiring` → unlink the
@@ -124,9 +125,10 @@ pub struct PlaneLog<D: Disk, C> {
     poisoned: bool,
     /// When the open segment was opened (for `seal_age`).
     opened_at: std::time::Instant,
-    /// A pre-written segment (recorded `Open`, no frame) ready to take over at the next
-    /// roll, so a roll does not write `seal_bytes` of zeros while appends wait.
-    spare: Option<OpenSegment<D::File>>,
+    /// Pre-written segments (recorded `Open`, no frame) ready to take over at the next
+    /// rolls, lowest number first, so a roll does not write `seal_bytes` of zeros while
+    /// appends wait. Usually one; [`PlaneLog::reserve`] makes more for a large batch.
+    spares: BTreeMap<u64, OpenSegment<D::File>>,
     spare_pending: bool,
     /// Segments this log has sealed (shared with whoever counts them).
     seals: Arc<std::sync::atomic::AtomicU64>,
@@ -161,12 +163,21 @@ impl<D: Disk, C: Catalog> SpareJob<D, C> {
 
 /// Record `Creating` → create and pre-write the file, fsync it and the directory →
 /// record `Open`.
+///
+/// A disk without room for the segment plus a reserve of as much again is refused
+/// before anything is recorded: the reserve is what index files (written at seal) and
+/// the catalog database draw on, and redb, once a write of its own failed, refuses
+/// every later transaction until it is reopened. ENOSPC from the creation, the
+/// fallocate or the pre-write (another writer took the space meanwhile, or the
+/// filesystem does not tell its free space) removes the partial file and the record.
+/// Either way the answer is [`PlaneError::NoSpace`] and nothing is left behind.
 async fn create_recorded<D: Disk, C: Catalog>(
     disk: &D,
     catalog: &C,
     id: SegmentId,
     seal_bytes: u64,
 ) -> Result<OpenSegment<D::File>, PlaneError> {
+    check_space(disk, seal_bytes).await?;
     let now = now_ms();
     let rec = SegmentRecord {
         id,
@@ -178,7 +189,14 @@ async fn create_recorded<D: Disk, C: Catalog>(
         updated_ms: now,
     };
     catalog.create_segment(rec).await.map_err(catalog_err)?;
-    let seg = OpenSegment::create(disk, id, seal_bytes).await?;
+    let seg = match OpenSegment::create(disk, id, seal_bytes).await {
+        Ok(seg) => seg,
+        Err(PlaneError::NoSpace(e)) => {
+            undo_creation(disk, catalog, id).await?;
+            return Err(PlaneError::NoSpace(e));
+        }
+        Err(e) => return Err(e),
+    };
     let up = SegmentUpdate {
         now_ms: now_ms(),
         ..SegmentUpdate::default()
@@ -188,6 +206,43 @@ async fn create_recorded<D: Disk, C: Catalog>(
         .await
         .map_err(catalog_err)?;
     Ok(seg)
+}
+
+/// Refuses a new segment of `seal_bytes` unless the disk has room for it and a reserve
+/// of `seal_bytes` more (see [`create_recorded`]). A disk that does not tell its free
+/// space is let through: the allocation finds out.
+async fn check_space<D: Disk>(disk: &D, seal_bytes: u64) -> Result<(), PlaneError> {
+    let Some(free_bytes) = disk.available_bytes().await? else {
+        return Ok(());
+    };
+    let segment_bytes = crate::io::round_up_to_page(seal_bytes);
+    let needed_bytes = segment_bytes.saturating_mul(2);
+    if free_bytes < needed_bytes {
+        return Err(PlaneError::NoSpace(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!(
+                "{free_bytes} bytes free; a {segment_bytes}-byte segment is made only with \
+                 as much again left free"
+            ),
+        )));
+    }
+    Ok(())
+}
+
+/// Removes a segment whose creation ran out of space: unlink the file (if it was made),
+/// fsync the directory, drop the `Creating` record — the steps recovery takes for it.
+async fn undo_creation<D: Disk, C: Catalog>(
+    disk: &D,
+    catalog: &C,
+    id: SegmentId,
+) -> Result<(), PlaneError> {
+    match disk.remove(&car_name(id)).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    disk.sync_dir().await?;
+    catalog.remove_segment(id).await.map_err(catalog_err)
 }
 
 impl<D: Disk, C> std::fmt::Debug for PlaneLog<D, C> {
@@ -236,7 +291,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
             next_seq: 1,
             poisoned: false,
             opened_at: std::time::Instant::now(),
-            spare: None,
+            spares: BTreeMap::new(),
             spare_pending: false,
             seals: Arc::default(),
         };
@@ -453,8 +508,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
     pub async fn close(&mut self) -> Result<(), PlaneError> {
         self.check()?;
         self.finish_sealing().await?;
-        if let Some(spare) = self.spare.take() {
-            let seq = spare.id().seq;
+        while let Some((seq, spare)) = self.spares.pop_first() {
             drop(spare);
             self.discard_open(seq).await?;
         }
@@ -618,39 +672,85 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
         self.seals = counter;
     }
 
-    /// Seals the open segment (if it holds any frame) and opens the next one.
+    /// Seals the open segment (if it holds any frame) and opens the next one. Without
+    /// room for the next one ([`PlaneError::NoSpace`]) nothing changes: the open
+    /// segment stays open and takes what still fits.
     pub async fn roll(&mut self) -> Result<(), PlaneError> {
         self.check()?;
         let result = self.roll_inner().await;
-        if result.is_err() {
+        self.poison_on(&result);
+        result
+    }
+
+    /// Poisons the log after a failure, unless it was a refusal for lack of space
+    /// (which changed nothing).
+    fn poison_on<T>(&mut self, result: &Result<T, PlaneError>) {
+        if matches!(result, Err(e) if !matches!(e, PlaneError::NoSpace(_))) {
             self.poisoned = true;
         }
-        result
     }
 
     async fn roll_inner(&mut self) -> Result<(), PlaneError> {
         // One background seal at a time (they take milliseconds; rolls come seconds
         // apart even under full load).
         self.finish_sealing().await?;
+        // The next segment first: when the disk has no room for it, the open one is
+        // left as it is.
+        let next = match self.spares.pop_first() {
+            Some((_, spare)) => spare,
+            None => self.create_next().await?,
+        };
         if let Some(seg) = self.open.take() {
             self.seal_in_background(seg).await?;
         }
-        let seg = match self.spare.take() {
-            Some(spare) => spare,
-            None => {
-                let id = self.id(self.next_seq);
-                self.next_seq += 1;
-                create_recorded(
-                    self.disk.as_ref(),
-                    self.catalog.as_ref(),
-                    id,
-                    self.config.seal_bytes,
-                )
-                .await?
-            }
-        };
-        self.open = Some(seg);
+        self.open = Some(next);
         self.opened_at = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// Creates the segment numbered next, now (the lifecycle's create steps).
+    async fn create_next(&mut self) -> Result<OpenSegment<D::File>, PlaneError> {
+        let id = self.id(self.next_seq);
+        self.next_seq += 1;
+        create_recorded(
+            self.disk.as_ref(),
+            self.catalog.as_ref(),
+            id,
+            self.config.seal_bytes,
+        )
+        .await
+    }
+
+    /// Makes room for frames of `frame_lens` bytes (see
+    /// [`crate::segment::frame::frame_len`]), to be appended
+    /// in this order: creates spare segments now until the open segment and the spares
+    /// hold them all, so appending them needs no new segment and cannot meet a full
+    /// disk. [`PlaneError::NoSpace`] when the disk has no room: nothing was appended,
+    /// and the caller fails its batch before appending anything.
+    pub async fn reserve(
+        &mut self,
+        frame_lens: impl IntoIterator<Item = u64>,
+    ) -> Result<(), PlaneError> {
+        self.check()?;
+        let open = self.open.as_ref().ok_or(PlaneError::Poisoned)?;
+        let header_bytes = self.id(self.next_seq).header().len() as u64;
+        let fresh_bytes = crate::io::round_up_to_page(self.config.seal_bytes) - header_bytes;
+        // The appends' own rule: a frame that does not fit moves to the next segment.
+        let mut free_bytes = open.capacity_bytes() - open.end();
+        let mut segments = 0;
+        for len in frame_lens {
+            if len > free_bytes {
+                segments += 1;
+                free_bytes = fresh_bytes;
+            }
+            free_bytes = free_bytes.saturating_sub(len);
+        }
+        while self.spares.len() < segments {
+            let made = self.create_next().await;
+            self.poison_on(&made);
+            let seg = made?;
+            self.spares.insert(seg.id().seq, seg);
+        }
         Ok(())
     }
 
@@ -661,7 +761,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
 
     /// Starts preparing a spare segment if none is ready or being made.
     pub fn begin_spare(&mut self) -> Option<SpareJob<D, C>> {
-        if self.spare.is_some() || self.spare_pending || self.check().is_err() {
+        if !self.spares.is_empty() || self.spare_pending || self.check().is_err() {
             return None;
         }
         self.spare_pending = true;
@@ -677,19 +777,15 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
 
     /// Hands over a spare made by a [`SpareJob`]. A spare numbered below the open
     /// segment (a roll went ahead without it) is deleted: segments must be used in
-    /// the order of their numbers, which is the log order recovery relies on.
+    /// the order of their numbers, which is the log order recovery relies on. A job
+    /// refused for lack of space changes nothing (the next batch starts another).
     pub async fn install_spare(
         &mut self,
         spare: Result<OpenSegment<D::File>, PlaneError>,
     ) -> Result<(), PlaneError> {
         self.spare_pending = false;
-        let seg = match spare {
-            Ok(seg) => seg,
-            Err(e) => {
-                self.poisoned = true;
-                return Err(e);
-            }
-        };
+        self.poison_on(&spare);
+        let seg = spare?;
         let stale = self
             .open
             .as_ref()
@@ -699,7 +795,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
             drop(seg);
             return self.discard_open(seq).await;
         }
-        self.spare = Some(seg);
+        self.spares.insert(seg.id().seq, seg);
         Ok(())
     }
 

@@ -21,6 +21,12 @@ pub enum PlaneError {
     /// A write or sync failed; the segment is now poisoned.
     #[error("plane log I/O failed: {0}")]
     Io(#[from] std::io::Error),
+    /// A new segment could not get its space (ENOSPC at the free-space check, the
+    /// creation, the preallocation or the pre-write). Nothing changed: the partial file
+    /// and its record are gone, the open segment (if any) still takes what fits, and
+    /// the next roll tries again. Never poisons.
+    #[error("no space for a new segment: {0}")]
+    NoSpace(std::io::Error),
     /// An earlier write or sync failed: nothing more is accepted.
     #[error("plane log is poisoned by an earlier I/O failure")]
     Poisoned,
@@ -35,4 +41,16 @@ pub enum PlaneError {
     /// Recording a lifecycle step failed; the plane stops (nothing half-recorded).
     #[error("catalog: {0}")]
     Catalog(crate::catalog::CatalogError),
+}
+
+impl PlaneError {
+    /// An error of a step that makes a new segment's space: ENOSPC (or a spent quota)
+    /// is [`PlaneError::NoSpace`], anything else [`PlaneError::Io`].
+    pub(crate) fn making_space(e: std::io::Error) -> Self {
+        if crate::io::is_no_space(&e) {
+            Self::NoSpace(e)
+        } else {
+            Self::Io(e)
+        }
+    }
 }

@@ -54,15 +54,25 @@ pub struct OpenSegment<F> {
 }
 
 impl<F: SegmentFile> OpenSegment<F> {
-    /// Creates the segment file, pre-writes `capacity_bytes` of zeros, and makes the file
-    /// and its directory entry durable. The CAR header is its first append.
+    /// Creates the segment file, reserves its blocks (fallocate), pre-writes
+    /// `capacity_bytes` of zeros, and makes the file and its directory entry durable.
+    /// The CAR header is its first append. Every block a later append or commit writes
+    /// is allocated here, so they cannot meet a full disk; ENOSPC here is
+    /// [`PlaneError::NoSpace`] (the caller removes the partial file).
     pub async fn create<D: Disk<File = F>>(
         disk: &D,
         id: SegmentId,
         capacity_bytes: u64,
     ) -> Result<Self, PlaneError> {
         let capacity_bytes = round_up_to_page(capacity_bytes);
-        let file = disk.create(&car_name(id)).await?;
+        let file = disk
+            .create(&car_name(id))
+            .await
+            .map_err(PlaneError::making_space)?;
+        // A full disk answers at once, not after writing most of the zeros.
+        file.allocate(capacity_bytes)
+            .await
+            .map_err(PlaneError::making_space)?;
         let mut pos = 0u64;
         let mut zeros = AlignedBuf::zeroed(PREWRITE_PIECE_BYTES);
         while pos < capacity_bytes {
@@ -71,7 +81,7 @@ impl<F: SegmentFile> OpenSegment<F> {
                 zeros = AlignedBuf::zeroed(n);
             }
             let (r, buf) = file.write_at(zeros, pos).await;
-            r?;
+            r.map_err(PlaneError::making_space)?;
             zeros = buf;
             pos += n as u64;
         }

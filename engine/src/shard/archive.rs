@@ -267,7 +267,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         };
         appended.map_err(|e| {
             let e = EngineError::from(e);
-            self.poison(&e);
+            self.write_failed(&e);
             e
         })
     }

@@ -11,7 +11,10 @@
 //!
 //! Requests keep arriving while a batch syncs; they form the next batch. Any failed
 //! write or sync poisons the shard and fails the whole batch: nothing after the last
-//! successful catalog sync is ever acknowledged.
+//! successful catalog sync is ever acknowledged. A full disk is not a failure: the
+//! segments a batch needs are made before any of its blocks is appended, and when the
+//! disk has no room for them the batch is refused whole (`EngineError::NoSpace`) and
+//! its trees go back to what readers see.
 
 use super::{BucketState, Shard};
 use crate::api::{BucketHead, PutCondition, now_ms};
@@ -21,7 +24,9 @@ use crate::error::{EngineError, EngineResult};
 use crate::format::{Commit, ObjectManifest};
 use crate::io::Disk;
 use crate::mst::{Mst, NodeCid};
+use crate::plane::{PlaneError, PlaneLog};
 use crate::segment::Plane;
+use crate::segment::frame::frame_len;
 use bytes::Bytes;
 use cid::Cid;
 use std::collections::{BTreeMap, HashMap};
@@ -140,7 +145,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 let wait = self.config.seal_age.min(std::time::Duration::from_secs(1));
                 let _ = monoio::time::timeout(wait, self.batch_ready.notified()).await;
                 if let Err(e) = self.seal_if_due().await {
-                    self.poison(&e);
+                    self.write_failed(&e);
                 }
                 continue;
             }
@@ -202,8 +207,13 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             monoio::spawn(async move {
                 let made = job.run().await;
                 let installed = shard.plane(plane).lock().await.install_spare(made).await;
-                if let Err(e) = installed {
-                    shard.poison(&e.into());
+                match installed {
+                    Ok(()) => {}
+                    // No request was refused: the next roll or batch tries again.
+                    Err(PlaneError::NoSpace(e)) => {
+                        tracing::debug!(shard = shard.id, error = %e, "no room for a spare segment");
+                    }
+                    Err(e) => shard.write_failed(&e.into()),
                 }
                 shard.spares_done.notify_waiters();
             });
@@ -221,10 +231,10 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 continue;
             };
             if let Err(e) = self.catalog_batch(ops).await {
-                self.poison(&e);
+                self.write_failed(&e);
             }
             if let Err(e) = self.seal_if_due().await {
-                self.poison(&e);
+                self.write_failed(&e);
             }
             self.in_flight.set(self.in_flight.get() - batches);
             self.catalog_done.notify_waiters();
@@ -275,7 +285,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             Ok(_) => Some(ops),
             Err(e) => {
                 let e = EngineError::from(e);
-                self.poison(&e);
+                self.write_failed(&e);
                 fail_all(ops, &e);
                 None
             }
@@ -307,11 +317,18 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             .write_catalog(&mut prep.blocks, &mut prep.tree_blocks)
             .await;
         // The emptied buffers serve the next batch (no regrowing them every batch).
+        prep.blocks.clear();
+        prep.tree_blocks.clear();
         *self.block_buffers.borrow_mut() = [
             std::mem::take(&mut prep.blocks),
             std::mem::take(&mut prep.tree_blocks),
         ];
         if let Err(e) = written {
+            if let EngineError::NoSpace(_) = e {
+                // Refused before any block was appended: as if the batch never ran.
+                self.discard_trees(&mut prep);
+                self.committing.set(false);
+            }
             fail_replies(prep.replies, &e);
             return Err(e);
         }
@@ -327,6 +344,18 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             let _ = reply.send(result);
         }
         Ok(())
+    }
+
+    /// After a batch was refused before anything of it was appended: the working trees
+    /// it took go back to the published ones (new nodes it encoded stay in the node
+    /// cache unreferenced until evicted; stored nodes it replaced are read again).
+    fn discard_trees(&self, prep: &mut Prepared) {
+        let mut map = self.buckets.borrow_mut();
+        for (name, _) in prep.trees.drain() {
+            if let Some(st) = map.get_mut(&name) {
+                st.working = st.published.clone();
+            }
+        }
     }
 
     /// The bucket's working tree for this batch (taken out of the map until published).
@@ -528,14 +557,25 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     }
 
     /// Appends the blocks not already stored (`blocks`, then `tree_blocks`), then one
-    /// fdatasync. Leaves both vectors empty.
+    /// fdatasync. Leaves both vectors empty when it succeeds.
+    ///
+    /// The segments the appends will fill are made first, with the log held until the
+    /// last append: a full disk refuses the batch before any block of it is in the log.
+    /// (A bucket commit appended and then abandoned would be written by the next commit
+    /// and taken as the bucket's head by recovery: a refused write would come back.)
     async fn write_catalog(
         &self,
         blocks: &mut Blocks,
         tree_blocks: &mut Blocks,
     ) -> EngineResult<()> {
-        self.append_catalog(blocks, true).await?;
-        self.append_catalog(tree_blocks, false).await?;
+        {
+            let mut log = self.meta.lock().await;
+            let frames = blocks.iter().chain(tree_blocks.iter());
+            log.reserve(frames.map(|(cid, b)| frame_len(cid, b.len()) as u64))
+                .await?;
+            self.append_catalog(&mut log, blocks, true).await?;
+            self.append_catalog(&mut log, tree_blocks, false).await?;
+        }
         if let Some(took) = commit_plane(&self.meta).await? {
             self.metrics.catalog_fsync.record(took);
         }
@@ -544,8 +584,12 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
 
     /// Appends `blocks` (emptying the vector), keeping the small ones in the block
     /// cache if `cache`.
-    async fn append_catalog(&self, blocks: &mut Blocks, cache: bool) -> EngineResult<()> {
-        let mut log = self.meta.lock().await;
+    async fn append_catalog(
+        &self,
+        log: &mut PlaneLog<D, C>,
+        blocks: &mut Blocks,
+        cache: bool,
+    ) -> EngineResult<()> {
         for (cid, bytes) in blocks.drain(..) {
             let key = BlockKey::of(&cid)
                 .ok_or_else(|| EngineError::Corrupt(format!("{cid} is not SHA-256")))?;
@@ -635,8 +679,13 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 // A seal by age comes when the log is quiet: wait for it, so the
                 // segment is recorded `Sealed` (and can ship) now, not at the next
                 // append.
-                log.roll().await?;
-                log.finish_sealing().await?;
+                match log.roll().await {
+                    Ok(()) => log.finish_sealing().await?,
+                    // No room for the next segment: this one stays open (what it holds
+                    // is durable as committed) and is sealed once there is.
+                    Err(PlaneError::NoSpace(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
             } else {
                 // A roll by size seals in the background: record it if it has ended.
                 log.harvest_sealing().await?;

@@ -169,6 +169,9 @@ pub struct Shard<D: Disk, C: Catalog> {
     pub(crate) uploads_changed: Notify,
     /// Raised when a spare segment job ends.
     pub(crate) spares_done: Notify,
+    /// When a refusal for lack of space was last logged (at most one warning per
+    /// [`NO_SPACE_WARN_EVERY`]; every refusal is counted in the metrics).
+    pub(crate) no_space_warned_at: Cell<Option<std::time::Instant>>,
     pub(crate) metrics: Arc<ShardMetrics>,
 }
 
@@ -181,6 +184,10 @@ impl<D: Disk, C: Catalog> std::fmt::Debug for Shard<D, C> {
             .finish()
     }
 }
+
+/// A full disk is warned about at most this often per shard (each refused request
+/// would otherwise log a line).
+pub(crate) const NO_SPACE_WARN_EVERY: Duration = Duration::from_secs(10);
 
 pub(crate) fn mst_error(e: MstError) -> EngineError {
     match e {
@@ -204,7 +211,21 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
         self.metrics.poisoned.load(Relaxed)
     }
 
-    pub(crate) fn poison(&self, why: &EngineError) {
+    /// After a write failed: poisons the shard (later writes are refused, reads go
+    /// on), unless the failure was a refusal for lack of space
+    /// ([`EngineError::NoSpace`]), which changed nothing: that one is counted and
+    /// warned about, at most once per [`NO_SPACE_WARN_EVERY`].
+    pub(crate) fn write_failed(&self, why: &EngineError) {
+        if let EngineError::NoSpace(_) = why {
+            self.metrics.no_space_refusals.fetch_add(1, Relaxed);
+            let last = self.no_space_warned_at.get();
+            if last.is_none_or(|t| t.elapsed() >= NO_SPACE_WARN_EVERY) {
+                self.no_space_warned_at.set(Some(std::time::Instant::now()));
+                let refusals = self.metrics.no_space_refusals.load(Relaxed);
+                tracing::warn!(shard = self.id, error = %why, refusals, "disk full: writes refused until space returns");
+            }
+            return;
+        }
         if !self.metrics.poisoned.swap(true, Relaxed) {
             tracing::error!(shard = self.id, error = %why, "shard poisoned: writes refused");
         }
@@ -391,7 +412,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
             }
             Err(e @ (PlaneError::Io(_) | PlaneError::Catalog(_))) => {
                 let e = EngineError::from(e);
-                self.poison(&e);
+                self.write_failed(&e);
                 Err(e)
             }
             Err(e) => Err(e.into()),

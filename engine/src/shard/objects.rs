@@ -372,7 +372,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             Ok(loc) => loc,
             Err(e) => {
                 let e = EngineError::from(e);
-                self.poison(&e);
+                self.write_failed(&e);
                 return Err(e);
             }
         };
@@ -389,7 +389,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
         if let Err(e) = log.write_behind(self.config.write_behind_bytes).await {
             let e = EngineError::from(e);
-            self.poison(&e);
+            self.write_failed(&e);
             return Err(e);
         }
         Ok(())

@@ -174,6 +174,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             completing: Default::default(),
             uploads_changed: Notify::new(),
             spares_done: Notify::new(),
+            no_space_warned_at: Cell::new(None),
             metrics,
             config,
         });
