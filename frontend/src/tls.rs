@@ -225,7 +225,9 @@ mod tests {
         assert!(e.to_string().contains("key.pem"), "{e}");
 
         let files = pair_in(dir.path(), 0o600);
+        // `fs::copy` carries the fixture's mode over (0644 in a checkout): set it again.
         std::fs::copy(fixture("tls-server-b-key.pem"), &files.key).unwrap();
+        std::fs::set_permissions(&files.key, std::fs::Permissions::from_mode(0o600)).unwrap();
         let e = Tls::load(files).unwrap_err();
         assert!(matches!(e, TlsError::Mismatch { .. }), "{e}");
 
