@@ -4,64 +4,20 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::binary::{Running, command, free_port, get_status, serve};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(port: u16, path: &str) -> Option<u16> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.split_whitespace().nth(1)?.parse().ok()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_generates_credentials_serves_and_exits_zero_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ingot-engine"))
-        .args([
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--cores",
-            "2",
-        ])
-        .env_remove("INGOT_ACCESS_KEY")
-        .env_remove("INGOT_SECRET_KEY")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let lines = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
-    // Wait for readiness (bounded).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while get(port, "/health/ready") != Some(200) {
-        assert!(Instant::now() < deadline, "node never became ready");
-        std::thread::yield_now();
-    }
-    assert_eq!(get(port, "/health/live"), Some(200));
+    let mut node = Running::spawn(
+        serve(dir.path(), port, 2)
+            .env_remove("INGOT_ACCESS_KEY")
+            .env_remove("INGOT_SECRET_KEY"),
+    );
+    node.wait_ready(port, "node");
+    assert_eq!(get_status(port, "/health/live"), Some(200));
     let cred_file = dir.path().join("credentials.toml");
     let mode = std::fs::metadata(&cred_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -88,11 +44,10 @@ async fn binary_generates_credentials_serves_and_exits_zero_on_sigterm() {
         .unwrap();
 
     // SIGTERM: drain, commit, seal, exit 0.
-    let rc = sigterm(child.id() as i32);
-    assert_eq!(rc, 0);
-    let status = child.wait().unwrap();
+    node.signal("TERM");
+    let status = node.wait();
     assert_eq!(status.code(), Some(0), "exit status");
-    let log = lines.join().unwrap().join("\n");
+    let log = node.log();
     assert!(
         log.contains(&format!("http://127.0.0.1:{port}")),
         "banner names the endpoint:\n{log}"
@@ -105,45 +60,18 @@ async fn binary_generates_credentials_serves_and_exits_zero_on_sigterm() {
     assert!(log.contains("stopped cleanly"), "{log}");
 
     // The same data dir serves the object again, with the same credentials.
-    let mut again = Command::new(env!("CARGO_BIN_EXE_ingot-engine"))
-        .args([
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--cores",
-            "1",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while get(port, "/health/ready") != Some(200) {
-        assert!(
-            Instant::now() < deadline,
-            "restarted node never became ready"
-        );
-        std::thread::yield_now();
-    }
+    let mut again = Running::spawn(&mut serve(dir.path(), port, 1));
+    again.wait_ready(port, "restarted node");
     let s3 = common::client_with(addr, &ak, &sk);
     let got = common::read_all(s3.get_object().bucket("bin").key("k").send().await.unwrap()).await;
     assert!(got == data);
-    assert_eq!(sigterm(again.id() as i32), 0);
-    assert_eq!(again.wait().unwrap().code(), Some(0));
-}
-
-/// SIGTERM via the `kill` command, so the test needs no `unsafe`.
-fn sigterm(pid: i32) -> i32 {
-    let st = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    st.code().unwrap_or(-1)
+    again.signal("TERM");
+    assert_eq!(again.wait().code(), Some(0));
 }
 
 #[test]
 fn config_print_default_is_a_valid_config() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ingot-engine"))
+    let out = command()
         .args(["config", "print-default"])
         .output()
         .unwrap();
@@ -155,7 +83,7 @@ fn config_print_default_is_a_valid_config() {
     ingot_engine::config::load_file(&f).expect("printed default parses");
     // An unknown key is refused with its name, exit code 2.
     std::fs::write(&f, "listen_addr = \"x\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ingot-engine"))
+    let out = command()
         .args(["--config", f.to_str().unwrap()])
         .output()
         .unwrap();

@@ -9,18 +9,10 @@ mod raw;
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sigv4::http_request::SignableBody;
-use common::{SECRET_KEY, client, client_with, code, start, status};
+use common::{SECRET_KEY, client, client_with, code, keys, start, status};
 use raw::{connect, head, presigned_query, read_answer, roundtrip, signed_headers};
 use std::io::{Read, Write};
 use std::time::Duration;
-
-async fn keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
-    let out = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
-    out.contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_owned))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_are_checked() {

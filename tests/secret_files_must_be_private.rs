@@ -2,35 +2,28 @@
 //! (0640, 0604): a config file holding `secret_key`, `--secret-key-file`, and
 //! `[s3_target] credentials_file`. It says which file, and the fix, and creates nothing.
 
+mod common;
+
+use common::binary::{Running, serve};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 /// Runs the server with `args` and expects a refusal naming `secret` with the fix.
 fn refused(args: &[&str], secret: &Path, data: &Path) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ingot-engine"))
-        .args(args)
-        .args(["--data-dir", data.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0", "--cores", "1"])
-        .env_remove("INGOT_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A refusal comes at once; a server that started would run until killed.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("the server started with {} exposed", secret.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "started: {stderr}");
+    let mut node = Running::spawn(
+        serve(data, 0, 1)
+            .args(args)
+            .env_remove("INGOT_CONFIG")
+            .stdout(Stdio::null()),
+    );
+    // A refusal comes at once; a server that started would run until killed (on drop).
+    let Some(status) = node.exit_within(Duration::from_secs(20)) else {
+        panic!("the server started with {} exposed", secret.display());
+    };
+    let stderr = node.log();
+    assert!(!status.success(), "started: {stderr}");
     let fix = format!("chmod 600 {}", secret.display());
     assert!(stderr.contains(&fix), "{stderr}");
     assert!(!data.exists(), "a refused start created the data directory");

@@ -7,41 +7,16 @@
 mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
+use common::binary::{Running, free_port, serve};
 use common::ship::{
     check_all, check_local_files, objects, sha256, shipping_settings, wait_until_retired,
 };
 use common::start_with;
 use engine::plane::{car_name, index_name};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn ready(port: u16) -> bool {
-    use std::io::Write;
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    if s.write_all(b"GET /health/ready HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.starts_with("HTTP/1.1 200")
-}
 
 fn config(dir: &Path, target: &str) -> std::path::PathBuf {
     let path = dir.join("ingot.toml");
@@ -64,30 +39,17 @@ async fn crash_after(step: &str) {
     std::fs::write(&cold, b"not a directory").unwrap();
     let target = format!("file://{}", cold.display());
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ingot-engine"))
-        .args(["--data-dir", data.to_str().unwrap()])
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--cores", "2"])
-        .arg("--config")
-        .arg(config(work.path(), &target))
-        .env("INGOT_ACCESS_KEY", common::ACCESS_KEY)
-        .env("INGOT_SECRET_KEY", common::SECRET_KEY)
-        .env("INGOT_SHIP_CRASH_AFTER", step)
-        .env("INGOT_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Failed uploads log warnings: drain stderr so the child never blocks on the pipe.
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut log = String::new();
-        let _ = stderr.read_to_string(&mut log);
-        log
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready(port) {
-        assert!(Instant::now() < deadline, "{step}: node never became ready");
-        std::thread::yield_now();
-    }
+    // Failed uploads log warnings; the helper drains stderr so the child never blocks.
+    let mut node = Running::spawn(
+        serve(&data, port, 2)
+            .arg("--config")
+            .arg(config(work.path(), &target))
+            .env("INGOT_ACCESS_KEY", common::ACCESS_KEY)
+            .env("INGOT_SECRET_KEY", common::SECRET_KEY)
+            .env("INGOT_SHIP_CRASH_AFTER", step)
+            .env("INGOT_LOG", "warn"),
+    );
+    node.wait_ready(port, &format!("{step}: node"));
     let c = common::client(format!("127.0.0.1:{port}").parse().unwrap());
     c.create_bucket().bucket("shipped").send().await.unwrap();
     let mut acked = BTreeMap::new();
@@ -104,7 +66,7 @@ async fn crash_after(step: &str) {
     let status = 'writing: loop {
         round += 1;
         for (k, v) in objects() {
-            if let Some(s) = child.try_wait().unwrap() {
+            if let Some(s) = node.try_wait() {
                 break 'writing s;
             }
             assert!(
@@ -119,7 +81,7 @@ async fn crash_after(step: &str) {
             };
         }
     };
-    let log = log.join().unwrap();
+    let log = node.log();
     assert_eq!(status.signal(), Some(6), "{step}: {status:?}\n{log}");
     assert!(log.contains("crash test"), "{step}: {log}");
 

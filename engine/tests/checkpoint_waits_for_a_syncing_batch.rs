@@ -6,16 +6,13 @@
 
 mod common;
 
-use common::{block_on, body_of};
+use common::{block_on, body_of, open_shard, wait_until};
 use engine::catalog::MemoryCatalog;
 use engine::io::sim::SimDisk;
-use engine::{PutOptions, Shard, ShardConfig};
-use std::rc::Rc;
+use engine::{PutOptions, ShardConfig};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
-
-type SimShard = Shard<SimDisk, MemoryCatalog>;
+use std::time::Duration;
 
 fn config() -> ShardConfig {
     ShardConfig {
@@ -27,27 +24,10 @@ fn config() -> ShardConfig {
     }
 }
 
-async fn open(disk: &SimDisk, catalog: &Arc<MemoryCatalog>) -> Rc<SimShard> {
-    let (shard, _) = Shard::open(0, Rc::new(disk.clone()), catalog.clone(), config())
-        .await
-        .expect("open shard");
-    monoio::spawn(shard.clone().run_commits());
-    shard
-}
-
 fn declared(data: &[u8]) -> PutOptions {
     PutOptions {
         content_length: Some(data.len() as u64),
         ..PutOptions::default()
-    }
-}
-
-/// Polls `done` every millisecond for at most ten seconds.
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < until, "timed out waiting until {what}");
-        monoio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -56,7 +36,7 @@ fn a_put_acknowledged_across_a_timed_seal_survives_a_restart() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::default());
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, config()).await;
         shard.create_bucket("bkt").await.expect("bucket");
         let a = b"first object".to_vec();
         shard
@@ -78,8 +58,8 @@ fn a_put_acknowledged_across_a_timed_seal_survives_a_restart() {
                     .await
             })
         };
-        wait_until("B's catalog sync is held", || hold.is_waiting()).await;
-        wait_until("the timer sealed the catalog segment", || {
+        wait_until("B's catalog sync is held", async || hold.is_waiting()).await;
+        wait_until("the timer sealed the catalog segment", async || {
             sealed.load(Relaxed) > sealed_before
         })
         .await;
@@ -88,7 +68,7 @@ fn a_put_acknowledged_across_a_timed_seal_survives_a_restart() {
 
         // Power fails (nothing unsynced survives) and the shard starts again.
         let after = disk.crash(|_, _| false);
-        let shard = open(&after, &catalog).await;
+        let shard = open_shard(&after, &catalog, config()).await;
         for (key, want) in [("a", &a), ("b", &b)] {
             let info = shard.head_object("bkt", key).await;
             let info = info.unwrap_or_else(|e| panic!("{key} lost after restart: {e}"));

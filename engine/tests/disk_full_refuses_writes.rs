@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{block_on, body_of, collect};
+use common::{block_on, body_of, collect, open_shard, wait_until};
 use engine::catalog::{Catalog, MemoryCatalog, SegmentState};
 use engine::io::Disk;
 use engine::io::sim::SimDisk;
@@ -15,7 +15,6 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
 
 type SimShard = Shard<SimDisk, MemoryCatalog>;
 
@@ -25,14 +24,6 @@ fn config() -> ShardConfig {
         chunk_bytes: 4096,
         ..ShardConfig::default()
     }
-}
-
-async fn open(disk: &SimDisk, catalog: &Arc<MemoryCatalog>) -> Rc<SimShard> {
-    let (shard, _) = Shard::open(0, Rc::new(disk.clone()), catalog.clone(), config())
-        .await
-        .expect("open shard");
-    monoio::spawn(shard.clone().run_commits());
-    shard
 }
 
 /// A body of `len` bytes that no other test object shares (no deduplication).
@@ -77,15 +68,6 @@ async fn fill_until_refused(shard: &SimShard, stored: &mut Vec<(String, Vec<u8>)
     panic!("500 PUTs of 8 KiB fit in a full disk");
 }
 
-/// Polls `done` every millisecond for at most ten seconds.
-async fn wait_until(what: &str, done: impl AsyncFn() -> bool) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while !done().await {
-        assert!(Instant::now() < until, "timed out waiting until {what}");
-        monoio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 /// No segment is left half-made (`Creating`) once the spare jobs are done.
 async fn no_creation_left(catalog: &MemoryCatalog) -> bool {
     let segments = catalog.segments().await.expect("segments");
@@ -97,7 +79,7 @@ fn a_full_disk_refuses_writes_until_space_returns() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::default());
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, config()).await;
         shard.create_bucket("bkt").await.expect("bucket");
         let mut stored = Vec::new();
 
@@ -149,7 +131,7 @@ fn a_full_disk_refuses_writes_until_space_returns() {
 
         // Power fails: every acknowledged write is back, the refused one is not.
         wait_until("spare jobs end", || no_creation_left(&catalog)).await;
-        let shard = open(&disk.crash(|_, _| false), &catalog).await;
+        let shard = open_shard(&disk.crash(|_, _| false), &catalog, config()).await;
         let mut want: Vec<String> = stored.iter().map(|(k, _)| k.clone()).collect();
         want.sort();
         assert_eq!(keys(&shard).await, want);
@@ -165,7 +147,7 @@ fn an_allocation_refused_after_the_free_space_check_leaves_nothing_behind() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::default());
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, config()).await;
         shard.create_bucket("bkt").await.expect("bucket");
         // The filesystem does not tell its free space (or another writer takes it
         // between the look and the allocation): the fallocate is what finds out.
@@ -186,7 +168,7 @@ fn an_allocation_refused_after_the_free_space_check_leaves_nothing_behind() {
         for file in disk.list().await.expect("files") {
             assert!(named.contains(&file), "{file} has no record");
         }
-        let shard = open(&disk.crash(|_, _| false), &catalog).await;
+        let shard = open_shard(&disk.crash(|_, _| false), &catalog, config()).await;
         let acknowledged: Vec<String> = stored.iter().map(|(k, _)| k.clone()).collect();
         assert_eq!(keys(&shard).await, acknowledged);
     });
@@ -205,7 +187,7 @@ fn a_refused_batch_leaves_no_commit_for_recovery_to_find() {
         for round in 0..12u64 {
             let disk = SimDisk::new();
             let catalog = Arc::new(MemoryCatalog::default());
-            let shard = open(&disk, &catalog).await;
+            let shard = open_shard(&disk, &catalog, config()).await;
             for b in ["one", "two", "three"] {
                 shard.create_bucket(b).await.expect("bucket");
             }
@@ -218,7 +200,7 @@ fn a_refused_batch_leaves_no_commit_for_recovery_to_find() {
                 .expect("a delete appends nothing");
             assert!(!shard.is_poisoned());
             wait_until("spare jobs end", || no_creation_left(&catalog)).await;
-            let shard = open(&disk.crash(|_, _| false), &catalog).await;
+            let shard = open_shard(&disk.crash(|_, _| false), &catalog, config()).await;
             for (b, key) in &refused {
                 let r = shard.head_object(b, key).await;
                 let round_key = format!("round {round}: {b}/{key}");
@@ -271,7 +253,7 @@ fn a_failed_fsync_still_poisons_the_shard() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::default());
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, config()).await;
         shard.create_bucket("bkt").await.expect("bucket");
         disk.fail_sync_after(0);
         let data = body(1, 4096);

@@ -5,15 +5,12 @@
 
 mod common;
 
-use common::{Rng, block_on, body_of};
+use common::{Rng, block_on, body_of, open_shard};
 use engine::catalog::MemoryCatalog;
 use engine::io::sim::SimDisk;
-use engine::{ListRequest, ListResponse, PutOptions, Shard, ShardConfig};
+use engine::{ListRequest, ListResponse, PutOptions, ShardConfig};
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use std::sync::Arc;
-
-type SimShard = Shard<SimDisk, MemoryCatalog>;
 
 /// Caches far smaller than the tree (a few dozen nodes, a few dozen blocks).
 fn tiny_caches() -> ShardConfig {
@@ -24,14 +21,6 @@ fn tiny_caches() -> ShardConfig {
         block_cache_bytes: 64 << 10,
         ..ShardConfig::default()
     }
-}
-
-async fn open(disk: &SimDisk, catalog: &Arc<MemoryCatalog>) -> Rc<SimShard> {
-    let (shard, _) = Shard::open(0, Rc::new(disk.clone()), catalog.clone(), tiny_caches())
-        .await
-        .expect("open shard");
-    monoio::spawn(shard.clone().run_commits());
-    shard
 }
 
 fn key(i: u64) -> String {
@@ -110,7 +99,7 @@ fn pages_from_a_cold_tree_match_the_model_while_writes_go_on() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::new());
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, tiny_caches()).await;
         shard.create_bucket("cold").await.unwrap();
         let mut model = BTreeMap::new();
         let mut rng = Rng::seeded(7);
@@ -136,7 +125,7 @@ fn pages_from_a_cold_tree_match_the_model_while_writes_go_on() {
         shard.close().await.expect("close");
 
         // Reopened: nothing of the tree or the manifests is cached.
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, tiny_caches()).await;
         for round in 0..40 {
             // Eight pages at once, and a write that changes the tree but no page's answer
             // (an existing key rewritten with a body of the same size).

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{block_on, body_of, collect};
+use common::{block_on, body_of, collect, open_shard};
 use engine::catalog::MemoryCatalog;
 use engine::io::sim::SimDisk;
 use engine::{ByteRange, EngineError, ListRequest, PutOptions, Shard, ShardConfig};
@@ -20,14 +20,6 @@ fn small_config() -> ShardConfig {
         chunk_bytes: 4096,
         ..ShardConfig::default()
     }
-}
-
-async fn open(disk: &SimDisk, catalog: &Arc<MemoryCatalog>) -> Rc<SimShard> {
-    let (shard, _) = Shard::open(0, Rc::new(disk.clone()), catalog.clone(), small_config())
-        .await
-        .expect("open shard");
-    monoio::spawn(shard.clone().run_commits());
-    shard
 }
 
 async fn put(
@@ -62,7 +54,7 @@ fn put_get_head_delete_round_trip() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::new());
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, small_config()).await;
         shard.create_bucket("photos").await.expect("create");
         assert!(matches!(
             shard.create_bucket("photos").await,
@@ -147,7 +139,7 @@ fn reads_share_one_decoded_manifest_and_stay_exact() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::new());
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, small_config()).await;
         shard.create_bucket("bkt").await.expect("create");
         let data = body(20_000, 5);
         put(&shard, "bkt", "k", &data).await.expect("put");
@@ -201,7 +193,7 @@ fn empty_object_has_no_body_and_ranges_on_it_fail() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::new());
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, small_config()).await;
         shard.create_bucket("b-1").await.unwrap();
         let info = put(&shard, "b-1", "empty", b"").await.unwrap();
         assert_eq!(info.manifest.etag, "d41d8cd98f00b204e9800998ecf8427e");
@@ -219,7 +211,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::new());
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, small_config()).await;
         shard.create_bucket("bkt").await.unwrap();
         let head_before = shard.head("bkt").unwrap();
         let data = body(5000, 1);
@@ -300,7 +292,7 @@ fn list_pages_with_prefix_delimiter_and_markers() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::new());
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, small_config()).await;
         shard.create_bucket("lst").await.unwrap();
         let keys = ["a/1", "a/2", "b", "c/x/1", "c/y", "d"];
         for k in keys {
@@ -371,7 +363,7 @@ fn copy_reuses_chunks_and_writes_no_body_bytes() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::new());
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, small_config()).await;
         shard.create_bucket("src").await.unwrap();
         shard.create_bucket("dst").await.unwrap();
         let data = body(50_000, 9);
@@ -404,7 +396,7 @@ fn identical_bodies_are_stored_once() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::new());
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, small_config()).await;
         shard.create_bucket("dup").await.unwrap();
         let data = body(40_000, 5);
         put(&shard, "dup", "one", &data).await.unwrap();
@@ -422,7 +414,7 @@ fn acknowledged_objects_survive_clean_restart() {
     let catalog = Arc::new(MemoryCatalog::new());
     let mut expect = Vec::new();
     block_on(async {
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, small_config()).await;
         shard.create_bucket("keep").await.unwrap();
         for i in 0..50 {
             let data = body(i * 300, i as u8);
@@ -435,7 +427,7 @@ fn acknowledged_objects_survive_clean_restart() {
         shard.close().await.unwrap();
     });
     block_on(async {
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, small_config()).await;
         for (i, data) in expect.iter().enumerate() {
             let r = get(&shard, "keep", &format!("k{i:03}"), None).await;
             if i == 7 {
@@ -453,7 +445,7 @@ fn conditional_puts_are_checked_in_the_shard() {
     let disk = SimDisk::new();
     let catalog = Arc::new(MemoryCatalog::new());
     block_on(async {
-        let shard = open(&disk, &catalog).await;
+        let shard = open_shard(&disk, &catalog, small_config()).await;
         shard.create_bucket("cond").await.unwrap();
         let when = |c: PutCondition| PutOptions {
             condition: Some(c),

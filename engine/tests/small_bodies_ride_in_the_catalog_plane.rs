@@ -5,13 +5,12 @@
 
 mod common;
 
-use common::{block_on, body_of, collect};
+use common::{block_on, body_of, collect, open_shard};
 use engine::block::cid_raw;
 use engine::catalog::MemoryCatalog;
 use engine::io::sim::SimDisk;
 use engine::segment::Plane;
 use engine::{PutOptions, Shard, ShardConfig};
-use std::rc::Rc;
 use std::sync::Arc;
 
 type SimShard = Shard<SimDisk, MemoryCatalog>;
@@ -25,14 +24,6 @@ fn config(catalog_body_bytes: u64) -> ShardConfig {
         catalog_body_bytes,
         ..ShardConfig::default()
     }
-}
-
-async fn open(disk: &SimDisk, catalog: &Arc<MemoryCatalog>, cfg: ShardConfig) -> Rc<SimShard> {
-    let (shard, _) = Shard::open(0, Rc::new(disk.clone()), catalog.clone(), cfg)
-        .await
-        .expect("open shard");
-    monoio::spawn(shard.clone().run_commits());
-    shard
 }
 
 fn body(n: usize, seed: u8) -> Vec<u8> {
@@ -60,7 +51,7 @@ fn a_small_declared_body_is_committed_with_one_fsync_in_the_catalog_plane() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::default());
-        let shard = open(&disk, &catalog, config(16 << 10)).await;
+        let shard = open_shard(&disk, &catalog, config(16 << 10)).await;
         shard.create_bucket("bkt").await.expect("bucket");
 
         let small = body(10_000, 1); // three chunks, 10,000 ≤ 16,384 bytes
@@ -102,7 +93,7 @@ fn a_small_declared_body_is_committed_with_one_fsync_in_the_catalog_plane() {
 
         // Power fails right after the acknowledgements: every unsynced page is lost.
         let after = disk.crash(|_, _| false);
-        let shard = open(&after, &catalog, config(16 << 10)).await;
+        let shard = open_shard(&after, &catalog, config(16 << 10)).await;
         for (key, want) in [("small", &small), ("large", &large), ("unknown", &unknown)] {
             let got = shard.get_object("bkt", key, None).await.expect("get");
             assert_eq!(&collect(got.body).await.expect("body"), want, "{key}");
@@ -116,7 +107,7 @@ fn turned_off_every_body_goes_to_the_data_plane() {
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::default());
-        let shard = open(&disk, &catalog, config(0)).await;
+        let shard = open_shard(&disk, &catalog, config(0)).await;
         shard.create_bucket("bkt").await.expect("bucket");
         let small = body(100, 4);
         let syncs = shard.metrics().data_fsync.count();
@@ -136,7 +127,7 @@ fn a_small_body_stored_before_in_the_data_plane_is_journalled_again_with_its_man
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::default());
-        let shard = open(&disk, &catalog, config(16 << 10)).await;
+        let shard = open_shard(&disk, &catalog, config(16 << 10)).await;
         shard.create_bucket("bkt").await.expect("bucket");
         let data = body(2000, 5);
         shard
@@ -150,7 +141,7 @@ fn a_small_body_stored_before_in_the_data_plane_is_journalled_again_with_its_man
             .expect("declared put");
         assert_eq!(planes_of(&shard, &data), vec![Some(Plane::Catalog)]);
         let after = disk.crash(|_, _| false);
-        let shard = open(&after, &catalog, config(16 << 10)).await;
+        let shard = open_shard(&after, &catalog, config(16 << 10)).await;
         for key in ["first", "second"] {
             let got = shard.get_object("bkt", key, None).await.expect("get");
             assert_eq!(collect(got.body).await.expect("body"), data, "{key}");

@@ -186,86 +186,90 @@ fn connection_metrics(o: &mut String, m: &Metrics) {
     }
 }
 
-/// Writes `# HELP` and `# TYPE` lines (for [`MetricsSource`]s too).
+/// A shard counter: its name, its help text, and how to read it.
+type ShardCounter = (&'static str, &'static str, fn(&ShardMetrics) -> u64);
+
+/// The per-shard counters, each exported with a `shard` label.
+const SHARD_COUNTERS: [ShardCounter; 18] = [
+    ("ingot_commit_batches_total", "Group commits.", |s| {
+        s.batches.load(Relaxed)
+    }),
+    (
+        "ingot_commit_ops_total",
+        "Operations committed (sum of batch sizes).",
+        |s| s.batch_ops.load(Relaxed),
+    ),
+    ("ingot_shard_puts_total", "Objects stored.", |s| {
+        s.puts.load(Relaxed)
+    }),
+    ("ingot_shard_put_bytes_total", "Object bytes stored.", |s| {
+        s.put_bytes.load(Relaxed)
+    }),
+    ("ingot_shard_gets_total", "Objects read.", |s| {
+        s.gets.load(Relaxed)
+    }),
+    ("ingot_shard_deletes_total", "Keys deleted.", |s| {
+        s.deletes.load(Relaxed)
+    }),
+    ("ingot_shard_lists_total", "LIST pages served.", |s| {
+        s.lists.load(Relaxed)
+    }),
+    (
+        "ingot_shard_chunk_bytes_written_total",
+        "Body chunk bytes appended to the data plane (after deduplication).",
+        |s| s.chunk_bytes_written.load(Relaxed),
+    ),
+    ("ingot_shard_parts_total", "Multipart parts stored.", |s| {
+        s.parts.load(Relaxed)
+    }),
+    (
+        "ingot_shard_uploads_completed_total",
+        "Multipart uploads completed.",
+        |s| s.uploads_completed.load(Relaxed),
+    ),
+    ("ingot_block_cache_hits_total", "Block cache hits.", |s| {
+        s.block_cache_hits.load(Relaxed)
+    }),
+    (
+        "ingot_block_cache_misses_total",
+        "Block cache misses.",
+        |s| s.block_cache_misses.load(Relaxed),
+    ),
+    (
+        "ingot_segments_sealed_total",
+        "Segments sealed since start.",
+        |s| s.segments_sealed.load(Relaxed),
+    ),
+    (
+        "ingot_segments_retired_total",
+        "Shipped segments whose local copy was retired since start.",
+        |s| s.segments_retired.load(Relaxed),
+    ),
+    (
+        "ingot_shard_no_space_refusals_total",
+        "Group commits and streamed bodies refused with 507: no room on the disk (the shard stays healthy).",
+        |s| s.no_space_refusals.load(Relaxed),
+    ),
+    (
+        "ingot_cold_reads_total",
+        "Blocks read from the cold tier (their segment was retired).",
+        |s| s.cold_reads.load(Relaxed),
+    ),
+    (
+        "ingot_cold_read_bytes_total",
+        "Bytes read from the cold tier.",
+        |s| s.cold_read_bytes.load(Relaxed),
+    ),
+    (
+        "ingot_cold_read_errors_total",
+        "Cold-tier reads that failed.",
+        |s| s.cold_read_errors.load(Relaxed),
+    ),
+];
+
+/// Writes the per-shard counters, poisoned gauges and fsync histograms.
 pub fn shard_metrics(o: &mut String, shards: &[Arc<ShardMetrics>]) {
-    type Get = fn(&ShardMetrics) -> u64;
-    let counters: [(&str, &str, Get); 18] = [
-        ("ingot_commit_batches_total", "Group commits.", |s| {
-            s.batches.load(Relaxed)
-        }),
-        (
-            "ingot_commit_ops_total",
-            "Operations committed (sum of batch sizes).",
-            |s| s.batch_ops.load(Relaxed),
-        ),
-        ("ingot_shard_puts_total", "Objects stored.", |s| {
-            s.puts.load(Relaxed)
-        }),
-        ("ingot_shard_put_bytes_total", "Object bytes stored.", |s| {
-            s.put_bytes.load(Relaxed)
-        }),
-        ("ingot_shard_gets_total", "Objects read.", |s| {
-            s.gets.load(Relaxed)
-        }),
-        ("ingot_shard_deletes_total", "Keys deleted.", |s| {
-            s.deletes.load(Relaxed)
-        }),
-        ("ingot_shard_lists_total", "LIST pages served.", |s| {
-            s.lists.load(Relaxed)
-        }),
-        (
-            "ingot_shard_chunk_bytes_written_total",
-            "Body chunk bytes appended to the data plane (after deduplication).",
-            |s| s.chunk_bytes_written.load(Relaxed),
-        ),
-        ("ingot_shard_parts_total", "Multipart parts stored.", |s| {
-            s.parts.load(Relaxed)
-        }),
-        (
-            "ingot_shard_uploads_completed_total",
-            "Multipart uploads completed.",
-            |s| s.uploads_completed.load(Relaxed),
-        ),
-        ("ingot_block_cache_hits_total", "Block cache hits.", |s| {
-            s.block_cache_hits.load(Relaxed)
-        }),
-        (
-            "ingot_block_cache_misses_total",
-            "Block cache misses.",
-            |s| s.block_cache_misses.load(Relaxed),
-        ),
-        (
-            "ingot_segments_sealed_total",
-            "Segments sealed since start.",
-            |s| s.segments_sealed.load(Relaxed),
-        ),
-        (
-            "ingot_segments_retired_total",
-            "Shipped segments whose local copy was retired since start.",
-            |s| s.segments_retired.load(Relaxed),
-        ),
-        (
-            "ingot_shard_no_space_refusals_total",
-            "Group commits and streamed bodies refused with 507: no room on the disk (the shard stays healthy).",
-            |s| s.no_space_refusals.load(Relaxed),
-        ),
-        (
-            "ingot_cold_reads_total",
-            "Blocks read from the cold tier (their segment was retired).",
-            |s| s.cold_reads.load(Relaxed),
-        ),
-        (
-            "ingot_cold_read_bytes_total",
-            "Bytes read from the cold tier.",
-            |s| s.cold_read_bytes.load(Relaxed),
-        ),
-        (
-            "ingot_cold_read_errors_total",
-            "Cold-tier reads that failed.",
-            |s| s.cold_read_errors.load(Relaxed),
-        ),
-    ];
-    for (name, text, get) in counters {
+    for (name, text, get) in SHARD_COUNTERS {
         help(o, name, "counter", text);
         for (i, s) in shards.iter().enumerate() {
             let _ = writeln!(o, "{name}{{shard=\"{i}\"}} {}", get(s));

@@ -2,6 +2,7 @@
 //! temp dir) and aws-sdk-s3 clients for it.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod ship;
 
 use aws_sdk_s3::Client;
@@ -130,4 +131,29 @@ pub async fn read_all(out: aws_sdk_s3::operation::get_object::GetObjectOutput) -
         .expect("body")
         .into_bytes()
         .to_vec()
+}
+
+/// The keys in `bucket` (one page of `ListObjectsV2`).
+pub async fn keys(s3: &Client, bucket: &str) -> Vec<String> {
+    let out = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+/// The status code of an HTTP/1.1 response head (`HTTP/1.1 200 OK`...).
+pub fn head_status(head: &str) -> Option<u16> {
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The `Content-Length` of an HTTP/1.1 response head (0 when it has none).
+pub fn head_content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
+        .unwrap_or(0)
 }

@@ -113,19 +113,8 @@ pub async fn roundtrip(
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
     }
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let len = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-        })
-        .unwrap_or(0);
+    let status = crate::common::head_status(&head).unwrap_or(0);
+    let len = crate::common::head_content_length(&head);
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;
     Ok((status, String::from_utf8_lossy(&body).into_owned()))

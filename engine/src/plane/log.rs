@@ -20,6 +20,8 @@
 
 use super::PlaneError;
 use super::segment::{BlockSource, OpenSegment, car_name, index_name, scan};
+pub use super::spare::SpareJob;
+use super::spare::create_recorded;
 use crate::catalog::{Catalog, CatalogError, SegmentRecord, SegmentState, SegmentUpdate};
 use crate::io::{Disk, SegmentFile};
 use crate::segment::{Plane, SegmentId, SegmentIndex};
@@ -78,13 +80,13 @@ pub struct PlaneRecovery {
     pub recovered_blocks: Vec<(Cid, Location)>,
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn catalog_err(e: CatalogError) -> PlaneError {
+pub(super) fn catalog_err(e: CatalogError) -> PlaneError {
     PlaneError::Catalog(e)
 }
 
@@ -132,117 +134,6 @@ pub struct PlaneLog<D: Disk, C> {
     spare_pending: bool,
     /// Segments this log has sealed (shared with whoever counts them).
     seals: Arc<std::sync::atomic::AtomicU64>,
-}
-
-/// Creating a spare segment, run without holding the plane log.
-pub struct SpareJob<D: Disk, C> {
-    disk: Rc<D>,
-    catalog: Arc<C>,
-    id: SegmentId,
-    seal_bytes: u64,
-}
-
-impl<D: Disk, C> std::fmt::Debug for SpareJob<D, C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpareJob").field("id", &self.id).finish()
-    }
-}
-
-impl<D: Disk, C: Catalog> SpareJob<D, C> {
-    /// Records, creates and pre-writes the segment (the lifecycle's create steps).
-    pub async fn run(self) -> Result<OpenSegment<D::File>, PlaneError> {
-        create_recorded(
-            self.disk.as_ref(),
-            self.catalog.as_ref(),
-            self.id,
-            self.seal_bytes,
-        )
-        .await
-    }
-}
-
-/// Record `Creating` → create and pre-write the file, fsync it and the directory →
-/// record `Open`.
-///
-/// A disk without room for the segment plus a reserve of as much again is refused
-/// before anything is recorded: the reserve is what index files (written at seal) and
-/// the catalog database draw on, and redb, once a write of its own failed, refuses
-/// every later transaction until it is reopened. ENOSPC from the creation, the
-/// fallocate or the pre-write (another writer took the space meanwhile, or the
-/// filesystem does not tell its free space) removes the partial file and the record.
-/// Either way the answer is [`PlaneError::NoSpace`] and nothing is left behind.
-async fn create_recorded<D: Disk, C: Catalog>(
-    disk: &D,
-    catalog: &C,
-    id: SegmentId,
-    seal_bytes: u64,
-) -> Result<OpenSegment<D::File>, PlaneError> {
-    check_space(disk, seal_bytes).await?;
-    let now = now_ms();
-    let rec = SegmentRecord {
-        id,
-        state: SegmentState::Creating,
-        size_bytes: 0,
-        sha256: None,
-        location: None,
-        created_ms: now,
-        updated_ms: now,
-    };
-    catalog.create_segment(rec).await.map_err(catalog_err)?;
-    let seg = match OpenSegment::create(disk, id, seal_bytes).await {
-        Ok(seg) => seg,
-        Err(PlaneError::NoSpace(e)) => {
-            undo_creation(disk, catalog, id).await?;
-            return Err(PlaneError::NoSpace(e));
-        }
-        Err(e) => return Err(e),
-    };
-    let up = SegmentUpdate {
-        now_ms: now_ms(),
-        ..SegmentUpdate::default()
-    };
-    catalog
-        .transition_segment(id, SegmentState::Creating, SegmentState::Open, up)
-        .await
-        .map_err(catalog_err)?;
-    Ok(seg)
-}
-
-/// Refuses a new segment of `seal_bytes` unless the disk has room for it and a reserve
-/// of `seal_bytes` more (see [`create_recorded`]). A disk that does not tell its free
-/// space is let through: the allocation finds out.
-async fn check_space<D: Disk>(disk: &D, seal_bytes: u64) -> Result<(), PlaneError> {
-    let Some(free_bytes) = disk.available_bytes().await? else {
-        return Ok(());
-    };
-    let segment_bytes = crate::io::round_up_to_page(seal_bytes);
-    let needed_bytes = segment_bytes.saturating_mul(2);
-    if free_bytes < needed_bytes {
-        return Err(PlaneError::NoSpace(std::io::Error::new(
-            std::io::ErrorKind::StorageFull,
-            format!(
-                "{free_bytes} bytes free; a {segment_bytes}-byte segment is made only with \
-                 as much again left free"
-            ),
-        )));
-    }
-    Ok(())
-}
-
-/// Removes a segment whose creation ran out of space: unlink the file (if it was made),
-/// fsync the directory, drop the `Creating` record — the steps recovery takes for it.
-async fn undo_creation<D: Disk, C: Catalog>(
-    disk: &D,
-    catalog: &C,
-    id: SegmentId,
-) -> Result<(), PlaneError> {
-    match disk.remove(&car_name(id)).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
-    }
-    disk.sync_dir().await?;
-    catalog.remove_segment(id).await.map_err(catalog_err)
 }
 
 impl<D: Disk, C> std::fmt::Debug for PlaneLog<D, C> {
@@ -767,12 +658,12 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
         self.spare_pending = true;
         let id = self.id(self.next_seq);
         self.next_seq += 1;
-        Some(SpareJob {
-            disk: self.disk.clone(),
-            catalog: self.catalog.clone(),
+        Some(SpareJob::new(
+            self.disk.clone(),
+            self.catalog.clone(),
             id,
-            seal_bytes: self.config.seal_bytes,
-        })
+            self.config.seal_bytes,
+        ))
     }
 
     /// Hands over a spare made by a [`SpareJob`]. A spare numbered below the open

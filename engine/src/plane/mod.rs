@@ -5,10 +5,12 @@
 //! - [`segment`]: one open segment: append, group commit, seal, and recovery's scan.
 //! - [`hasher`]: a segment's SHA-256, computed on a thread of its own.
 //! - [`log`]: the sequence of segments of a plane, their lifecycle and recovery.
+//! - [`spare`]: making a new segment (free-space check, create steps, undo on ENOSPC).
 
 pub mod hasher;
 pub mod log;
 pub mod segment;
+pub mod spare;
 pub mod tail;
 
 pub use log::{CommitJob, Location, PlaneConfig, PlaneLog, PlaneRecovery};

@@ -407,6 +407,14 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
     }
 
+    /// Refuses to create `bucket` if it exists or this batch already creates it.
+    fn refuse_existing(&self, bucket: &str, prep: &Prepared) -> EngineResult<()> {
+        if self.buckets.borrow().contains_key(bucket) || prep.created.iter().any(|b| b == bucket) {
+            return Err(EngineError::BucketAlreadyExists(bucket.to_owned()));
+        }
+        Ok(())
+    }
+
     async fn apply(&self, bucket: &str, kind: OpKind, prep: &mut Prepared) -> EngineResult<OpDone> {
         match kind {
             OpKind::Put {
@@ -439,11 +447,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 Ok(OpDone::Deleted(r?))
             }
             OpKind::CreateBucket => {
-                if self.buckets.borrow().contains_key(bucket)
-                    || prep.created.iter().any(|b| b == bucket)
-                {
-                    return Err(EngineError::BucketAlreadyExists(bucket.to_owned()));
-                }
+                self.refuse_existing(bucket, prep)?;
                 // The genesis commit: an empty tree. Written before the bucket's record,
                 // so recovery never finds a record whose head is missing, and a bucket
                 // created again after a delete starts from its own genesis.
@@ -451,25 +455,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 let root = crate::block::cid_dag_cbor(&empty);
                 debug_assert_eq!(root, NodeCid::empty_tree().to_cid());
                 prep.blocks.push((root, empty));
-                let commit = Commit {
-                    bucket: bucket.to_owned(),
-                    root,
-                    prev: None,
-                    seq: 1,
-                    time_ms: now_ms(),
-                };
-                let bytes = commit.encode();
-                let cid = crate::block::cid_dag_cbor(&bytes);
-                prep.blocks.push((cid, bytes));
-                prep.heads.insert(
-                    bucket.to_owned(),
-                    BucketHead {
-                        commit: cid,
-                        seq: 1,
-                        root,
-                    },
-                );
-                prep.created.push(bucket.to_owned());
+                add_bucket(bucket, prep, root, None, 1);
                 Ok(OpDone::BucketCreated)
             }
             OpKind::Import {
@@ -478,30 +464,8 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 prev,
                 seq,
             } => {
-                if self.buckets.borrow().contains_key(bucket)
-                    || prep.created.iter().any(|b| b == bucket)
-                {
-                    return Err(EngineError::BucketAlreadyExists(bucket.to_owned()));
-                }
-                let commit = Commit {
-                    bucket: bucket.to_owned(),
-                    root,
-                    prev: Some(prev),
-                    seq,
-                    time_ms: now_ms(),
-                };
-                let bytes = commit.encode();
-                let cid = crate::block::cid_dag_cbor(&bytes);
-                prep.blocks.push((cid, bytes));
-                prep.heads.insert(
-                    bucket.to_owned(),
-                    BucketHead {
-                        commit: cid,
-                        seq,
-                        root,
-                    },
-                );
-                prep.created.push(bucket.to_owned());
+                self.refuse_existing(bucket, prep)?;
+                add_bucket(bucket, prep, root, Some(prev), seq);
                 prep.imported.insert(bucket.to_owned(), tree);
                 Ok(OpDone::BucketCreated)
             }
@@ -781,6 +745,30 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             poisoned: self.is_poisoned(),
         }
     }
+}
+
+/// Makes `bucket` new in this batch: a commit of tree `root` (after `prev`, numbered
+/// `seq`), its head, and its name among those created.
+fn add_bucket(bucket: &str, prep: &mut Prepared, root: Cid, prev: Option<Cid>, seq: u64) {
+    let commit = Commit {
+        bucket: bucket.to_owned(),
+        root,
+        prev,
+        seq,
+        time_ms: now_ms(),
+    };
+    let bytes = commit.encode();
+    let cid = crate::block::cid_dag_cbor(&bytes);
+    prep.blocks.push((cid, bytes));
+    prep.heads.insert(
+        bucket.to_owned(),
+        BucketHead {
+            commit: cid,
+            seq,
+            root,
+        },
+    );
+    prep.created.push(bucket.to_owned());
 }
 
 /// Commits a plane without holding it across the fdatasync: appends (and reads) go on

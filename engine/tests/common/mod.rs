@@ -55,3 +55,31 @@ pub async fn collect(mut rx: engine::BodyReceiver) -> Result<Vec<u8>, engine::En
     }
     Ok(out)
 }
+
+/// Opens shard 0 on a simulated disk with its commit loop running.
+#[allow(dead_code)]
+pub async fn open_shard(
+    disk: &engine::io::sim::SimDisk,
+    catalog: &std::sync::Arc<engine::catalog::MemoryCatalog>,
+    config: engine::ShardConfig,
+) -> std::rc::Rc<engine::Shard<engine::io::sim::SimDisk, engine::catalog::MemoryCatalog>> {
+    let (shard, _) =
+        engine::Shard::open(0, std::rc::Rc::new(disk.clone()), catalog.clone(), config)
+            .await
+            .expect("open shard");
+    monoio::spawn(shard.clone().run_commits());
+    shard
+}
+
+/// Polls `done` every millisecond for at most ten seconds.
+#[allow(dead_code)]
+pub async fn wait_until(what: &str, done: impl AsyncFn() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting until {what}"
+        );
+        monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
