@@ -9,7 +9,7 @@ mod common;
 mod raw;
 
 use common::binary::{Running, free_port, serve};
-use common::{ACCESS_KEY, SECRET_KEY, client, keys, start};
+use common::{ACCESS_KEY, SECRET_KEY, client, keys, settings, start, start_with};
 use raw::{Answer, amz_stamp, connect, head, read_answer};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -432,6 +432,37 @@ async fn a_file_outside_the_length_range_is_refused_and_not_written() {
             .unwrap();
         assert_eq!(head.content_length(), Some(n as i64));
     }
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_whose_file_stops_arriving_times_out_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path(), "127.0.0.1:0".parse().unwrap());
+    s.limits.body_read_timeout = Duration::from_secs(2);
+    let node = start_with(s).await;
+    let s3 = client(node.addr());
+    s3.create_bucket().bucket("stalled").send().await.unwrap();
+    let fields = root_signed("stalled", &[("key", "k")], &[eq("key", "k")]);
+    let body = form_body(&fields, "f", &[5; 100_000]);
+    let addr = node.addr();
+    // The head promises the whole form; the file stops half-way and nothing follows.
+    let a = tokio::task::spawn_blocking(move || {
+        let mut s = connect(addr);
+        s.write_all(&post_head("/stalled", &addr.to_string(), body.len()))
+            .unwrap();
+        s.write_all(&body[..body.len() / 2]).unwrap();
+        read_answer(&mut s)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (a.status, error_code(&a)),
+        (400, "RequestTimeout"),
+        "{}",
+        a.body
+    );
+    assert!(keys(&s3, "stalled").await.is_empty());
     node.stop().await.unwrap();
 }
 

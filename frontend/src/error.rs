@@ -152,6 +152,7 @@ pub fn form_error(e: &FormError) -> S3Error {
             C::IncorrectNumberOfFilesInPostRequest,
             "POST requires exactly one file upload per request.".to_owned(),
         ),
+        FormError::TimedOut => return crate::conn::request_timeout(),
         FormError::Truncated | FormError::Read(_) => (
             C::IncompleteBody,
             "The request body ended before the form did.".to_owned(),

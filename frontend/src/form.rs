@@ -57,6 +57,21 @@ pub enum FormError {
     Truncated,
     #[error("reading the form's body failed: {0}")]
     Read(String),
+    /// The client stopped sending within the connection's body-read limits.
+    #[error("the form's body stopped arriving")]
+    TimedOut,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A failed read of the body as a form error: the connection's body-read limit
+/// (`conn::TimedBody`, an S3 `RequestTimeout`) kept apart from other failures.
+fn read_error(e: impl Into<BoxError>) -> FormError {
+    let e = e.into();
+    match e.downcast_ref::<s3s::S3Error>() {
+        Some(s3) if *s3.code() == s3s::S3ErrorCode::RequestTimeout => FormError::TimedOut,
+        _ => FormError::Read(e.to_string()),
+    }
 }
 
 /// The fields before the file (names lower-cased, as S3 compares them), in order.
@@ -111,7 +126,7 @@ pub(crate) struct FormReader<S> {
 impl<S, E> FormReader<S>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    E: Into<BoxError>,
 {
     pub fn new(body: S, boundary: &str, limits: FormLimits) -> Self {
         let mut delimiter = b"\r\n--".to_vec();
@@ -251,7 +266,7 @@ where
                     self.buf.extend_from_slice(&piece);
                     return Poll::Ready(Ok(true));
                 }
-                Some(Err(e)) => return Poll::Ready(Err(FormError::Read(e.to_string()))),
+                Some(Err(e)) => return Poll::Ready(Err(read_error(e))),
                 None => {
                     self.body_ended = true;
                     return Poll::Ready(Ok(false));
@@ -270,7 +285,7 @@ pub(crate) struct FileContent<S> {
 impl<S, E> Stream for FileContent<S>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    E: Into<BoxError>,
 {
     type Item = Result<Bytes, FormError>;
 
