@@ -314,7 +314,7 @@ async fn export_offline(
         .export_bucket(&args.bucket, args.history)
         .await
         .map_err(|e| usage(e.to_string()))?;
-    let (forward, mut rx) = engine::engine::car_bytes(&head, blocks);
+    let (forward, mut rx) = engine::car_bytes(&head, blocks);
     let task = tokio::spawn(forward);
     // Pieces: the header, then a frame prefix and a block for each block.
     let mut pieces = 0u64;

@@ -367,7 +367,7 @@ impl Settings {
                 node_cache_bytes: e.node_cache_bytes.unwrap_or(caches.node_bytes),
                 block_cache_bytes: e.block_cache_bytes.unwrap_or(caches.block_bytes),
                 write_behind_bytes: e.write_behind_bytes.unwrap_or(d.write_behind_bytes),
-                catalog_body_bytes: e.catalog_body_bytes.unwrap_or(d.catalog_body_bytes),
+                meta_body_bytes: e.catalog_body_bytes.unwrap_or(d.meta_body_bytes),
                 max_batch_ops: e.max_batch_ops.unwrap_or(d.max_batch_ops),
                 uring_entries: e.uring_entries.unwrap_or(d.uring_entries),
                 ..d
@@ -475,7 +475,7 @@ chunk_bytes = 1048576
 # block_cache_bytes = 268435456
 # A streaming body's pages are written once this many are pending.
 write_behind_bytes = 1048576
-# A PUT of at most this many bytes journals its body in the catalog plane with its
+# A PUT of at most this many bytes journals its body in the meta plane with its
 # manifest: one fsync per group commit instead of two. 0 turns it off.
 catalog_body_bytes = 16384
 # Most requests one group commit takes.

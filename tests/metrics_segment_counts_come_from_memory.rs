@@ -67,7 +67,7 @@ async fn scrapes_read_no_catalog() {
     let deadline = Instant::now() + Duration::from_secs(30);
     while engine
         .segment_counts()
-        .get(Plane::Catalog, SegmentState::Sealed)
+        .get(Plane::Meta, SegmentState::Sealed)
         == 0
     {
         assert!(Instant::now() < deadline, "no catalog segment sealed");

@@ -30,8 +30,8 @@ struct Args {
     secs: u64,
     cores: usize,
     dir: Option<String>,
-    /// `ShardConfig::catalog_body_bytes` (default: the engine's).
-    catalog_body_bytes: Option<u64>,
+    /// `ShardConfig::meta_body_bytes` (default: the engine's).
+    meta_body_bytes: Option<u64>,
     /// Leave shard threads unpinned.
     no_pin: bool,
     /// Worker threads of the callers' tokio runtime (the frontend's side).
@@ -46,7 +46,7 @@ fn parse() -> Args {
         secs: 10,
         cores: 1,
         dir: None,
-        catalog_body_bytes: None,
+        meta_body_bytes: None,
         no_pin: false,
         callers: 1,
     };
@@ -62,7 +62,7 @@ fn parse() -> Args {
             "--no-pin" => a.no_pin = true,
             "--callers" => a.callers = val().parse().expect("--callers"),
             "--catalog-body-bytes" => {
-                a.catalog_body_bytes = Some(val().parse().expect("--catalog-body-bytes"));
+                a.meta_body_bytes = Some(val().parse().expect("--catalog-body-bytes"));
             }
             m if !m.starts_with("--") => a.mode = m.to_owned(),
             other => panic!("unknown flag {other}"),
@@ -146,8 +146,8 @@ fn main() {
     }
     config.shard.seal_bytes = 64 << 20;
     config.pin_cores = !args.no_pin;
-    if let Some(n) = args.catalog_body_bytes {
-        config.shard.catalog_body_bytes = n;
+    if let Some(n) = args.meta_body_bytes {
+        config.shard.meta_body_bytes = n;
     }
     let engine = Arc::new(Engine::open(config).expect("engine"));
     // The frontend's runtime: by default one thread, the engine having one core of
@@ -222,8 +222,8 @@ async fn puts(args: &Args, engine: &Arc<Engine>) {
         m.mean_batch_size(),
         m.data_fsync.quantile_us(0.5),
         m.data_fsync.quantile_us(0.99),
-        m.catalog_fsync.quantile_us(0.5),
-        m.catalog_fsync.quantile_us(0.99),
+        m.meta_fsync.quantile_us(0.5),
+        m.meta_fsync.quantile_us(0.99),
     );
     println!(
         "put_latency_us_p50={} p99={} max={}",
@@ -233,13 +233,13 @@ async fn puts(args: &Args, engine: &Arc<Engine>) {
     );
     let (shard_ms, caller_ms) = (thread_cpu_ms("ingot-shard"), thread_cpu_ms("tokio-rt"));
     let total_ms = process_cpu_ms();
-    let syncs = m.catalog_fsync.count().max(1);
+    let syncs = m.meta_fsync.count().max(1);
     println!(
         "catalog_syncs={} objects_per_catalog_sync={:.1} catalog_fsync_us_mean={} catalog_fsync_busy_pct={:.0}",
-        m.catalog_fsync.count(),
+        m.meta_fsync.count(),
         n as f64 / syncs as f64,
-        m.catalog_fsync.sum_us() / syncs,
-        m.catalog_fsync.sum_us() as f64 / 1e4 / secs,
+        m.meta_fsync.sum_us() / syncs,
+        m.meta_fsync.sum_us() as f64 / 1e4 / secs,
     );
     println!(
         "shard_cpu_us_per_put={:.1} caller_cpu_us_per_put={:.1} process_cpu_us_per_put={:.1} shard_busy_pct={:.0}",

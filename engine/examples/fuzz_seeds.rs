@@ -58,7 +58,7 @@ fn main() -> std::io::Result<()> {
         write(&dir, "dag_cbor", &format!("block-{i}"), b)?;
     }
     let id = SegmentId {
-        plane: Plane::Catalog,
+        plane: Plane::Meta,
         shard: 0,
         seq: 1,
     };

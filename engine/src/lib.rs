@@ -13,7 +13,7 @@
 //! - [`plane`]: plane logs — segments, group commit, lifecycle, recovery scan.
 //! - [`catalog`]: buckets, segment records, uploads, keys (embedded on redb).
 //! - [`shard`]: one shard's buckets, trees, caches and commit loop.
-//! - [`engine`]: the thread-per-core engine and its cross-runtime handle.
+//! - [`handle`]: the thread-per-core engine and its cross-runtime handle.
 //! - [`data_dir`]: the data directory's layout, modes and first-start fsyncs.
 //!
 //! Formats are specified byte by byte in `docs/format.md`; the write and recovery
@@ -22,16 +22,16 @@
 pub mod api;
 pub mod archive;
 pub mod block;
-pub mod blocks;
+pub mod block_lookup;
 pub mod catalog;
 pub mod cbor;
 pub mod checksum;
 pub mod chunker;
 pub mod cold;
 pub mod data_dir;
-pub mod engine;
 pub mod error;
 pub mod format;
+pub mod handle;
 pub mod hex;
 pub mod io;
 pub mod metrics;
@@ -42,6 +42,6 @@ pub mod shard;
 mod threads;
 
 pub use api::*;
-pub use engine::{Engine, EngineConfig, IoMode};
 pub use error::{EngineError, EngineResult};
+pub use handle::{Engine, EngineConfig, IoMode, car_bytes, placement_shard};
 pub use shard::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, Shard, ShardConfig};

@@ -64,7 +64,7 @@ pub struct ShardMetrics {
     /// Requests committed by them (their sum over `batches` is the mean batch size).
     pub batch_ops: AtomicU64,
     pub data_fsync: Histogram,
-    pub catalog_fsync: Histogram,
+    pub meta_fsync: Histogram,
     pub puts: AtomicU64,
     pub put_bytes: AtomicU64,
     pub gets: AtomicU64,

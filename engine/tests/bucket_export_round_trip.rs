@@ -76,7 +76,7 @@ async fn fill(e: &Engine, bucket: &str) {
 
 async fn export(e: &Engine, bucket: &str, history: History) -> Result<Vec<u8>, EngineError> {
     let (head, blocks) = e.export_bucket(bucket, history).await?;
-    let (forward, mut rx) = engine::engine::car_bytes(&head, blocks);
+    let (forward, mut rx) = engine::car_bytes(&head, blocks);
     let task = tokio::spawn(forward);
     let mut out = Vec::new();
     while let Some(p) = rx.recv().await {

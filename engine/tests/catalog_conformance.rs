@@ -30,7 +30,7 @@ async fn committed_records_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("catalog.redb");
     let id = SegmentId {
-        plane: Plane::Catalog,
+        plane: Plane::Meta,
         shard: 2,
         seq: 40,
     };

@@ -127,7 +127,7 @@ fn seeds() -> Vec<Vec<u8>> {
         .encode(),
     );
     let id = SegmentId {
-        plane: Plane::Catalog,
+        plane: Plane::Meta,
         shard: 1,
         seq: 2,
     };

@@ -32,7 +32,7 @@ fn body(tag: u64, len: usize) -> Vec<u8> {
     (0..len).map(|_| rng.next() as u8).collect()
 }
 
-/// Rides in the catalog plane with its manifest (declared length ≤ 16 KiB).
+/// Rides in the meta plane with its manifest (declared length ≤ 16 KiB).
 fn small(data: &[u8]) -> PutOptions {
     PutOptions {
         content_length: Some(data.len() as u64),

@@ -45,7 +45,7 @@ fn names_on_two_shards() -> (String, String) {
     let mut on = [None, None];
     for i in 0.. {
         let n = format!("bucket-{i}");
-        let s = engine::engine::placement_shard(&n, 2) as usize;
+        let s = engine::placement_shard(&n, 2) as usize;
         on[s].get_or_insert(n);
         if let [Some(a), Some(b)] = &on {
             return (a.clone(), b.clone());

@@ -8,8 +8,8 @@ mod common;
 
 use common::block_on;
 use engine::catalog::{Catalog, EmbeddedCatalog, MemoryCatalog, UploadRecord};
-use engine::engine::upload_pages::list_upload_page;
 use engine::format::{ObjectManifest, UploadTemplate};
+use engine::handle::upload_pages::list_upload_page;
 use engine::{UploadListing, UploadPage};
 use proptest::prelude::*;
 

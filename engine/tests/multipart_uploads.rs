@@ -279,7 +279,7 @@ async fn part_copies_reuse_chunks_and_cross_shards() {
     let mut names: [Option<String>; 2] = [None, None];
     for i in 0.. {
         let n = format!("bucket-{i}");
-        names[engine::engine::placement_shard(&n, 2) as usize].get_or_insert(n);
+        names[engine::placement_shard(&n, 2) as usize].get_or_insert(n);
         if names.iter().all(Option::is_some) {
             break;
         }
@@ -303,7 +303,7 @@ async fn part_copies_reuse_chunks_and_cross_shards() {
             .upload_id;
         // An unaligned range (partial chunks at both ends), then the whole object.
         let range = (12_345u64, 12_345 + 5 * MIB as u64 + 70_000);
-        let shard = engine::engine::placement_shard(dst, 2) as usize;
+        let shard = engine::placement_shard(dst, 2) as usize;
         let written = || {
             e.shard_metrics()[shard]
                 .chunk_bytes_written

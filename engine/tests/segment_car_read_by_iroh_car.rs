@@ -83,7 +83,7 @@ async fn iroh_car_reads_our_segments_block_for_block() {
         data.len(),
         catalog.len()
     );
-    for (plane, blocks) in [(Plane::Data, &data), (Plane::Catalog, &catalog)] {
+    for (plane, blocks) in [(Plane::Data, &data), (Plane::Meta, &catalog)] {
         let id = SegmentId {
             plane,
             shard: 3,

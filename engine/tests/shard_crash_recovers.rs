@@ -92,8 +92,8 @@ async fn writer(
     }
 }
 
-/// Half the PUTs declare their length, so bodies up to `catalog_body_bytes` ride in
-/// the catalog plane and the others go to the data plane.
+/// Half the PUTs declare their length, so bodies up to `meta_body_bytes` ride in
+/// the meta plane and the others go to the data plane.
 fn declare_or_not(rng: &mut Rng, v: &[u8]) -> PutOptions {
     PutOptions {
         content_length: (rng.below(2) == 0).then_some(v.len() as u64),

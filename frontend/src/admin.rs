@@ -150,7 +150,7 @@ impl AdminRoute {
             .export_bucket(bucket, history)
             .await
             .map_err(s3_error)?;
-        let (forward, rx) = engine::engine::car_bytes(&head, blocks);
+        let (forward, rx) = engine::car_bytes(&head, blocks);
         tokio::spawn(forward);
         tracing::info!(bucket, head = %head.commit, "export started");
         let blob = into_blob(rx, self.bytes_out.clone());

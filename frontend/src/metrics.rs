@@ -293,8 +293,8 @@ pub fn shard_metrics(o: &mut String, shards: &[Arc<ShardMetrics>]) {
         ),
         (
             "ingot_catalog_fsync_seconds",
-            "fdatasync latency of the catalog plane.",
-            |s: &ShardMetrics| &s.catalog_fsync,
+            "fdatasync latency of the meta plane.",
+            |s: &ShardMetrics| &s.meta_fsync,
         ),
     ] {
         help(o, name, "histogram", text);

@@ -97,7 +97,7 @@ impl ShipperConfig {
     pub fn policy(&self, plane: Plane) -> &PlanePolicy {
         match plane {
             Plane::Data => &self.data,
-            Plane::Catalog => &self.catalog,
+            Plane::Meta => &self.catalog,
         }
     }
 

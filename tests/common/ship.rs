@@ -107,7 +107,7 @@ pub async fn segments(node: &Node) -> Vec<SegmentRecord> {
 }
 
 /// Waits (bounded) until no data segment is sealed or shipped-but-local and the
-/// catalog plane keeps at most its newest shipped segment per shard locally (a catalog
+/// meta plane keeps at most its newest shipped segment per shard locally (a catalog
 /// segment retires once a head checkpoint covers it).
 pub async fn wait_until_retired(node: &Node) -> Vec<SegmentRecord> {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -116,8 +116,8 @@ pub async fn wait_until_retired(node: &Node) -> Vec<SegmentRecord> {
         let waiting = segs.iter().filter(|r| match (r.id.plane, r.state) {
             (_, SegmentState::Sealed) => true,
             (Plane::Data, SegmentState::Shipped) => true,
-            (Plane::Catalog, SegmentState::Shipped) => segs.iter().any(|o| {
-                o.id.plane == Plane::Catalog
+            (Plane::Meta, SegmentState::Shipped) => segs.iter().any(|o| {
+                o.id.plane == Plane::Meta
                     && o.id.shard == r.id.shard
                     && o.id.seq > r.id.seq
                     && o.state == SegmentState::Shipped

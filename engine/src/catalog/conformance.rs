@@ -129,7 +129,7 @@ pub async fn segment_lifecycle(c: &impl Catalog) {
         c.create_segment(s.clone()).await,
         Err(CatalogError::AlreadyExists(_))
     ));
-    c.create_segment(segment(Plane::Catalog, 0, 1))
+    c.create_segment(segment(Plane::Meta, 0, 1))
         .await
         .expect("create");
     c.create_segment(segment(Plane::Data, 1, 1))
@@ -162,7 +162,7 @@ pub async fn segment_lifecycle(c: &impl Catalog) {
             seq: 1,
         },
         SegmentId {
-            plane: Plane::Catalog,
+            plane: Plane::Meta,
             shard: 0,
             seq: 1,
         },
@@ -232,7 +232,7 @@ pub async fn segment_lifecycle(c: &impl Catalog) {
     c.remove_segment(id).await.expect("drop retired record");
     assert_eq!(c.segment(id).await.expect("get"), None);
     let unknown = SegmentId {
-        plane: Plane::Catalog,
+        plane: Plane::Meta,
         shard: 9,
         seq: 9,
     };

@@ -286,10 +286,10 @@ mod tests {
                 seq,
             };
             let up = SegmentUpdate::default;
-            c.create_segment(record(Plane::Catalog, 1, Creating))
+            c.create_segment(record(Plane::Meta, 1, Creating))
                 .await
                 .unwrap();
-            c.transition_segment(seg(Plane::Catalog, 1), Creating, Open, up())
+            c.transition_segment(seg(Plane::Meta, 1), Creating, Open, up())
                 .await
                 .unwrap();
             c.transition_segment(seg(Plane::Data, 1), Sealed, Shipped, up())
@@ -306,7 +306,7 @@ mod tests {
                     .await
                     .is_err()
             );
-            assert!(c.remove_segment(seg(Plane::Catalog, 1)).await.is_err());
+            assert!(c.remove_segment(seg(Plane::Meta, 1)).await.is_err());
             c.transition_segment(seg(Plane::Data, 1), Shipped, Retiring, up())
                 .await
                 .unwrap();
@@ -315,7 +315,7 @@ mod tests {
             let truth = SegmentCounts::of(&c.segments().await.unwrap());
             assert_eq!(c.segment_scans(), scans + 1);
             assert_eq!(c.segment_counts(), truth);
-            assert_eq!(truth.get(Plane::Catalog, Open), 1);
+            assert_eq!(truth.get(Plane::Meta, Open), 1);
             assert_eq!(truth.iter().map(|(_, _, n)| n).sum::<u64>(), 1);
             assert_eq!(truth.iter().count(), PLANES * STATES);
         });

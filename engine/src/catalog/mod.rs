@@ -5,7 +5,7 @@
 //! ([`EmbeddedCatalog`]); a PostgreSQL implementation plugs in behind the same trait and
 //! must pass the same [`conformance`] suite. Calls are off the hot path (bucket creation,
 //! segment state changes, checkpoints): the per-object commit path never touches the
-//! catalog, because bucket heads live in the catalog plane and are only checkpointed here.
+//! catalog, because bucket heads live in the meta plane and are only checkpointed here.
 
 pub mod conformance;
 pub mod counted;
@@ -29,7 +29,7 @@ pub struct BucketRecord {
     pub created_ms: u64,
 }
 
-/// A bucket's head as of a checkpoint: recovery scans the catalog plane only after it.
+/// A bucket's head as of a checkpoint: recovery scans the meta plane only after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeadCheckpoint {
     pub bucket: String,
@@ -37,7 +37,7 @@ pub struct HeadCheckpoint {
     pub commit: Cid,
     /// The head commit's sequence number.
     pub seq: u64,
-    /// The catalog-plane segment holding that commit…
+    /// The meta-plane segment holding that commit…
     pub segment_seq: u64,
     /// …and the offset just past the commit's frame in it.
     pub offset: u64,

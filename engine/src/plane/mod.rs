@@ -1,4 +1,4 @@
-//! Plane logs: each shard's data plane (body chunks) and catalog plane (manifests, chunk
+//! Plane logs: each shard's data plane (body chunks) and meta plane (manifests, chunk
 //! indexes, MST nodes, commits) are sequences of CAR segments written through the I/O
 //! seam ([`crate::io`]).
 //!

@@ -20,28 +20,28 @@ pub enum Plane {
     /// Raw body chunks.
     Data,
     /// MST nodes, manifests, chunk indexes, bucket commits.
-    Catalog,
+    Meta,
 }
 
 impl Plane {
     pub fn as_str(self) -> &'static str {
         match self {
             Plane::Data => "data",
-            Plane::Catalog => "catalog",
+            Plane::Meta => "catalog",
         }
     }
 
     pub(crate) fn code(self) -> u8 {
         match self {
             Plane::Data => 0,
-            Plane::Catalog => 1,
+            Plane::Meta => 1,
         }
     }
 
     pub(crate) fn from_code(c: u8) -> Option<Self> {
         match c {
             0 => Some(Plane::Data),
-            1 => Some(Plane::Catalog),
+            1 => Some(Plane::Meta),
             _ => None,
         }
     }
@@ -88,7 +88,7 @@ impl SegmentId {
         d.expect_key("plane").ok()?;
         let plane = match d.text().ok()? {
             "data" => Plane::Data,
-            "catalog" => Plane::Catalog,
+            "catalog" => Plane::Meta,
             _ => return None,
         };
         d.expect_key("shard").ok()?;
@@ -118,7 +118,7 @@ mod tests {
                 seq: 0,
             },
             SegmentId {
-                plane: Plane::Catalog,
+                plane: Plane::Meta,
                 shard: u32::MAX,
                 seq: u64::MAX,
             },

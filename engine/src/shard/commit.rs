@@ -18,7 +18,7 @@
 
 use super::{BucketState, Shard};
 use crate::api::{BucketHead, PutCondition, now_ms};
-use crate::blocks::{BlockKey, BlockLoc};
+use crate::block_lookup::{BlockKey, BlockLoc};
 use crate::catalog::{BucketRecord, Catalog, HeadCheckpoint};
 use crate::error::{EngineError, EngineResult};
 use crate::format::{Commit, ObjectManifest};
@@ -51,7 +51,7 @@ pub(crate) struct Op {
 
 #[derive(Debug)]
 pub(crate) enum OpKind {
-    /// Sets `key` to `manifest`; `blocks` (chunk index, manifest) go to the catalog plane.
+    /// Sets `key` to `manifest`; `blocks` (chunk index, manifest) go to the meta plane.
     Put {
         key: String,
         manifest: Cid,
@@ -134,7 +134,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// syncs the batch before it (steps 4–6). Batches reach the catalog stage in order,
     /// and each one's data sync completes before its catalog sync starts.
     pub async fn run_commits(self: Rc<Self>) {
-        let catalog_stage = monoio::spawn(self.clone().run_catalog_stage());
+        let meta_stage = monoio::spawn(self.clone().run_meta_stage());
         loop {
             self.ensure_spares();
             let ops = self.take_batch();
@@ -164,12 +164,12 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             }
             // At most one synced batch waits for the catalog stage.
             while self.synced.borrow().len() > 1 {
-                self.catalog_done.notified().await;
+                self.meta_done.notified().await;
             }
         }
         self.data_stage_done.set(true);
         self.synced_ready.notify_one();
-        catalog_stage.await;
+        meta_stage.await;
         self.wait_for_spares().await;
         self.batch_done.notify_waiters();
     }
@@ -194,7 +194,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         if self.closing.get() {
             return;
         }
-        for plane in [Plane::Data, Plane::Catalog] {
+        for plane in [Plane::Data, Plane::Meta] {
             let log = self.plane(plane);
             let Ok(mut guard) = log.try_lock() else {
                 continue;
@@ -220,7 +220,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
     }
 
-    async fn run_catalog_stage(self: Rc<Self>) {
+    async fn run_meta_stage(self: Rc<Self>) {
         loop {
             self.ensure_spares();
             let Some((ops, batches)) = self.take_synced() else {
@@ -230,21 +230,21 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 self.synced_ready.notified().await;
                 continue;
             };
-            if let Err(e) = self.catalog_batch(ops).await {
+            if let Err(e) = self.meta_batch(ops).await {
                 self.write_failed(&e);
             }
             if let Err(e) = self.seal_if_due().await {
                 self.write_failed(&e);
             }
             self.in_flight.set(self.in_flight.get() - batches);
-            self.catalog_done.notify_waiters();
+            self.meta_done.notify_waiters();
             self.batch_done.notify_waiters();
         }
     }
 
     /// Every batch whose data is durable, in order, as one catalog batch (up to
     /// `max_batch_ops`), and how many batches it merged. When the data stage has
-    /// nothing to sync (small bodies ride in the catalog plane) it passes batches on
+    /// nothing to sync (small bodies ride in the meta plane) it passes batches on
     /// faster than a catalog sync completes: merged, they share one fdatasync.
     fn take_synced(&self) -> Option<(Vec<Op>, usize)> {
         let mut synced = self.synced.borrow_mut();
@@ -293,7 +293,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     }
 
     /// Steps 4–6 for a batch whose chunks are durable.
-    async fn catalog_batch(&self, ops: Vec<Op>) -> EngineResult<()> {
+    async fn meta_batch(&self, ops: Vec<Op>) -> EngineResult<()> {
         if self.is_poisoned() {
             fail_all(ops, &EngineError::Poisoned(self.id));
             return Ok(());
@@ -314,7 +314,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         // `checkpoint_if_rolled`); a failure poisons the shard, which takes none.
         self.committing.set(true);
         let written = self
-            .write_catalog(&mut prep.blocks, &mut prep.tree_blocks)
+            .write_meta(&mut prep.blocks, &mut prep.tree_blocks)
             .await;
         // The emptied buffers serve the next batch (no regrowing them every batch).
         prep.blocks.clear();
@@ -527,28 +527,24 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// last append: a full disk refuses the batch before any block of it is in the log.
     /// (A bucket commit appended and then abandoned would be written by the next commit
     /// and taken as the bucket's head by recovery: a refused write would come back.)
-    async fn write_catalog(
-        &self,
-        blocks: &mut Blocks,
-        tree_blocks: &mut Blocks,
-    ) -> EngineResult<()> {
+    async fn write_meta(&self, blocks: &mut Blocks, tree_blocks: &mut Blocks) -> EngineResult<()> {
         {
             let mut log = self.meta.lock().await;
             let frames = blocks.iter().chain(tree_blocks.iter());
             log.reserve(frames.map(|(cid, b)| frame_len(cid, b.len()) as u64))
                 .await?;
-            self.append_catalog(&mut log, blocks, true).await?;
-            self.append_catalog(&mut log, tree_blocks, false).await?;
+            self.append_meta(&mut log, blocks, true).await?;
+            self.append_meta(&mut log, tree_blocks, false).await?;
         }
         if let Some(took) = commit_plane(&self.meta).await? {
-            self.metrics.catalog_fsync.record(took);
+            self.metrics.meta_fsync.record(took);
         }
         Ok(())
     }
 
     /// Appends `blocks` (emptying the vector), keeping the small ones in the block
     /// cache if `cache`.
-    async fn append_catalog(
+    async fn append_meta(
         &self,
         log: &mut PlaneLog<D, C>,
         blocks: &mut Blocks,
@@ -557,16 +553,16 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         for (cid, bytes) in blocks.drain(..) {
             let key = BlockKey::of(&cid)
                 .ok_or_else(|| EngineError::Corrupt(format!("{cid} is not SHA-256")))?;
-            // Reuse only a catalog-plane copy: it was synced by an earlier batch. A
+            // Reuse only a meta-plane copy: it was synced by an earlier batch. A
             // data-plane copy with the same bytes may not be durable yet.
             let stored = self.index.borrow().get(&key);
-            if stored.is_some_and(|l| l.plane() == Plane::Catalog) {
+            if stored.is_some_and(|l| l.plane() == Plane::Meta) {
                 continue;
             }
             let loc = log.append(&cid, &bytes).await?;
             self.index
                 .borrow_mut()
-                .relocate(key, BlockLoc::new(Plane::Catalog, loc));
+                .relocate(key, BlockLoc::new(Plane::Meta, loc));
             if cache && bytes.len() <= CACHE_ON_WRITE_BYTES {
                 // The batch's own buffer becomes the cached copy.
                 self.cache.borrow_mut().insert(key, Bytes::from(bytes));
@@ -624,7 +620,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
     }
 
-    /// Seals segments open longer than `seal_age`; after the catalog plane rolls, the
+    /// Seals segments open longer than `seal_age`; after the meta plane rolls, the
     /// heads are checkpointed so recovery reads only the newer segments.
     pub(crate) async fn seal_if_due(&self) -> EngineResult<()> {
         if self.is_poisoned() || self.closing.get() || self.sealing.replace(true) {
@@ -637,7 +633,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
 
     async fn seal_due_segments(&self) -> EngineResult<()> {
         let age = self.config.seal_age;
-        for plane in [Plane::Data, Plane::Catalog] {
+        for plane in [Plane::Data, Plane::Meta] {
             let mut log = self.plane(plane).lock().await;
             if log.is_due_for_seal(age) {
                 // A seal by age comes when the log is quiet: wait for it, so the
@@ -658,7 +654,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         self.checkpoint_if_rolled().await
     }
 
-    /// Checkpoints every changed head once the catalog plane has moved to a new segment
+    /// Checkpoints every changed head once the meta plane has moved to a new segment
     /// (by `seal_age`, or because the last one filled up).
     pub(crate) async fn checkpoint_if_rolled(&self) -> EngineResult<()> {
         // Not while a batch is between its append and its publication (a seal started

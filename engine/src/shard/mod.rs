@@ -6,11 +6,11 @@
 //! - [`objects`]: the request handlers (buckets, PUT, GET, HEAD, DELETE, LIST, COPY);
 //! - [`multipart`]: uploaded parts, Complete and Abort;
 //! - [`recovery`]: opening a shard — block index, bucket heads re-derived from the
-//!   catalog plane after the last checkpoint.
+//!   meta plane after the last checkpoint.
 //!
 //! Invariant: no `RefCell` borrow is held across an await.
 
-mod archive;
+mod car_tasks;
 mod commit;
 mod multipart;
 mod nodes;
@@ -19,7 +19,7 @@ mod recovery;
 
 use crate::api::BucketHead;
 use crate::block::verify_block;
-use crate::blocks::{BlockCache, BlockIndex, BlockKey, BlockLoc};
+use crate::block_lookup::{BlockCache, BlockIndex, BlockKey, BlockLoc};
 use crate::catalog::Catalog;
 use crate::error::{EngineError, EngineResult};
 use crate::io::Disk;
@@ -36,7 +36,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 
-pub use archive::{EXPORT_CHANNEL_BLOCKS, ExportReceiver};
+pub use car_tasks::{EXPORT_CHANNEL_BLOCKS, ExportReceiver};
 pub use commit::ShardStats;
 pub use multipart::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart};
 pub(crate) use objects::HashedPut;
@@ -59,10 +59,10 @@ pub struct ShardConfig {
     /// fsync waits for at most one piece.
     pub write_behind_bytes: u64,
     /// A PUT whose declared length is at most this many bytes journals its chunks in
-    /// the catalog plane, with its manifest: the group commit that makes it durable
+    /// the meta plane, with its manifest: the group commit that makes it durable
     /// then needs one fdatasync, not two (ARCHITECTURE.md, "Small bodies ride in the
-    /// catalog plane"). 0 sends every body to the data plane.
-    pub catalog_body_bytes: u64,
+    /// meta plane"). 0 sends every body to the data plane.
+    pub meta_body_bytes: u64,
     /// Largest body a single PUT may carry.
     pub max_put_bytes: u64,
     /// Most requests one group commit takes; the rest wait for the next.
@@ -84,7 +84,7 @@ impl Default for ShardConfig {
             node_cache_bytes: 64 << 20,
             block_cache_bytes: 256 << 20,
             write_behind_bytes: 1 << 20,
-            catalog_body_bytes: 16 << 10,
+            meta_body_bytes: 16 << 10,
             max_put_bytes: 5 << 30,
             max_batch_ops: 4096,
             uring_entries: 1024,
@@ -109,8 +109,8 @@ impl ShardConfig {
         if self.chunk_bytes as u64 * 2 > self.seal_bytes {
             return bad("chunk_bytes must be at most half of seal_bytes");
         }
-        if self.catalog_body_bytes > 1 << 20 {
-            return bad("catalog_body_bytes must be at most 1 MiB");
+        if self.meta_body_bytes > 1 << 20 {
+            return bad("meta_body_bytes must be at most 1 MiB");
         }
         if self.max_batch_ops == 0 {
             return bad("max_batch_ops must be at least 1");
@@ -145,7 +145,7 @@ pub struct Shard<D: Disk, C: Catalog> {
     pub(crate) batch_done: Notify,
     /// Buckets whose head moved since the last checkpoint.
     pub(crate) dirty_heads: RefCell<BTreeSet<String>>,
-    /// Catalog-plane segment open at the last checkpoint.
+    /// Meta-plane segment open at the last checkpoint.
     pub(crate) checkpoint_seq: Cell<u64>,
     pub(crate) closing: Cell<bool>,
     /// Batches taken and not yet answered.
@@ -153,7 +153,7 @@ pub struct Shard<D: Disk, C: Catalog> {
     /// Batches whose data is durable, waiting for the catalog stage.
     pub(crate) synced: RefCell<std::collections::VecDeque<Vec<commit::Op>>>,
     pub(crate) synced_ready: Notify,
-    pub(crate) catalog_done: Notify,
+    pub(crate) meta_done: Notify,
     pub(crate) data_stage_done: Cell<bool>,
     /// A seal or checkpoint is running.
     pub(crate) sealing: Cell<bool>,
@@ -350,7 +350,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     pub(crate) fn plane(&self, plane: Plane) -> &Mutex<PlaneLog<D, C>> {
         match plane {
             Plane::Data => &self.data,
-            Plane::Catalog => &self.meta,
+            Plane::Meta => &self.meta,
         }
     }
 
@@ -396,12 +396,12 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     }
 
     /// Retires a shipped segment: its local CAR goes, its blocks are read from the cold
-    /// tier from now on. A catalog-plane segment is retired only once a head checkpoint
+    /// tier from now on. A meta-plane segment is retired only once a head checkpoint
     /// covers every commit in it (recovery never reads a retired segment); until then
     /// this answers `Ok(false)` and changes nothing.
     pub async fn retire_segment(&self, plane: Plane, seq: u64) -> EngineResult<bool> {
         self.check_writable()?;
-        if plane == Plane::Catalog && seq >= self.checkpoint_seq.get() {
+        if plane == Plane::Meta && seq >= self.checkpoint_seq.get() {
             return Ok(false);
         }
         let r = self.plane(plane).lock().await.retire(seq).await;

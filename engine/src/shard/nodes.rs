@@ -1,4 +1,4 @@
-//! MST nodes for a shard's tree operations: fetched from the catalog plane when the node
+//! MST nodes for a shard's tree operations: fetched from the meta plane when the node
 //! cache lacks them. A point lookup fetches the one node it misses; a walk over a key
 //! range (LIST) also reads ahead the nodes below it that the walk will need next, so a
 //! page of cold nodes costs a few round trips per tree level instead of one per node.

@@ -7,7 +7,7 @@ use crate::api::{
     ObjectInfo, ObjectSummary, PutCondition, PutOptions, body_channel, now_ms,
 };
 use crate::block::cid_dag_cbor;
-use crate::blocks::{BlockKey, BlockLoc};
+use crate::block_lookup::{BlockKey, BlockLoc};
 use crate::catalog::Catalog;
 use crate::chunker::Chunker;
 use crate::error::{EngineError, EngineResult};
@@ -39,7 +39,7 @@ pub(crate) struct Ingested {
     pub run: crate::format::Run,
     pub md5: [u8; 16],
     pub sha256: Option<[u8; 32]>,
-    /// The chunks of a small body, not yet stored: they go to the catalog plane with
+    /// The chunks of a small body, not yet stored: they go to the meta plane with
     /// the manifest (empty when the chunks went to the data plane).
     pub held: Vec<(Cid, Vec<u8>)>,
 }
@@ -49,8 +49,8 @@ pub(crate) struct Ingested {
 pub(crate) enum ChunkSink {
     /// Appended to the data plane as they are cut.
     DataPlane,
-    /// Held for the catalog plane when the declared length is at most
-    /// `catalog_body_bytes` (else the data plane).
+    /// Held for the meta plane when the declared length is at most
+    /// `meta_body_bytes` (else the data plane).
     CatalogIfSmall,
 }
 
@@ -217,7 +217,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     }
 
     /// Stores a PUT the caller made ready ([`HashedPut`]): a body of at most
-    /// `catalog_body_bytes` rides in the catalog plane with its manifest, a larger one
+    /// `meta_body_bytes` rides in the meta plane with its manifest, a larger one
     /// is appended to the data plane; then the manifest joins the next group commit.
     pub(crate) async fn put_hashed(
         &self,
@@ -228,7 +228,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         if !self.buckets.borrow().contains_key(bucket) {
             return Err(EngineError::NoSuchBucket(bucket.to_owned()));
         }
-        let mut blocks = if put.size <= self.config.catalog_body_bytes {
+        let mut blocks = if put.size <= self.config.meta_body_bytes {
             put.chunks
         } else {
             for (cid, data) in &put.chunks {
@@ -286,7 +286,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let hold = sink == ChunkSink::CatalogIfSmall
             && opts
                 .content_length
-                .is_some_and(|n| n <= self.config.catalog_body_bytes);
+                .is_some_and(|n| n <= self.config.meta_body_bytes);
         let mut held = Vec::new();
         while let Some(piece) = body.recv().await {
             let piece = piece?;
@@ -683,7 +683,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 }
                 Ok::<_, EngineError>(())
             };
-            let (a, b) = crate::engine::join(send, recv).await;
+            let (a, b) = crate::handle::join(send, recv).await;
             a?;
             b?;
         }

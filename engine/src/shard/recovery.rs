@@ -5,7 +5,7 @@
 
 use super::{BucketState, Shard, ShardConfig};
 use crate::api::BucketHead;
-use crate::blocks::{BlockCache, BlockIndex, BlockKey, BlockLoc};
+use crate::block_lookup::{BlockCache, BlockIndex, BlockKey, BlockLoc};
 use crate::catalog::Catalog;
 use crate::error::{EngineError, EngineResult};
 use crate::format::Commit;
@@ -26,7 +26,7 @@ use tokio::sync::{Mutex, Notify};
 /// How a commit block begins: a one-entry map keyed by the 9-byte text "/commit/1".
 pub(crate) const COMMIT_PREFIX: &[u8] = b"\xa1\x69/commit/1";
 
-/// A commit found in the catalog plane, with its place in the log.
+/// A commit found in the meta plane, with its place in the log.
 struct Found {
     seq: u64,
     offset: u64,
@@ -101,7 +101,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let (meta, meta_rec) = PlaneLog::open_with(
             disk,
             catalog.clone(),
-            Plane::Catalog,
+            Plane::Meta,
             id,
             plane,
             &mut |cid, loc, block| scan_commit(&mut found, cid, loc, block),
@@ -129,7 +129,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         found.sort_by_key(|f| (f.seq, f.offset));
 
         let mut index = BlockIndex::default();
-        for (log, plane) in [(&data, Plane::Data), (&meta, Plane::Catalog)] {
+        for (log, plane) in [(&data, Plane::Data), (&meta, Plane::Meta)] {
             for (seq, ix) in log.sealed_indexes() {
                 for e in ix.entries() {
                     let loc = Location {
@@ -166,7 +166,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             in_flight: Cell::new(0),
             synced: RefCell::new(std::collections::VecDeque::new()),
             synced_ready: Notify::new(),
-            catalog_done: Notify::new(),
+            meta_done: Notify::new(),
             data_stage_done: Cell::new(false),
             sealing: Cell::new(false),
             committing: Cell::new(false),

@@ -392,7 +392,7 @@ mod tests {
                 offset: 0,
                 len: 1,
             };
-            ix.insert(*k, BlockLoc::new(Plane::Catalog, loc));
+            ix.insert(*k, BlockLoc::new(Plane::Meta, loc));
         }
         assert_eq!(ix.len(), keys.len());
         assert!(ix.parts.iter().filter(|p| !p.is_empty()).count() > INDEX_PARTS / 2);

@@ -1,5 +1,5 @@
-//! A PUT that declares a length of at most `catalog_body_bytes` journals its chunks in
-//! the catalog plane, next to its manifest: its group commit syncs one file, and after a
+//! A PUT that declares a length of at most `meta_body_bytes` journals its chunks in
+//! the meta plane, next to its manifest: its group commit syncs one file, and after a
 //! power loss right after the acknowledgement the object is whole. Larger bodies, bodies
 //! of unknown length and multipart parts keep their chunks in the data plane.
 
@@ -17,11 +17,11 @@ type SimShard = Shard<SimDisk, MemoryCatalog>;
 
 const CHUNK_BYTES: usize = 4096;
 
-fn config(catalog_body_bytes: u64) -> ShardConfig {
+fn config(meta_body_bytes: u64) -> ShardConfig {
     ShardConfig {
         seal_bytes: 1 << 20,
         chunk_bytes: CHUNK_BYTES,
-        catalog_body_bytes,
+        meta_body_bytes,
         ..ShardConfig::default()
     }
 }
@@ -56,18 +56,18 @@ fn a_small_declared_body_is_committed_with_one_fsync_in_the_catalog_plane() {
 
         let small = body(10_000, 1); // three chunks, 10,000 ≤ 16,384 bytes
         let m = shard.metrics().clone();
-        let (data_syncs, catalog_syncs) = (m.data_fsync.count(), m.catalog_fsync.count());
+        let (data_syncs, catalog_syncs) = (m.data_fsync.count(), m.meta_fsync.count());
         shard
             .put_object("bkt", "small", declared(&small), body_of(&small))
             .await
             .expect("small put");
         assert_eq!(
             planes_of(&shard, &small),
-            vec![Some(Plane::Catalog); 3],
-            "every chunk of the small body is in the catalog plane"
+            vec![Some(Plane::Meta); 3],
+            "every chunk of the small body is in the meta plane"
         );
         assert_eq!(m.data_fsync.count(), data_syncs, "no data-plane fsync");
-        assert_eq!(m.catalog_fsync.count(), catalog_syncs + 1);
+        assert_eq!(m.meta_fsync.count(), catalog_syncs + 1);
 
         // Larger than the limit, or of unknown length: the data plane, as before.
         let large = body(16_385, 2);
@@ -123,7 +123,7 @@ fn turned_off_every_body_goes_to_the_data_plane() {
 #[test]
 fn a_small_body_stored_before_in_the_data_plane_is_journalled_again_with_its_manifest() {
     // The data-plane copy may not be durable when the manifest's commit syncs; the
-    // catalog plane gets its own copy, and the index points at it.
+    // meta plane gets its own copy, and the index points at it.
     block_on(async {
         let disk = SimDisk::new();
         let catalog = Arc::new(MemoryCatalog::default());
@@ -139,7 +139,7 @@ fn a_small_body_stored_before_in_the_data_plane_is_journalled_again_with_its_man
             .put_object("bkt", "second", declared(&data), body_of(&data))
             .await
             .expect("declared put");
-        assert_eq!(planes_of(&shard, &data), vec![Some(Plane::Catalog)]);
+        assert_eq!(planes_of(&shard, &data), vec![Some(Plane::Meta)]);
         let after = disk.crash(|_, _| false);
         let shard = open_shard(&after, &catalog, config(16 << 10)).await;
         for key in ["first", "second"] {

@@ -36,14 +36,14 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
-mod archive;
+mod car_jobs;
 mod multipart;
 mod replies;
 pub mod upload_pages;
 
 use replies::{Replies, Reply};
 
-pub use archive::car_bytes;
+pub use car_jobs::car_bytes;
 
 /// How shards do file I/O.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -18,7 +18,7 @@ use crate::archive::{
     NoEmit, check_bucket,
 };
 use crate::block::{CODEC_DAG_CBOR, CODEC_RAW};
-use crate::blocks::{BlockKey, BlockLoc};
+use crate::block_lookup::{BlockKey, BlockLoc};
 use crate::catalog::Catalog;
 use crate::error::{EngineError, EngineResult};
 use crate::io::Disk;
@@ -221,7 +221,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
 
     /// Appends one verified block of an import to its plane, unless the shard holds it.
     /// Commit blocks go to the data plane: recovery takes bucket heads from commits in
-    /// the catalog plane, and a file's commits must never be mistaken for one.
+    /// the meta plane, and a file's commits must never be mistaken for one.
     async fn stage_block(
         &self,
         cid: &Cid,
@@ -237,7 +237,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let plane = match cid.codec() {
             CODEC_RAW => Plane::Data,
             CODEC_DAG_CBOR if block.starts_with(super::recovery::COMMIT_PREFIX) => Plane::Data,
-            CODEC_DAG_CBOR => Plane::Catalog,
+            CODEC_DAG_CBOR => Plane::Meta,
             other => {
                 return Err(refused(format!(
                     "block {cid} at byte {at} has codec {other:#x}; an export holds only raw \
