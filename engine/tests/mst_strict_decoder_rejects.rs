@@ -1,4 +1,4 @@
-//! The strict node reader rejects every case of `spec/mst.md` section 1.7, one test each.
+//! The strict node reader rejects every case of `docs/format.md` §1.7, one test each.
 
 use cid::Cid;
 use engine::block::{CODEC_DAG_CBOR, MemoryBlocks, cid_dag_cbor, cid_from_sha256, cid_raw};

@@ -1,4 +1,4 @@
-//! The public MST vectors (`tests/vectors/mst/`, copied from `shared/vectors/mst/`):
+//! The public MST vectors (`tests/vectors/mst/`, atproto's interop set and ours; see its README):
 //! key heights, common prefixes, every known-root map, every commit-proof before/after
 //! root, and the DAG-CBOR data-model fixtures through our encoder.
 

@@ -8,7 +8,7 @@
 //!    visited are skipped: unchanged subtrees and objects are shared between commits).
 //!
 //! Every block is fetched through a [`BlockGetter`] (which verifies it against its CID)
-//! and checked: strict decoding, the MST rules of `spec/mst.md` 1.7 across nodes (keys
+//! and checked: strict decoding, the MST rules of `docs/format.md` §1.7 across nodes (keys
 //! inside their gap, child heights), each manifest against its key, its chunk index
 //! spans and (optionally) its body's digests. A damaged block is reported as a
 //! [`Problem`] naming the object it belongs to (for a tree node: the keys it holds), and

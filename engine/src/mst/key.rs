@@ -1,4 +1,4 @@
-//! MST keys: validity rules, heights and shared prefixes (`spec/mst.md` 1.1–1.3).
+//! MST keys: validity rules, heights and shared prefixes (`docs/format.md` §1.1–1.3).
 
 use sha2::{Digest, Sha256};
 

@@ -1,5 +1,5 @@
 //! The bucket Merkle Search Tree: atproto's repository MST byte for byte, with S3 keys
-//! (`shared/spec/mst.md`).
+//! (`docs/format.md` §1).
 //!
 //! - [`key`]: key rules, heights, prefixes.
 //! - [`node`]: node encoding and the strict decoder.

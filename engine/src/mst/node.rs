@@ -1,4 +1,4 @@
-//! One MST node: its in-memory form, its canonical encoding (`spec/mst.md` 1.5) and the
+//! One MST node: its in-memory form, its canonical encoding (`docs/format.md` §1.5) and the
 //! strict decoder for untrusted bytes (1.7).
 
 use super::key::{KeyError, common_prefix_len, key_height, validate_key};
@@ -425,7 +425,7 @@ fn read_node_link(d: &mut Decoder<'_>) -> Result<Option<Link>, NodeError> {
 }
 
 /// Strictly decodes a node. `height` is the height the parent implies, or `None` for a
-/// root (whose height comes from its first key). Every check of `spec/mst.md` 1.7 that
+/// root (whose height comes from its first key). Every check of `docs/format.md` §1.7 that
 /// can be made on one node is made here; [`super::verify`] adds the ones across nodes.
 pub fn decode_node(bytes: &[u8], height: Option<u8>) -> Result<Node, NodeError> {
     let mut d = Decoder::new(bytes);

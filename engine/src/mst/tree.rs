@@ -1,4 +1,4 @@
-//! The tree operations: get, insert-or-update, remove and commit (`spec/mst.md` 1.4, 1.8).
+//! The tree operations: get, insert-or-update, remove and commit (`docs/format.md` §1.4, §1.8).
 //!
 //! Nodes are immutable and shared (`Arc`); a mutation copies the nodes on its path and
 //! leaves them `Dirty` until [`Mst::commit`] encodes, hashes and writes them, children

@@ -1,6 +1,6 @@
 //! Whole-tree verification of untrusted trees (import, cold-tier reads, `verify`): every
 //! node is fetched, checked against its CID, strictly decoded, and checked against its
-//! place in the tree (`spec/mst.md` 1.7).
+//! place in the tree (`docs/format.md` §1.7).
 
 use super::MstError;
 use super::node::{Link, NodeCid, StoredLink, decode_node};
