@@ -2,6 +2,7 @@
 //! S3 error code and HTTP status in a single table.
 
 use crate::catalog::CatalogError;
+pub use crate::mst::KeyError;
 
 /// Engine failures. `Clone`, because one failed group commit answers every request in
 /// its batch.
@@ -18,8 +19,10 @@ pub enum EngineError {
     InvalidBucketName { name: String, reason: &'static str },
     #[error("no such key")]
     NoSuchKey,
+    /// The key breaks a key rule; the reason says which (the frontend answers a key
+    /// too long with its own S3 code).
     #[error("invalid key: {0}")]
-    InvalidKey(String),
+    InvalidKey(KeyError),
     /// The range starts at or after the end of the object.
     #[error("range not satisfiable for an object of {size} bytes")]
     InvalidRange { size: u64 },

@@ -42,6 +42,6 @@ pub mod shard;
 mod threads;
 
 pub use api::*;
-pub use error::{EngineError, EngineResult};
+pub use error::{EngineError, EngineResult, KeyError};
 pub use handle::{Engine, EngineConfig, IoMode, car_bytes, placement_shard};
 pub use shard::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, Shard, ShardConfig};

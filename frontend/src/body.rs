@@ -7,11 +7,12 @@
 //! client did not mean.
 
 use crate::checksum::ExpectedChecksum;
+use crate::error::body_fault_error;
 use bytes::Bytes;
 use engine::{BodyReceiver, BodySender, EngineError};
 use futures_core::Stream;
+use s3s::S3Error;
 use s3s::dto::StreamingBlob;
-use s3s::{S3Error, S3ErrorCode};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -62,7 +63,7 @@ pub async fn pump(
             Some(Err(e)) => {
                 let s3 = match e.downcast::<S3Error>() {
                     Ok(s3) => *s3,
-                    Err(other) => stream_error(&other.to_string()),
+                    Err(other) => body_fault_error(BodyFault::of_s3s(&other.to_string())),
                 };
                 failure.set(s3);
                 let _ = tx
@@ -83,41 +84,41 @@ pub async fn pump(
     }
 }
 
-/// The S3 error for a failed request body. s3s's body decoders report their failures
-/// as opaque errors whose text names the kind.
-pub fn stream_error(text: &str) -> S3Error {
-    let (code, message) = if text.contains("Sha256Mismatch") {
-        (
-            crate::error::custom("XAmzContentSHA256Mismatch"),
-            "The provided 'x-amz-content-sha256' header does not match what was computed.",
-        )
-    } else if text.contains("SignatureMismatch") {
-        (
-            S3ErrorCode::SignatureDoesNotMatch,
-            "The chunk signature we calculated does not match the signature you provided.",
-        )
-    } else if text.contains("FormatError") || text.contains("TooLarge") || text.contains("TooMany")
-    {
-        (
-            S3ErrorCode::InvalidRequest,
-            "The aws-chunked body is malformed.",
-        )
-    } else if text.contains("LengthMismatch") {
-        (
-            S3ErrorCode::InvalidRequest,
-            "The body is longer than its declared length.",
-        )
-    } else {
-        (
-            S3ErrorCode::IncompleteBody,
-            "You did not provide the number of bytes specified by the Content-Length HTTP header.",
-        )
-    };
-    let mut e = S3Error::with_message(code, message);
-    if e.code().status_code().is_none() {
-        e.set_status_code(hyper::StatusCode::BAD_REQUEST);
+/// Why s3s's body decoder ended a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// The body does not match its signed `x-amz-content-sha256`.
+    Sha256Mismatch,
+    /// An aws-chunked chunk's signature does not match.
+    ChunkSignatureMismatch,
+    /// The aws-chunked framing is malformed (or its metadata or trailers too large).
+    MalformedChunks,
+    /// More bytes came than the request declared.
+    LongerThanDeclared,
+    /// The body ended early, or its stream failed.
+    Incomplete,
+}
+
+impl BodyFault {
+    /// The fault of a body error s3s raised. s3s's decoder error types are private, so
+    /// they are known here by the variant names their display writes
+    /// (`UploadStreamError: Sha256Mismatch`, `AwsChunkedStreamError: FormatError`,
+    /// nested after `Underlying`), each compared whole; anything else is a stream that
+    /// failed.
+    pub fn of_s3s(text: &str) -> Self {
+        text.split(": ")
+            .find_map(|word| match word {
+                "Sha256Mismatch" => Some(Self::Sha256Mismatch),
+                "SignatureMismatch" => Some(Self::ChunkSignatureMismatch),
+                "FormatError"
+                | "ChunkMetaTooLarge"
+                | "TrailersTooLarge"
+                | "TooManyTrailerHeaders" => Some(Self::MalformedChunks),
+                "LengthMismatch" => Some(Self::LongerThanDeclared),
+                _ => None,
+            })
+            .unwrap_or(Self::Incomplete)
     }
-    e
 }
 
 /// An engine body stream as an S3 response body.
@@ -149,7 +150,12 @@ impl Stream for EngineBody {
 
 #[cfg(test)]
 mod tests {
-    use super::stream_error;
+    use super::BodyFault;
+    use crate::error::body_fault_error;
+
+    fn stream_error(text: &str) -> s3s::S3Error {
+        body_fault_error(BodyFault::of_s3s(text))
+    }
 
     #[test]
     fn body_decoder_failures_get_their_s3_codes() {
@@ -170,6 +176,24 @@ mod tests {
                 .status_code()
                 .map(|s| s.as_u16()),
             Some(400)
+        );
+    }
+
+    #[test]
+    fn nested_and_detailed_decoder_errors_are_read_by_variant() {
+        assert_eq!(
+            BodyFault::of_s3s(
+                "UploadStreamError: Underlying: AwsChunkedStreamError: SignatureMismatch"
+            ),
+            BodyFault::ChunkSignatureMismatch
+        );
+        assert_eq!(
+            BodyFault::of_s3s("AwsChunkedStreamError: ChunkMetaTooLarge: size 9 exceeds limit 8"),
+            BodyFault::MalformedChunks
+        );
+        assert_eq!(
+            BodyFault::of_s3s("UploadStreamError: LengthMismatch"),
+            BodyFault::LongerThanDeclared
         );
     }
 }

@@ -46,7 +46,9 @@ pub enum ChunkRefusal {
 
 impl ChunkRefusal {
     pub(crate) fn response(&self) -> hyper::Response<s3s::Body> {
-        crate::auth_rules::error_response(&crate::error::chunk_error(self), "")
+        let e = crate::error::chunk_error(self);
+        crate::error_answer::ErrorAnswer::of(&e)
+            .response(e.status_code().unwrap_or(hyper::StatusCode::BAD_REQUEST))
     }
 }
 

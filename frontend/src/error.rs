@@ -7,10 +7,11 @@
 //! [`policy_error`]).
 
 use crate::auth_rules::Refusal;
+use crate::body::BodyFault;
 use crate::chunk_limits::ChunkRefusal;
 use crate::form::FormError;
 use crate::post_policy::PolicyError;
-use engine::EngineError;
+use engine::{EngineError, KeyError};
 use s3s::{S3Error, S3ErrorCode};
 
 /// The S3 error for an engine error.
@@ -23,7 +24,7 @@ pub fn s3_error(e: EngineError) -> S3Error {
         EngineError::BucketNotEmpty(_) => C::BucketNotEmpty,
         EngineError::InvalidBucketName { .. } => C::InvalidBucketName,
         EngineError::NoSuchKey => C::NoSuchKey,
-        EngineError::InvalidKey(msg) if msg.contains("long") => C::KeyTooLongError,
+        EngineError::InvalidKey(KeyError::TooLong { .. }) => C::KeyTooLongError,
         EngineError::InvalidKey(_) => C::InvalidArgument,
         EngineError::InvalidRange { .. } => C::InvalidRange,
         EngineError::IncompleteBody { .. } => C::IncompleteBody,
@@ -129,6 +130,37 @@ pub(crate) fn chunk_error(r: &ChunkRefusal) -> S3Error {
     };
     let mut e = S3Error::with_message(custom("InvalidChunkSizeError"), message);
     e.set_status_code(hyper::StatusCode::BAD_REQUEST);
+    e
+}
+
+/// The S3 error for a request body s3s's decoder refused.
+pub fn body_fault_error(f: BodyFault) -> S3Error {
+    let (code, message) = match f {
+        BodyFault::Sha256Mismatch => (
+            custom("XAmzContentSHA256Mismatch"),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        ),
+        BodyFault::ChunkSignatureMismatch => (
+            S3ErrorCode::SignatureDoesNotMatch,
+            "The chunk signature we calculated does not match the signature you provided.",
+        ),
+        BodyFault::MalformedChunks => (
+            S3ErrorCode::InvalidRequest,
+            "The aws-chunked body is malformed.",
+        ),
+        BodyFault::LongerThanDeclared => (
+            S3ErrorCode::InvalidRequest,
+            "The body is longer than its declared length.",
+        ),
+        BodyFault::Incomplete => (
+            S3ErrorCode::IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+        ),
+    };
+    let mut e = S3Error::with_message(code, message);
+    if e.code().status_code().is_none() {
+        e.set_status_code(hyper::StatusCode::BAD_REQUEST);
+    }
     e
 }
 

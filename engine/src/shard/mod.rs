@@ -191,7 +191,7 @@ pub(crate) const NO_SPACE_WARN_EVERY: Duration = Duration::from_secs(10);
 
 pub(crate) fn mst_error(e: MstError) -> EngineError {
     match e {
-        MstError::InvalidKey(k) => EngineError::InvalidKey(k.to_string()),
+        MstError::InvalidKey(k) => EngineError::InvalidKey(k),
         MstError::NodeFull => EngineError::KeyspaceFull,
         other => EngineError::Corrupt(other.to_string()),
     }
