@@ -39,6 +39,8 @@ pub mod mst;
 pub mod plane;
 pub mod segment;
 pub mod shard;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod threads;
 
 pub use api::*;

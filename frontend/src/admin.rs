@@ -14,8 +14,8 @@
 use crate::body::{ByteCounter, PumpFailure, into_blob, pump};
 use crate::error::s3_error;
 use crate::error_answer::ErrorSlot;
+use crate::handler::EngineSlot;
 use crate::op_name::OpName;
-use crate::s3::EngineSlot;
 use bytes::Bytes;
 use engine::Engine;
 use engine::archive::{CheckOptions, History};

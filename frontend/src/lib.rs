@@ -27,6 +27,7 @@ pub mod conn;
 pub mod error;
 mod error_answer;
 mod form;
+mod handler;
 mod list;
 pub mod metrics;
 mod multipart;
@@ -41,8 +42,8 @@ mod settings;
 pub mod tls;
 
 pub use conn::ConnLimits;
+pub use handler::{EngineSlot, IngotS3};
 pub use metrics::Metrics;
 pub use objects::MAX_PUT_BYTES;
-pub use s3::{EngineSlot, IngotS3};
 pub use server::{Frontend, FrontendConfig, FrontendError};
 pub use tls::TlsFiles;

@@ -19,9 +19,9 @@
 
 use crate::error::{form_error, policy_error};
 use crate::form::{Fields, FileContent, FileHead, FormLimits, FormReader, boundary};
+use crate::handler::IngotS3;
 use crate::objects::{MAX_PUT_BYTES, http_date, metadata};
 use crate::post_policy::{Policy, PolicyError};
-use crate::s3::IngotS3;
 use crate::server::VirtualHosts;
 use crate::settings::{AclHeaders, StorageHeaders, check_storage, refuse_tags};
 use bytes::Bytes;

@@ -2,82 +2,14 @@
 //! in `objects.rs`, listings in `list.rs`. Operations not implemented by ingot-engine
 //! fall to s3s's defaults, which answer `NotImplemented`.
 
-use crate::error::s3_error;
 use crate::error_answer::ErrorSlot;
-use crate::metrics::Metrics;
+use crate::handler::{engine_err, invalid_argument, timestamp};
 use crate::settings::{self, AclHeaders, not_configured};
-use engine::{Engine, EngineError};
+use engine::EngineError;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
 
-/// The engine, once recovery has finished (requests before that get 503).
-pub type EngineSlot = Arc<OnceLock<Arc<Engine>>>;
-
-/// ingot-engine's implementation of the S3 trait.
-#[derive(Debug, Clone)]
-pub struct IngotS3 {
-    pub(crate) engine: EngineSlot,
-    pub(crate) region: String,
-    pub(crate) metrics: Arc<Metrics>,
-    /// The owner every bucket and object reports (one account per node).
-    pub(crate) owner_id: String,
-}
-
-impl IngotS3 {
-    pub fn new(
-        engine: EngineSlot,
-        region: String,
-        metrics: Arc<Metrics>,
-        access_key: &str,
-    ) -> Self {
-        // A stable owner id derived from the root key, not the key itself.
-        let digest = md5::Md5::digest(access_key.as_bytes());
-        let owner_id = engine::hex::encode(&digest);
-        Self {
-            engine,
-            region,
-            metrics,
-            owner_id,
-        }
-    }
-
-    pub(crate) fn engine(&self) -> S3Result<&Arc<Engine>> {
-        self.engine.get().ok_or_else(|| {
-            S3Error::with_message(
-                S3ErrorCode::ServiceUnavailable,
-                "The node is recovering its storage; retry shortly.",
-            )
-        })
-    }
-
-    pub(crate) fn owner(&self) -> Owner {
-        Owner {
-            display_name: Some("ingot".to_owned()),
-            id: Some(self.owner_id.clone()),
-        }
-    }
-
-    fn is_us_east_1(&self) -> bool {
-        self.region == "us-east-1"
-    }
-}
-
-use md5::Digest as _;
-
-/// Milliseconds since the epoch as an S3 timestamp.
-pub(crate) fn timestamp(ms: u64) -> Timestamp {
-    Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
-}
-
-pub(crate) fn engine_err(e: EngineError) -> S3Error {
-    s3_error(e)
-}
-
-pub(crate) fn invalid_argument(msg: impl Into<String>) -> S3Error {
-    S3Error::with_message(S3ErrorCode::InvalidArgument, msg.into())
-}
+pub use crate::handler::{EngineSlot, IngotS3};
 
 #[async_trait::async_trait]
 impl s3s::S3 for IngotS3 {

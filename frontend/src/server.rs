@@ -4,9 +4,9 @@
 
 use crate::conn::{BodyLimits, ConnLimits, TimedBody};
 use crate::error_answer::{ErrorAnswer, ErrorSlot};
+use crate::handler::{EngineSlot, IngotS3};
 use crate::metrics::{Metrics, SegmentCounts, render};
 use crate::op_name::OpName;
-use crate::s3::{EngineSlot, IngotS3};
 use crate::tls::{CertStore, Tls, TlsError, TlsFiles};
 use bytes::Bytes;
 use hyper::body::Incoming;

@@ -85,7 +85,7 @@ impl Default for ShardConfig {
             block_cache_bytes: 256 << 20,
             write_behind_bytes: 1 << 20,
             meta_body_bytes: 16 << 10,
-            max_put_bytes: 5 << 30,
+            max_put_bytes: crate::api::MAX_PUT_BYTES,
             max_batch_ops: 4096,
             uring_entries: 1024,
             cold: None,
