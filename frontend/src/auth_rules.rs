@@ -12,8 +12,7 @@
 //!
 //! Nothing here needs the secret key; the signature itself is s3s's to check.
 
-use crate::error_answer::ErrorAnswer;
-use hyper::{HeaderMap, Response, StatusCode, Uri};
+use hyper::{HeaderMap, Uri};
 
 /// Longest lifetime of a SigV4 presigned URL, as on AWS: a week.
 pub(crate) const MAX_PRESIGNED_EXPIRES_S: u64 = 7 * 24 * 3600;
@@ -37,18 +36,6 @@ pub enum Refusal {
     PresignedTooLong,
     #[error("headers present but not signed: {}", .0.join(", "))]
     HeadersNotSigned(Vec<String>),
-}
-
-impl Refusal {
-    /// The S3 error answer, with `<HeadersNotSigned>` where AWS writes it.
-    pub(crate) fn response(&self) -> Response<s3s::Body> {
-        let e = crate::error::refusal_error(self);
-        let mut answer = ErrorAnswer::of(&e);
-        if let Self::HeadersNotSigned(names) = self {
-            answer = answer.with("HeadersNotSigned", names.join(", "));
-        }
-        answer.response(e.status_code().unwrap_or(StatusCode::BAD_REQUEST))
-    }
 }
 
 /// Checks the request head; `Err` says why it must be refused.

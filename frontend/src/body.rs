@@ -7,7 +7,7 @@
 //! client did not mean.
 
 use crate::checksum::ExpectedChecksum;
-use crate::error::body_fault_error;
+use crate::error::{BodyFault, body_fault_error};
 use bytes::Bytes;
 use engine::{BodyReceiver, BodySender, EngineError};
 use futures_core::Stream;
@@ -84,43 +84,6 @@ pub async fn pump(
     }
 }
 
-/// Why s3s's body decoder ended a request body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFault {
-    /// The body does not match its signed `x-amz-content-sha256`.
-    Sha256Mismatch,
-    /// An aws-chunked chunk's signature does not match.
-    ChunkSignatureMismatch,
-    /// The aws-chunked framing is malformed (or its metadata or trailers too large).
-    MalformedChunks,
-    /// More bytes came than the request declared.
-    LongerThanDeclared,
-    /// The body ended early, or its stream failed.
-    Incomplete,
-}
-
-impl BodyFault {
-    /// The fault of a body error s3s raised. s3s's decoder error types are private, so
-    /// they are known here by the variant names their display writes
-    /// (`UploadStreamError: Sha256Mismatch`, `AwsChunkedStreamError: FormatError`,
-    /// nested after `Underlying`), each compared whole; anything else is a stream that
-    /// failed.
-    pub fn of_s3s(text: &str) -> Self {
-        text.split(": ")
-            .find_map(|word| match word {
-                "Sha256Mismatch" => Some(Self::Sha256Mismatch),
-                "SignatureMismatch" => Some(Self::ChunkSignatureMismatch),
-                "FormatError"
-                | "ChunkMetaTooLarge"
-                | "TrailersTooLarge"
-                | "TooManyTrailerHeaders" => Some(Self::MalformedChunks),
-                "LengthMismatch" => Some(Self::LongerThanDeclared),
-                _ => None,
-            })
-            .unwrap_or(Self::Incomplete)
-    }
-}
-
 /// An engine body stream as an S3 response body.
 pub fn into_blob(rx: BodyReceiver, bytes_out: ByteCounter) -> StreamingBlob {
     StreamingBlob::wrap(EngineBody { rx, bytes_out })
@@ -150,8 +113,7 @@ impl Stream for EngineBody {
 
 #[cfg(test)]
 mod tests {
-    use super::BodyFault;
-    use crate::error::body_fault_error;
+    use crate::error::{BodyFault, body_fault_error};
 
     fn stream_error(text: &str) -> s3s::S3Error {
         body_fault_error(BodyFault::of_s3s(text))

@@ -44,14 +44,6 @@ pub enum ChunkRefusal {
     TooLarge { declared_bytes: u64 },
 }
 
-impl ChunkRefusal {
-    pub(crate) fn response(&self) -> hyper::Response<s3s::Body> {
-        let e = crate::error::chunk_error(self);
-        crate::error_answer::ErrorAnswer::of(&e)
-            .response(e.status_code().unwrap_or(hyper::StatusCode::BAD_REQUEST))
-    }
-}
-
 /// Where the check leaves its refusal for the server to answer with (s3s reports a
 /// failed body as an opaque error).
 #[derive(Debug, Clone, Default)]

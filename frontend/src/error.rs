@@ -7,8 +7,8 @@
 //! [`policy_error`]).
 
 use crate::auth_rules::Refusal;
-use crate::body::BodyFault;
 use crate::chunk_limits::ChunkRefusal;
+use crate::error_answer::ErrorAnswer;
 use crate::form::FormError;
 use crate::post_policy::PolicyError;
 use engine::{EngineError, KeyError};
@@ -116,6 +116,23 @@ pub(crate) fn refusal_error(r: &Refusal) -> S3Error {
     S3Error::with_message(code, message)
 }
 
+/// The answer to a request refused by the authentication rules, with
+/// `<HeadersNotSigned>` where AWS writes it.
+pub(crate) fn refusal_response(r: &Refusal) -> hyper::Response<s3s::Body> {
+    let e = refusal_error(r);
+    let mut answer = ErrorAnswer::of(&e);
+    if let Refusal::HeadersNotSigned(names) = r {
+        answer = answer.with("HeadersNotSigned", names.join(", "));
+    }
+    answer.response(e.status_code().unwrap_or(hyper::StatusCode::BAD_REQUEST))
+}
+
+/// The answer to an aws-chunked body whose framing was refused.
+pub(crate) fn chunk_refusal_response(r: &ChunkRefusal) -> hyper::Response<s3s::Body> {
+    let e = chunk_error(r);
+    ErrorAnswer::of(&e).response(e.status_code().unwrap_or(hyper::StatusCode::BAD_REQUEST))
+}
+
 /// The S3 error for an aws-chunked body whose framing was refused; AWS answers chunk
 /// size violations with `InvalidChunkSizeError`.
 pub(crate) fn chunk_error(r: &ChunkRefusal) -> S3Error {
@@ -131,6 +148,43 @@ pub(crate) fn chunk_error(r: &ChunkRefusal) -> S3Error {
     let mut e = S3Error::with_message(custom("InvalidChunkSizeError"), message);
     e.set_status_code(hyper::StatusCode::BAD_REQUEST);
     e
+}
+
+/// Why s3s's body decoder ended a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// The body does not match its signed `x-amz-content-sha256`.
+    Sha256Mismatch,
+    /// An aws-chunked chunk's signature does not match.
+    ChunkSignatureMismatch,
+    /// The aws-chunked framing is malformed (or its metadata or trailers too large).
+    MalformedChunks,
+    /// More bytes came than the request declared.
+    LongerThanDeclared,
+    /// The body ended early, or its stream failed.
+    Incomplete,
+}
+
+impl BodyFault {
+    /// The fault of a body error s3s raised. s3s's decoder error types are private, so
+    /// they are known here by the variant names their display writes
+    /// (`UploadStreamError: Sha256Mismatch`, `AwsChunkedStreamError: FormatError`,
+    /// nested after `Underlying`), each compared whole; anything else is a stream that
+    /// failed.
+    pub fn of_s3s(text: &str) -> Self {
+        text.split(": ")
+            .find_map(|word| match word {
+                "Sha256Mismatch" => Some(Self::Sha256Mismatch),
+                "SignatureMismatch" => Some(Self::ChunkSignatureMismatch),
+                "FormatError"
+                | "ChunkMetaTooLarge"
+                | "TrailersTooLarge"
+                | "TooManyTrailerHeaders" => Some(Self::MalformedChunks),
+                "LengthMismatch" => Some(Self::LongerThanDeclared),
+                _ => None,
+            })
+            .unwrap_or(Self::Incomplete)
+    }
 }
 
 /// The S3 error for a request body s3s's decoder refused.

@@ -40,6 +40,7 @@ pub mod s3s_limits;
 pub mod server;
 mod settings;
 pub mod tls;
+mod virtual_hosts;
 
 pub use conn::ConnLimits;
 pub use handler::{EngineSlot, IngotS3};

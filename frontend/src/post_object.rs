@@ -22,8 +22,8 @@ use crate::form::{Fields, FileContent, FileHead, FormLimits, FormReader, boundar
 use crate::handler::IngotS3;
 use crate::objects::{MAX_PUT_BYTES, http_date, metadata};
 use crate::post_policy::{Policy, PolicyError};
-use crate::server::VirtualHosts;
 use crate::settings::{AclHeaders, StorageHeaders, check_storage, refuse_tags};
+use crate::virtual_hosts::VirtualHosts;
 use bytes::Bytes;
 use engine::PutOptions;
 use futures_core::Stream;

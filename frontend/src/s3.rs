@@ -11,61 +11,66 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 pub use crate::handler::{EngineSlot, IngotS3};
 
+/// Runs a handler's body, keeping the error it returns in the request's [`ErrorSlot`]:
+/// s3s hands the server only the serialized body, and the server answers and logs
+/// from the typed error.
+macro_rules! kept {
+    ($req:ident, $body:expr) => {{
+        let errors = ErrorSlot::of(&$req.extensions);
+        errors.keep(async move { $body }.await)
+    }};
+}
+
 #[async_trait::async_trait]
 impl s3s::S3 for IngotS3 {
     async fn list_buckets(
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                let all = self.engine()?.list_buckets().await.map_err(engine_err)?;
-                let input = req.input;
-                let max = match input.max_buckets {
-                    Some(n) if !(1..=10_000).contains(&n) => {
-                        return Err(invalid_argument("max-buckets must be between 1 and 10000"));
-                    }
-                    Some(n) => n as usize,
-                    None => usize::MAX,
-                };
-                let prefix = input.prefix.clone().unwrap_or_default();
-                let after = input.continuation_token.clone().unwrap_or_default();
-                let mut names: Vec<_> = all
-                    .into_iter()
-                    .filter(|b| b.name.starts_with(&prefix) && b.name.as_str() > after.as_str())
-                    .collect();
-                names.sort_by(|a, b| a.name.cmp(&b.name));
-                let truncated = names.len() > max;
-                names.truncate(max);
-                let next = truncated
-                    .then(|| names.last().map(|b| b.name.clone()))
-                    .flatten();
-                let buckets = names
-                    .into_iter()
-                    .map(|b| Bucket {
-                        bucket_region: Some(self.region.clone()),
-                        creation_date: Some(timestamp(b.created_ms)),
-                        name: Some(b.name),
-                    })
-                    .collect();
-                Ok(S3Response::new(ListBucketsOutput {
-                    buckets: Some(buckets),
-                    continuation_token: next,
-                    owner: Some(self.owner()),
-                    prefix: input.prefix,
-                }))
-            }
-            .await,
-        )
+        kept!(req, {
+            let all = self.engine()?.list_buckets().await.map_err(engine_err)?;
+            let input = req.input;
+            let max = match input.max_buckets {
+                Some(n) if !(1..=10_000).contains(&n) => {
+                    return Err(invalid_argument("max-buckets must be between 1 and 10000"));
+                }
+                Some(n) => n as usize,
+                None => usize::MAX,
+            };
+            let prefix = input.prefix.clone().unwrap_or_default();
+            let after = input.continuation_token.clone().unwrap_or_default();
+            let mut names: Vec<_> = all
+                .into_iter()
+                .filter(|b| b.name.starts_with(&prefix) && b.name.as_str() > after.as_str())
+                .collect();
+            names.sort_by(|a, b| a.name.cmp(&b.name));
+            let truncated = names.len() > max;
+            names.truncate(max);
+            let next = truncated
+                .then(|| names.last().map(|b| b.name.clone()))
+                .flatten();
+            let buckets = names
+                .into_iter()
+                .map(|b| Bucket {
+                    bucket_region: Some(self.region.clone()),
+                    creation_date: Some(timestamp(b.created_ms)),
+                    name: Some(b.name),
+                })
+                .collect();
+            Ok(S3Response::new(ListBucketsOutput {
+                buckets: Some(buckets),
+                continuation_token: next,
+                owner: Some(self.owner()),
+                prefix: input.prefix,
+            }))
+        })
     }
 
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move {
+        kept!(req, {
             let input = req.input;
             if let Some(c) = input
                 .create_bucket_configuration
@@ -121,220 +126,187 @@ impl s3s::S3 for IngotS3 {
                 }
                 Err(e) => Err(engine_err(e)),
             }
-        }.await)
+        })
     }
 
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.engine()?
-                    .head_bucket(&req.input.bucket)
-                    .await
-                    .map_err(engine_err)?;
-                Ok(S3Response::new(HeadBucketOutput {
-                    bucket_region: Some(self.region.clone()),
-                    ..Default::default()
-                }))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.engine()?
+                .head_bucket(&req.input.bucket)
+                .await
+                .map_err(engine_err)?;
+            Ok(S3Response::new(HeadBucketOutput {
+                bucket_region: Some(self.region.clone()),
+                ..Default::default()
+            }))
+        })
     }
 
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.engine()?
-                    .delete_bucket(&req.input.bucket)
-                    .await
-                    .map_err(engine_err)?;
-                Ok(S3Response::new(DeleteBucketOutput {}))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.engine()?
+                .delete_bucket(&req.input.bucket)
+                .await
+                .map_err(engine_err)?;
+            Ok(S3Response::new(DeleteBucketOutput {}))
+        })
     }
 
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.engine()?
-                    .head_bucket(&req.input.bucket)
-                    .await
-                    .map_err(engine_err)?;
-                // us-east-1 is reported as an empty constraint, as AWS does.
-                let location_constraint = (!self.is_us_east_1())
-                    .then(|| BucketLocationConstraint::from(self.region.clone()));
-                Ok(S3Response::new(GetBucketLocationOutput {
-                    location_constraint,
-                }))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.engine()?
+                .head_bucket(&req.input.bucket)
+                .await
+                .map_err(engine_err)?;
+            // us-east-1 is reported as an empty constraint, as AWS does.
+            let location_constraint =
+                (!self.is_us_east_1()).then(|| BucketLocationConstraint::from(self.region.clone()));
+            Ok(S3Response::new(GetBucketLocationOutput {
+                location_constraint,
+            }))
+        })
     }
 
     async fn get_bucket_versioning(
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.engine()?
-                    .head_bucket(&req.input.bucket)
-                    .await
-                    .map_err(engine_err)?;
-                // Versioning was never enabled: the answer has no Status element.
-                Ok(S3Response::new(GetBucketVersioningOutput::default()))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.engine()?
+                .head_bucket(&req.input.bucket)
+                .await
+                .map_err(engine_err)?;
+            // Versioning was never enabled: the answer has no Status element.
+            Ok(S3Response::new(GetBucketVersioningOutput::default()))
+        })
     }
 
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.put(req).await }.await)
+        kept!(req, self.put(req).await)
     }
 
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.get(req).await }.await)
+        kept!(req, self.get(req).await)
     }
 
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.head(req).await }.await)
+        kept!(req, self.head(req).await)
     }
 
     async fn get_object_attributes(
         &self,
         req: S3Request<GetObjectAttributesInput>,
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.attributes(req).await }.await)
+        kept!(req, self.attributes(req).await)
     }
 
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.delete(req).await }.await)
+        kept!(req, self.delete(req).await)
     }
 
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.delete_many(req).await }.await)
+        kept!(req, self.delete_many(req).await)
     }
 
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.copy(req).await }.await)
+        kept!(req, self.copy(req).await)
     }
 
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.list_v1(req).await }.await)
+        kept!(req, self.list_v1(req).await)
     }
 
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.list_v2(req).await }.await)
+        kept!(req, self.list_v2(req).await)
     }
 
     async fn list_object_versions(
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.list_versions(req).await }.await)
+        kept!(req, self.list_versions(req).await)
     }
 
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.create_upload(req).await }.await)
+        kept!(req, self.create_upload(req).await)
     }
 
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.upload_part(req).await }.await)
+        kept!(req, self.upload_part(req).await)
     }
 
     async fn upload_part_copy(
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.upload_part_copy(req).await }.await)
+        kept!(req, self.upload_part_copy(req).await)
     }
 
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.complete_upload(req).await }.await)
+        kept!(req, self.complete_upload(req).await)
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.abort_upload(req).await }.await)
+        kept!(req, self.abort_upload(req).await)
     }
 
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.list_parts(req).await }.await)
+        kept!(req, self.list_parts(req).await)
     }
 
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(async move { self.list_uploads(req).await }.await)
+        kept!(req, self.list_uploads(req).await)
     }
 
     // Settings ingot-engine does not keep (settings.rs): ACLs read as the owner's full
@@ -344,434 +316,322 @@ impl s3s::S3 for IngotS3 {
         &self,
         req: S3Request<GetBucketAclInput>,
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                let (owner, grants) = self.owner_acl();
-                Ok(S3Response::new(GetBucketAclOutput {
-                    grants: Some(grants),
-                    owner: Some(owner),
-                }))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            let (owner, grants) = self.owner_acl();
+            Ok(S3Response::new(GetBucketAclOutput {
+                grants: Some(grants),
+                owner: Some(owner),
+            }))
+        })
     }
 
     async fn put_bucket_acl(
         &self,
         req: S3Request<PutBucketAclInput>,
     ) -> S3Result<S3Response<PutBucketAclOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                self.refuse_acl()
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            self.refuse_acl()
+        })
     }
 
     async fn get_object_acl(
         &self,
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                let i = &req.input;
-                self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
-                    .await?;
-                let (owner, grants) = self.owner_acl();
-                Ok(S3Response::new(GetObjectAclOutput {
-                    grants: Some(grants),
-                    owner: Some(owner),
-                    request_charged: None,
-                }))
-            }
-            .await,
-        )
+        kept!(req, {
+            let i = &req.input;
+            self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
+                .await?;
+            let (owner, grants) = self.owner_acl();
+            Ok(S3Response::new(GetObjectAclOutput {
+                grants: Some(grants),
+                owner: Some(owner),
+                request_charged: None,
+            }))
+        })
     }
 
     async fn put_object_acl(
         &self,
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                let i = &req.input;
-                self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
-                    .await?;
-                self.refuse_acl()
-            }
-            .await,
-        )
+        kept!(req, {
+            let i = &req.input;
+            self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
+                .await?;
+            self.refuse_acl()
+        })
     }
 
     async fn get_bucket_ownership_controls(
         &self,
         req: S3Request<GetBucketOwnershipControlsInput>,
     ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(GetBucketOwnershipControlsOutput {
-                    ownership_controls: Some(settings::ownership_controls()),
-                }))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(GetBucketOwnershipControlsOutput {
+                ownership_controls: Some(settings::ownership_controls()),
+            }))
+        })
     }
 
     async fn get_object_tagging(
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                let i = &req.input;
-                self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
-                    .await?;
-                Ok(S3Response::new(GetObjectTaggingOutput::default()))
-            }
-            .await,
-        )
+        kept!(req, {
+            let i = &req.input;
+            self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
+                .await?;
+            Ok(S3Response::new(GetObjectTaggingOutput::default()))
+        })
     }
 
     async fn delete_object_tagging(
         &self,
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                let i = &req.input;
-                self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
-                    .await?;
-                Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
-            }
-            .await,
-        )
+        kept!(req, {
+            let i = &req.input;
+            self.object_exists(&i.bucket, &i.key, i.version_id.as_deref())
+                .await?;
+            Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+        })
     }
 
     async fn get_bucket_tagging(
         &self,
         req: S3Request<GetBucketTaggingInput>,
     ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Err(not_configured(S3ErrorCode::NoSuchTagSet, "tag set"))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Err(not_configured(S3ErrorCode::NoSuchTagSet, "tag set"))
+        })
     }
 
     async fn get_bucket_cors(
         &self,
         req: S3Request<GetBucketCorsInput>,
     ) -> S3Result<S3Response<GetBucketCorsOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Err(not_configured(
-                    S3ErrorCode::NoSuchCORSConfiguration,
-                    "CORS configuration",
-                ))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Err(not_configured(
+                S3ErrorCode::NoSuchCORSConfiguration,
+                "CORS configuration",
+            ))
+        })
     }
 
     async fn get_bucket_lifecycle_configuration(
         &self,
         req: S3Request<GetBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Err(not_configured(
-                    S3ErrorCode::NoSuchLifecycleConfiguration,
-                    "lifecycle configuration",
-                ))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Err(not_configured(
+                S3ErrorCode::NoSuchLifecycleConfiguration,
+                "lifecycle configuration",
+            ))
+        })
     }
 
     async fn get_bucket_policy(
         &self,
         req: S3Request<GetBucketPolicyInput>,
     ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Err(not_configured(S3ErrorCode::NoSuchBucketPolicy, "policy"))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Err(not_configured(S3ErrorCode::NoSuchBucketPolicy, "policy"))
+        })
     }
 
     async fn get_bucket_encryption(
         &self,
         req: S3Request<GetBucketEncryptionInput>,
     ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Err(not_configured(
-                    S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
-                    "server-side encryption configuration",
-                ))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Err(not_configured(
+                S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
+                "server-side encryption configuration",
+            ))
+        })
     }
 
     async fn get_public_access_block(
         &self,
         req: S3Request<GetPublicAccessBlockInput>,
     ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Err(settings::no_public_access_block())
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Err(settings::no_public_access_block())
+        })
     }
 
     async fn get_bucket_website(
         &self,
         req: S3Request<GetBucketWebsiteInput>,
     ) -> S3Result<S3Response<GetBucketWebsiteOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Err(not_configured(
-                    S3ErrorCode::NoSuchWebsiteConfiguration,
-                    "website configuration",
-                ))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Err(not_configured(
+                S3ErrorCode::NoSuchWebsiteConfiguration,
+                "website configuration",
+            ))
+        })
     }
 
     async fn get_bucket_replication(
         &self,
         req: S3Request<GetBucketReplicationInput>,
     ) -> S3Result<S3Response<GetBucketReplicationOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Err(not_configured(
-                    S3ErrorCode::ReplicationConfigurationNotFoundError,
-                    "replication configuration",
-                ))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Err(not_configured(
+                S3ErrorCode::ReplicationConfigurationNotFoundError,
+                "replication configuration",
+            ))
+        })
     }
 
     async fn get_object_lock_configuration(
         &self,
         req: S3Request<GetObjectLockConfigurationInput>,
     ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Err(not_configured(
-                    S3ErrorCode::ObjectLockConfigurationNotFoundError,
-                    "object lock configuration",
-                ))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Err(not_configured(
+                S3ErrorCode::ObjectLockConfigurationNotFoundError,
+                "object lock configuration",
+            ))
+        })
     }
 
     async fn get_bucket_logging(
         &self,
         req: S3Request<GetBucketLoggingInput>,
     ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(GetBucketLoggingOutput::default()))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(GetBucketLoggingOutput::default()))
+        })
     }
 
     async fn get_bucket_notification_configuration(
         &self,
         req: S3Request<GetBucketNotificationConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketNotificationConfigurationOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(
-                    GetBucketNotificationConfigurationOutput::default(),
-                ))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(
+                GetBucketNotificationConfigurationOutput::default(),
+            ))
+        })
     }
 
     async fn get_bucket_request_payment(
         &self,
         req: S3Request<GetBucketRequestPaymentInput>,
     ) -> S3Result<S3Response<GetBucketRequestPaymentOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(GetBucketRequestPaymentOutput {
-                    payer: Some(Payer::from_static(Payer::BUCKET_OWNER)),
-                }))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(GetBucketRequestPaymentOutput {
+                payer: Some(Payer::from_static(Payer::BUCKET_OWNER)),
+            }))
+        })
     }
 
     async fn get_bucket_accelerate_configuration(
         &self,
         req: S3Request<GetBucketAccelerateConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketAccelerateConfigurationOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(
-                    GetBucketAccelerateConfigurationOutput::default(),
-                ))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(
+                GetBucketAccelerateConfigurationOutput::default(),
+            ))
+        })
     }
 
     async fn delete_bucket_tagging(
         &self,
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(DeleteBucketTaggingOutput {}))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(DeleteBucketTaggingOutput {}))
+        })
     }
 
     async fn delete_bucket_cors(
         &self,
         req: S3Request<DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(DeleteBucketCorsOutput {}))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(DeleteBucketCorsOutput {}))
+        })
     }
 
     async fn delete_bucket_lifecycle(
         &self,
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(DeleteBucketLifecycleOutput {}))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(DeleteBucketLifecycleOutput {}))
+        })
     }
 
     async fn delete_bucket_policy(
         &self,
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(DeleteBucketPolicyOutput {}))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(DeleteBucketPolicyOutput {}))
+        })
     }
 
     async fn delete_bucket_encryption(
         &self,
         req: S3Request<DeleteBucketEncryptionInput>,
     ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(DeleteBucketEncryptionOutput {}))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(DeleteBucketEncryptionOutput {}))
+        })
     }
 
     async fn delete_public_access_block(
         &self,
         req: S3Request<DeletePublicAccessBlockInput>,
     ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(DeletePublicAccessBlockOutput {}))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(DeletePublicAccessBlockOutput {}))
+        })
     }
 
     async fn delete_bucket_website(
         &self,
         req: S3Request<DeleteBucketWebsiteInput>,
     ) -> S3Result<S3Response<DeleteBucketWebsiteOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(DeleteBucketWebsiteOutput {}))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(DeleteBucketWebsiteOutput {}))
+        })
     }
 
     async fn delete_bucket_replication(
         &self,
         req: S3Request<DeleteBucketReplicationInput>,
     ) -> S3Result<S3Response<DeleteBucketReplicationOutput>> {
-        let errors = ErrorSlot::of(&req.extensions);
-        errors.keep(
-            async move {
-                self.bucket_exists(&req.input.bucket).await?;
-                Ok(S3Response::new(DeleteBucketReplicationOutput {}))
-            }
-            .await,
-        )
+        kept!(req, {
+            self.bucket_exists(&req.input.bucket).await?;
+            Ok(S3Response::new(DeleteBucketReplicationOutput {}))
+        })
     }
 }

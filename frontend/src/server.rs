@@ -8,6 +8,7 @@ use crate::handler::{EngineSlot, IngotS3};
 use crate::metrics::{Metrics, SegmentCounts, render};
 use crate::op_name::OpName;
 use crate::tls::{CertStore, Tls, TlsError, TlsFiles};
+use crate::virtual_hosts::VirtualHosts;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -102,45 +103,6 @@ impl std::fmt::Debug for Frontend {
 }
 
 struct Access;
-
-/// Virtual-host addressing under one base domain: `bucket.domain[:port]` names a
-/// bucket; the domain itself, an IP address or any other host name is path-style.
-#[derive(Clone)]
-pub(crate) struct VirtualHosts {
-    domain: String,
-}
-
-impl VirtualHosts {
-    fn new(domain: &str) -> Option<Self> {
-        let d = domain.trim_matches('.').to_ascii_lowercase();
-        let ok = !d.is_empty()
-            && d.split('.').all(|l| {
-                !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-            });
-        ok.then_some(Self { domain: d })
-    }
-
-    /// The bucket a `Host` header names, if any.
-    pub(crate) fn bucket_of(&self, host: &str) -> Option<String> {
-        let name = match host.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|c| c.is_ascii_digit()) => h,
-            _ => host,
-        };
-        let name = name.to_ascii_lowercase();
-        let bucket = name.strip_suffix(self.domain.as_str())?.strip_suffix('.')?;
-        (!bucket.is_empty()).then(|| bucket.to_owned())
-    }
-}
-
-impl s3s::host::S3Host for VirtualHosts {
-    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
-        let vh = s3s::host::VirtualHost::new(self.domain.as_str());
-        Ok(match self.bucket_of(host) {
-            Some(b) => vh.with_bucket(b),
-            None => vh,
-        })
-    }
-}
 
 /// The node's one root key pair.
 struct RootKey {
@@ -429,7 +391,7 @@ async fn handle(
             req.extensions_mut().insert(slot.clone());
             req.extensions_mut().insert(ErrorSlot::default());
             let resp = match crate::auth_rules::screen(req.headers(), req.uri()) {
-                Err(refusal) => refusal.response(),
+                Err(refusal) => crate::error::refusal_response(&refusal),
                 Ok(()) => call_s3(&state, req, &request_id).await,
             };
             (slot.get().unwrap_or_else(|| "Unknown".to_owned()), resp)
@@ -475,7 +437,7 @@ async fn call_s3(state: &State, req: Request<Incoming>, request_id: &str) -> Res
         }
     };
     match chunks.and_then(|c| c.get()) {
-        Some(refusal) => refusal.response(),
+        Some(refusal) => crate::error::chunk_refusal_response(&refusal),
         None => resp,
     }
 }
@@ -559,29 +521,5 @@ fn log_request(
         _ => {
             tracing::debug!(request_id, %method, path, op, status, code, latency_us, "request failed")
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::VirtualHosts;
-
-    #[test]
-    fn virtual_hosts_name_buckets_only_under_the_domain() {
-        let v = VirtualHosts::new("s3.example.com").unwrap();
-        assert_eq!(
-            v.bucket_of("photos.s3.example.com").as_deref(),
-            Some("photos")
-        );
-        assert_eq!(
-            v.bucket_of("Photos.S3.Example.com:9000").as_deref(),
-            Some("photos")
-        );
-        assert_eq!(v.bucket_of("a.b.s3.example.com").as_deref(), Some("a.b"));
-        assert_eq!(v.bucket_of("s3.example.com:9000"), None);
-        assert_eq!(v.bucket_of("127.0.0.1:9000"), None);
-        assert_eq!(v.bucket_of("localhost"), None);
-        assert_eq!(v.bucket_of("evils3.example.com"), None);
-        assert!(VirtualHosts::new("bad domain").is_none());
     }
 }
