@@ -44,6 +44,6 @@ pub mod testing;
 mod threads;
 
 pub use api::*;
-pub use error::{EngineError, EngineResult, KeyError};
+pub use error::{BucketNameError, EngineError, EngineResult, KeyError};
 pub use handle::{Engine, EngineConfig, IoMode, car_bytes, placement_shard};
 pub use shard::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, Shard, ShardConfig};

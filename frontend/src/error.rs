@@ -425,4 +425,48 @@ mod tests {
             Some("The node has no space left for this write.")
         );
     }
+
+    fn stream_error(text: &str) -> s3s::S3Error {
+        body_fault_error(BodyFault::of_s3s(text))
+    }
+
+    #[test]
+    fn body_decoder_failures_get_their_s3_codes() {
+        let code = |t: &str| stream_error(t).code().as_str().to_owned();
+        assert_eq!(
+            code("UploadStreamError: Sha256Mismatch"),
+            "XAmzContentSHA256Mismatch"
+        );
+        assert_eq!(
+            code("AwsChunkedStreamError: SignatureMismatch"),
+            "SignatureDoesNotMatch"
+        );
+        assert_eq!(code("AwsChunkedStreamError: Incomplete"), "IncompleteBody");
+        assert_eq!(code("connection reset"), "IncompleteBody");
+        assert_eq!(code("AwsChunkedStreamError: FormatError"), "InvalidRequest");
+        assert_eq!(
+            stream_error("Sha256Mismatch")
+                .status_code()
+                .map(|s| s.as_u16()),
+            Some(400)
+        );
+    }
+
+    #[test]
+    fn nested_and_detailed_decoder_errors_are_read_by_variant() {
+        assert_eq!(
+            BodyFault::of_s3s(
+                "UploadStreamError: Underlying: AwsChunkedStreamError: SignatureMismatch"
+            ),
+            BodyFault::ChunkSignatureMismatch
+        );
+        assert_eq!(
+            BodyFault::of_s3s("AwsChunkedStreamError: ChunkMetaTooLarge: size 9 exceeds limit 8"),
+            BodyFault::MalformedChunks
+        );
+        assert_eq!(
+            BodyFault::of_s3s("UploadStreamError: LengthMismatch"),
+            BodyFault::LongerThanDeclared
+        );
+    }
 }
