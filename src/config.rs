@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::config_error::ConfigError;
+
 /// Flags of the server (each has an `INGOT_*` environment twin).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
@@ -95,8 +97,10 @@ pub struct FileConfig {
     pub engine: EngineSection,
     #[serde(default)]
     pub data_plane: crate::shipping::PlaneSection,
-    #[serde(default)]
-    pub catalog_plane: crate::shipping::PlaneSection,
+    /// `[meta_plane]`; `[catalog_plane]`, its name before the plane was renamed, is
+    /// accepted too.
+    #[serde(default, alias = "catalog_plane")]
+    pub meta_plane: crate::shipping::PlaneSection,
     pub s3_target: Option<crate::shipping::S3Section>,
     #[serde(default)]
     pub shipper: crate::shipping::ShipperSection,
@@ -112,20 +116,12 @@ pub struct EngineSection {
     pub node_cache_bytes: Option<usize>,
     pub block_cache_bytes: Option<usize>,
     pub write_behind_bytes: Option<u64>,
-    pub catalog_body_bytes: Option<u64>,
+    /// `catalog_body_bytes`, its name before the meta plane was renamed, is accepted too.
+    #[serde(alias = "catalog_body_bytes")]
+    pub meta_body_bytes: Option<u64>,
     pub max_batch_ops: Option<usize>,
     pub pin_cores: Option<bool>,
     pub uring_entries: Option<u32>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("invalid setting: {0}")]
-    Invalid(String),
-    #[error(transparent)]
-    SecretFile(#[from] crate::secret_file::SecretFileError),
 }
 
 /// Everything the server runs with, after precedence is applied.
@@ -367,7 +363,7 @@ impl Settings {
                 node_cache_bytes: e.node_cache_bytes.unwrap_or(caches.node_bytes),
                 block_cache_bytes: e.block_cache_bytes.unwrap_or(caches.block_bytes),
                 write_behind_bytes: e.write_behind_bytes.unwrap_or(d.write_behind_bytes),
-                meta_body_bytes: e.catalog_body_bytes.unwrap_or(d.meta_body_bytes),
+                meta_body_bytes: e.meta_body_bytes.unwrap_or(d.meta_body_bytes),
                 max_batch_ops: e.max_batch_ops.unwrap_or(d.max_batch_ops),
                 uring_entries: e.uring_entries.unwrap_or(d.uring_entries),
                 ..d
@@ -375,7 +371,7 @@ impl Settings {
             pin_cores: e.pin_cores.unwrap_or(true),
             ship: crate::shipping::ShipSettings::resolve(
                 &f.data_plane,
-                &f.catalog_plane,
+                &f.meta_plane,
                 f.s3_target.as_ref(),
                 &f.shipper,
             )?,
@@ -477,7 +473,7 @@ chunk_bytes = 1048576
 write_behind_bytes = 1048576
 # A PUT of at most this many bytes journals its body in the meta plane with its
 # manifest: one fsync per group commit instead of two. 0 turns it off.
-catalog_body_bytes = 16384
+meta_body_bytes = 16384
 # Most requests one group commit takes.
 max_batch_ops = 4096
 # Pin each shard thread to its core.
@@ -495,7 +491,7 @@ ship = false
 # target = "file:///mnt/cold/node-a"
 retain = 6
 
-[catalog_plane]
+[meta_plane]
 ship = false
 # target = "s3://cold-tier/node-a"
 retain = 6
@@ -544,6 +540,21 @@ mod tests {
         assert_eq!(from_file.limits, builtin.limits);
         assert_eq!(from_file.limits, frontend::ConnLimits::default());
         assert_eq!(from_file.tls, None);
+    }
+
+    #[test]
+    fn the_meta_plane_keys_parse_under_their_old_names_too() {
+        let new = parse_file("[engine]\nmeta_body_bytes = 4096\n\n[meta_plane]\nretain = 3\n")
+            .expect("new names parse");
+        let old =
+            parse_file("[engine]\ncatalog_body_bytes = 4096\n\n[catalog_plane]\nretain = 3\n")
+                .expect("old names parse");
+        for f in [new, old] {
+            assert_eq!(f.engine.meta_body_bytes, Some(4096));
+            assert_eq!(f.meta_plane.retain, Some(3));
+            let s = Settings::merge(ServeArgs::default(), f).unwrap();
+            assert_eq!(s.engine.meta_body_bytes, 4096);
+        }
     }
 
     #[test]

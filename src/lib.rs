@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod config;
+pub mod config_error;
 pub mod credentials;
 pub mod node;
 pub mod secret_file;

@@ -69,10 +69,7 @@ async fn expire_uploads(
     let every = (expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
     loop {
         if let Some(engine) = slot.get() {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            let cutoff_ms = now_ms.saturating_sub(expiry.as_millis() as u64);
+            let cutoff_ms = engine::now_ms().saturating_sub(expiry.as_millis() as u64);
             match engine.expire_uploads(cutoff_ms).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(uploads = n, "expired multipart uploads aborted"),

@@ -1,7 +1,7 @@
 //! Shipping settings: per plane whether sealed segments leave the node, to which target,
 //! and how many shipped segments stay local; the S3 endpoint and its credentials.
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use serde::Deserialize;
 use shipper::target::{S3Client, S3Settings};
 use shipper::{PlanePolicy, ShipStep, ShipperConfig, Target, TargetSettings};
@@ -12,7 +12,7 @@ use std::time::Duration;
 /// Shipped segments kept locally per plane and shard by default.
 pub const DEFAULT_RETAIN: u64 = 6;
 
-/// `[data_plane]` / `[catalog_plane]`.
+/// `[data_plane]` / `[meta_plane]`.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlaneSection {
@@ -130,7 +130,7 @@ impl ShipSettings {
         };
         Ok(Self {
             data: plane("data_plane", data)?,
-            catalog: plane("catalog_plane", catalog)?,
+            catalog: plane("meta_plane", catalog)?,
             s3: s3.cloned(),
             rescan: ms("rescan_ms", pipeline.rescan_ms, d.rescan)?,
             backoff_base,
@@ -184,7 +184,7 @@ impl ShipSettings {
         };
         Ok(ShipperConfig {
             data: policy("data_plane", &self.data)?,
-            catalog: policy("catalog_plane", &self.catalog)?,
+            catalog: policy("meta_plane", &self.catalog)?,
             rescan: self.rescan,
             backoff_base: self.backoff_base,
             backoff_cap: self.backoff_cap,

@@ -72,15 +72,7 @@ fn parse() -> Args {
 }
 
 fn payload(size: usize, seed: u64) -> Bytes {
-    let mut x = seed | 1;
-    (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    Bytes::from(engine::testing::pseudo_random_bytes(size, seed))
 }
 
 /// User + system CPU time (ms) in a /proc `stat` line: fields 14 and 15, counted after

@@ -17,6 +17,10 @@ pub type BodySender = tokio::sync::mpsc::Sender<Result<Bytes, EngineError>>;
 /// and hashed there, and handed to the shard whole, so the request crosses threads once.
 pub const INLINE_BODY_BYTES: u64 = 256 << 10;
 
+/// The largest single PUT S3 accepts (5 GiB): the default of
+/// [`crate::ShardConfig::max_put_bytes`] and the frontend's limit.
+pub const MAX_PUT_BYTES: u64 = 5 << 30;
+
 /// Pieces in flight per streamed body, each at most a chunk.
 pub const BODY_CHANNEL_PIECES: usize = 4;
 
@@ -260,7 +264,9 @@ pub struct BucketHead {
     pub root: Cid,
 }
 
-pub(crate) fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch (0 on a clock before 1970): the time of every
+/// record the engine writes, and of the callers that compare against those records.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -2,6 +2,7 @@
 //! S3 error code and HTTP status in a single table.
 
 use crate::catalog::CatalogError;
+pub use crate::mst::KeyError;
 
 /// Engine failures. `Clone`, because one failed group commit answers every request in
 /// its batch.
@@ -15,11 +16,16 @@ pub enum EngineError {
     #[error("bucket {0} is not empty")]
     BucketNotEmpty(String),
     #[error("invalid bucket name {name:?}: {reason}")]
-    InvalidBucketName { name: String, reason: &'static str },
+    InvalidBucketName {
+        name: String,
+        reason: BucketNameError,
+    },
     #[error("no such key")]
     NoSuchKey,
+    /// The key breaks a key rule; the reason says which (the frontend answers a key
+    /// too long with its own S3 code).
     #[error("invalid key: {0}")]
-    InvalidKey(String),
+    InvalidKey(KeyError),
     /// The range starts at or after the end of the object.
     #[error("range not satisfiable for an object of {size} bytes")]
     InvalidRange { size: u64 },
@@ -125,6 +131,25 @@ impl EngineError {
 
 pub type EngineResult<T> = Result<T, EngineError>;
 
+/// Which S3 bucket naming rule a name breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BucketNameError {
+    #[error("must be 3 to 63 characters long")]
+    Length,
+    #[error("may hold only lowercase letters, digits, dots and hyphens")]
+    Characters,
+    #[error("must begin and end with a letter or digit")]
+    Ends,
+    #[error("must not have adjacent dots or a dot next to a hyphen")]
+    Dots,
+    #[error("must not look like an IP address")]
+    IpAddress,
+    #[error("uses a reserved prefix")]
+    ReservedPrefix,
+    #[error("uses a reserved suffix")]
+    ReservedSuffix,
+}
+
 /// Checks an S3 bucket name (the general-purpose bucket rules).
 pub fn validate_bucket_name(name: &str) -> EngineResult<()> {
     let bad = |reason| {
@@ -135,32 +160,32 @@ pub fn validate_bucket_name(name: &str) -> EngineResult<()> {
     };
     let b = name.as_bytes();
     if !(3..=63).contains(&b.len()) {
-        return bad("must be 3 to 63 characters long");
+        return bad(BucketNameError::Length);
     }
     if !b
         .iter()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
     {
-        return bad("may hold only lowercase letters, digits, dots and hyphens");
+        return bad(BucketNameError::Characters);
     }
     let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return bad("must begin and end with a letter or digit");
+        return bad(BucketNameError::Ends);
     }
     if name.contains("..") || name.contains(".-") || name.contains("-.") {
-        return bad("must not have adjacent dots or a dot next to a hyphen");
+        return bad(BucketNameError::Dots);
     }
     if name.parse::<std::net::Ipv4Addr>().is_ok() {
-        return bad("must not look like an IP address");
+        return bad(BucketNameError::IpAddress);
     }
     for p in ["xn--", "sthree-", "amzn-s3-demo-"] {
         if name.starts_with(p) {
-            return bad("uses a reserved prefix");
+            return bad(BucketNameError::ReservedPrefix);
         }
     }
     for s in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] {
         if name.ends_with(s) {
-            return bad("uses a reserved suffix");
+            return bad(BucketNameError::ReservedSuffix);
         }
     }
     Ok(())

@@ -39,9 +39,11 @@ pub mod mst;
 pub mod plane;
 pub mod segment;
 pub mod shard;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod threads;
 
 pub use api::*;
-pub use error::{EngineError, EngineResult};
+pub use error::{BucketNameError, EngineError, EngineResult, KeyError};
 pub use handle::{Engine, EngineConfig, IoMode, car_bytes, placement_shard};
 pub use shard::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, Shard, ShardConfig};

@@ -29,15 +29,7 @@ fn config(dir: &Path) -> EngineConfig {
 }
 
 fn body(n: usize, seed: u64) -> Bytes {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    Bytes::from(engine::testing::pseudo_random_bytes(n, seed))
 }
 
 /// The bucket: 300 small objects (a tree of several levels), empty and odd sizes, one

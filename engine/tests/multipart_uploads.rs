@@ -26,17 +26,8 @@ fn config(dir: &Path, cores: usize) -> EngineConfig {
     }
 }
 
-/// Pseudo-random bytes (no chunk repeats, so deduplication cannot hide a write).
 fn body(n: usize, seed: u8) -> Bytes {
-    let mut x = u64::from(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    Bytes::from(engine::testing::pseudo_random_bytes(n, u64::from(seed)))
 }
 
 fn channel_of(data: Bytes) -> engine::BodyReceiver {

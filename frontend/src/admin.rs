@@ -13,8 +13,9 @@
 
 use crate::body::{ByteCounter, PumpFailure, into_blob, pump};
 use crate::error::s3_error;
-use crate::s3::EngineSlot;
-use crate::server::OpName;
+use crate::error_answer::ErrorSlot;
+use crate::handler::EngineSlot;
+use crate::op_name::OpName;
 use bytes::Bytes;
 use engine::Engine;
 use engine::archive::{CheckOptions, History};
@@ -97,16 +98,23 @@ impl S3Route for AdminRoute {
         {
             slot.set(op.name());
         }
-        match req.credentials {
+        ErrorSlot::of(&req.extensions).keep(match req.credentials {
             Some(_) => Ok(()),
             None => Err(S3Error::with_message(
                 S3ErrorCode::AccessDenied,
                 "Admin requests must be signed with the node's key.",
             )),
-        }
+        })
     }
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let errors = ErrorSlot::of(&req.extensions);
+        errors.keep(self.answer(req).await)
+    }
+}
+
+impl AdminRoute {
+    async fn answer(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
         let (op, bucket) = admin_op(&req.method, &req.uri)
             .ok_or_else(|| S3Error::new(S3ErrorCode::MethodNotAllowed))?;
         let engine = self.engine.get().cloned().ok_or_else(|| {

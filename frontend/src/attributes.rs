@@ -2,8 +2,8 @@
 //! one answer, read from its manifest (no body byte is touched).
 
 use crate::checksum::echo_checksum;
-use crate::objects::check_version;
-use crate::s3::{IngotS3, engine_err, invalid_argument, timestamp};
+use crate::handler::check_version;
+use crate::handler::{IngotS3, engine_err, invalid_argument, timestamp};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 

@@ -12,8 +12,7 @@
 //!
 //! Nothing here needs the secret key; the signature itself is s3s's to check.
 
-use bytes::Bytes;
-use hyper::{HeaderMap, Response, StatusCode, Uri};
+use hyper::{HeaderMap, Uri};
 
 /// Longest lifetime of a SigV4 presigned URL, as on AWS: a week.
 pub(crate) const MAX_PRESIGNED_EXPIRES_S: u64 = 7 * 24 * 3600;
@@ -37,20 +36,6 @@ pub enum Refusal {
     PresignedTooLong,
     #[error("headers present but not signed: {}", .0.join(", "))]
     HeadersNotSigned(Vec<String>),
-}
-
-impl Refusal {
-    /// The S3 error answer, with `<HeadersNotSigned>` where AWS writes it.
-    pub(crate) fn response(&self) -> Response<s3s::Body> {
-        let e = crate::error::refusal_error(self);
-        let extra = match self {
-            Self::HeadersNotSigned(names) => {
-                format!("<HeadersNotSigned>{}</HeadersNotSigned>", names.join(", "))
-            }
-            _ => String::new(),
-        };
-        error_response(&e, &extra)
-    }
 }
 
 /// Checks the request head; `Err` says why it must be refused.
@@ -134,29 +119,6 @@ fn signed_headers_of(authorization: &str) -> Option<Vec<String>> {
     rest.split(',')
         .find_map(|part| part.trim().strip_prefix("SignedHeaders="))
         .map(|v| names(v, ';'))
-}
-
-/// An S3 XML error answer for `e`, with `extra` elements before `</Error>`; the
-/// request id is added by the server like for every error.
-pub(crate) fn error_response(e: &s3s::S3Error, extra: &str) -> Response<s3s::Body> {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code><Message>{}</Message>{extra}</Error>",
-        escape(e.code().as_str()),
-        escape(e.message().unwrap_or_default()),
-    );
-    let mut r = Response::new(s3s::Body::from(Bytes::from(body)));
-    *r.status_mut() = e.status_code().unwrap_or(StatusCode::BAD_REQUEST);
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/xml"),
-    );
-    r
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

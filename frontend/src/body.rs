@@ -7,11 +7,12 @@
 //! client did not mean.
 
 use crate::checksum::ExpectedChecksum;
+use crate::error::{BodyFault, body_fault_error};
 use bytes::Bytes;
 use engine::{BodyReceiver, BodySender, EngineError};
 use futures_core::Stream;
+use s3s::S3Error;
 use s3s::dto::StreamingBlob;
-use s3s::{S3Error, S3ErrorCode};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -62,7 +63,7 @@ pub async fn pump(
             Some(Err(e)) => {
                 let s3 = match e.downcast::<S3Error>() {
                     Ok(s3) => *s3,
-                    Err(other) => stream_error(&other.to_string()),
+                    Err(other) => body_fault_error(BodyFault::of_s3s(&other.to_string())),
                 };
                 failure.set(s3);
                 let _ = tx
@@ -81,43 +82,6 @@ pub async fn pump(
             .send(Err(EngineError::Body("checksum mismatch".into())))
             .await;
     }
-}
-
-/// The S3 error for a failed request body. s3s's body decoders report their failures
-/// as opaque errors whose text names the kind.
-pub fn stream_error(text: &str) -> S3Error {
-    let (code, message) = if text.contains("Sha256Mismatch") {
-        (
-            crate::error::custom("XAmzContentSHA256Mismatch"),
-            "The provided 'x-amz-content-sha256' header does not match what was computed.",
-        )
-    } else if text.contains("SignatureMismatch") {
-        (
-            S3ErrorCode::SignatureDoesNotMatch,
-            "The chunk signature we calculated does not match the signature you provided.",
-        )
-    } else if text.contains("FormatError") || text.contains("TooLarge") || text.contains("TooMany")
-    {
-        (
-            S3ErrorCode::InvalidRequest,
-            "The aws-chunked body is malformed.",
-        )
-    } else if text.contains("LengthMismatch") {
-        (
-            S3ErrorCode::InvalidRequest,
-            "The body is longer than its declared length.",
-        )
-    } else {
-        (
-            S3ErrorCode::IncompleteBody,
-            "You did not provide the number of bytes specified by the Content-Length HTTP header.",
-        )
-    };
-    let mut e = S3Error::with_message(code, message);
-    if e.code().status_code().is_none() {
-        e.set_status_code(hyper::StatusCode::BAD_REQUEST);
-    }
-    e
 }
 
 /// An engine body stream as an S3 response body.
@@ -144,32 +108,5 @@ impl Stream for EngineBody {
             tracing::error!(error = %e, "GET body failed after the response started");
         }
         polled
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::stream_error;
-
-    #[test]
-    fn body_decoder_failures_get_their_s3_codes() {
-        let code = |t: &str| stream_error(t).code().as_str().to_owned();
-        assert_eq!(
-            code("UploadStreamError: Sha256Mismatch"),
-            "XAmzContentSHA256Mismatch"
-        );
-        assert_eq!(
-            code("AwsChunkedStreamError: SignatureMismatch"),
-            "SignatureDoesNotMatch"
-        );
-        assert_eq!(code("AwsChunkedStreamError: Incomplete"), "IncompleteBody");
-        assert_eq!(code("connection reset"), "IncompleteBody");
-        assert_eq!(code("AwsChunkedStreamError: FormatError"), "InvalidRequest");
-        assert_eq!(
-            stream_error("Sha256Mismatch")
-                .status_code()
-                .map(|s| s.as_u16()),
-            Some(400)
-        );
     }
 }

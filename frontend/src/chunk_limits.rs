@@ -44,12 +44,6 @@ pub enum ChunkRefusal {
     TooLarge { declared_bytes: u64 },
 }
 
-impl ChunkRefusal {
-    pub(crate) fn response(&self) -> hyper::Response<s3s::Body> {
-        crate::auth_rules::error_response(&crate::error::chunk_error(self), "")
-    }
-}
-
 /// Where the check leaves its refusal for the server to answer with (s3s reports a
 /// failed body as an opaque error).
 #[derive(Debug, Clone, Default)]

@@ -8,9 +8,10 @@
 
 use crate::auth_rules::Refusal;
 use crate::chunk_limits::ChunkRefusal;
+use crate::error_answer::ErrorAnswer;
 use crate::form::FormError;
 use crate::post_policy::PolicyError;
-use engine::EngineError;
+use engine::{EngineError, KeyError};
 use s3s::{S3Error, S3ErrorCode};
 
 /// The S3 error for an engine error.
@@ -23,7 +24,7 @@ pub fn s3_error(e: EngineError) -> S3Error {
         EngineError::BucketNotEmpty(_) => C::BucketNotEmpty,
         EngineError::InvalidBucketName { .. } => C::InvalidBucketName,
         EngineError::NoSuchKey => C::NoSuchKey,
-        EngineError::InvalidKey(msg) if msg.contains("long") => C::KeyTooLongError,
+        EngineError::InvalidKey(KeyError::TooLong { .. }) => C::KeyTooLongError,
         EngineError::InvalidKey(_) => C::InvalidArgument,
         EngineError::InvalidRange { .. } => C::InvalidRange,
         EngineError::IncompleteBody { .. } => C::IncompleteBody,
@@ -115,6 +116,23 @@ pub(crate) fn refusal_error(r: &Refusal) -> S3Error {
     S3Error::with_message(code, message)
 }
 
+/// The answer to a request refused by the authentication rules, with
+/// `<HeadersNotSigned>` where AWS writes it.
+pub(crate) fn refusal_response(r: &Refusal) -> hyper::Response<s3s::Body> {
+    let e = refusal_error(r);
+    let mut answer = ErrorAnswer::of(&e);
+    if let Refusal::HeadersNotSigned(names) = r {
+        answer = answer.with("HeadersNotSigned", names.join(", "));
+    }
+    answer.response(e.status_code().unwrap_or(hyper::StatusCode::BAD_REQUEST))
+}
+
+/// The answer to an aws-chunked body whose framing was refused.
+pub(crate) fn chunk_refusal_response(r: &ChunkRefusal) -> hyper::Response<s3s::Body> {
+    let e = chunk_error(r);
+    ErrorAnswer::of(&e).response(e.status_code().unwrap_or(hyper::StatusCode::BAD_REQUEST))
+}
+
 /// The S3 error for an aws-chunked body whose framing was refused; AWS answers chunk
 /// size violations with `InvalidChunkSizeError`.
 pub(crate) fn chunk_error(r: &ChunkRefusal) -> S3Error {
@@ -129,6 +147,74 @@ pub(crate) fn chunk_error(r: &ChunkRefusal) -> S3Error {
     };
     let mut e = S3Error::with_message(custom("InvalidChunkSizeError"), message);
     e.set_status_code(hyper::StatusCode::BAD_REQUEST);
+    e
+}
+
+/// Why s3s's body decoder ended a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// The body does not match its signed `x-amz-content-sha256`.
+    Sha256Mismatch,
+    /// An aws-chunked chunk's signature does not match.
+    ChunkSignatureMismatch,
+    /// The aws-chunked framing is malformed (or its metadata or trailers too large).
+    MalformedChunks,
+    /// More bytes came than the request declared.
+    LongerThanDeclared,
+    /// The body ended early, or its stream failed.
+    Incomplete,
+}
+
+impl BodyFault {
+    /// The fault of a body error s3s raised. s3s's decoder error types are private, so
+    /// they are known here by the variant names their display writes
+    /// (`UploadStreamError: Sha256Mismatch`, `AwsChunkedStreamError: FormatError`,
+    /// nested after `Underlying`), each compared whole; anything else is a stream that
+    /// failed.
+    pub fn of_s3s(text: &str) -> Self {
+        text.split(": ")
+            .find_map(|word| match word {
+                "Sha256Mismatch" => Some(Self::Sha256Mismatch),
+                "SignatureMismatch" => Some(Self::ChunkSignatureMismatch),
+                "FormatError"
+                | "ChunkMetaTooLarge"
+                | "TrailersTooLarge"
+                | "TooManyTrailerHeaders" => Some(Self::MalformedChunks),
+                "LengthMismatch" => Some(Self::LongerThanDeclared),
+                _ => None,
+            })
+            .unwrap_or(Self::Incomplete)
+    }
+}
+
+/// The S3 error for a request body s3s's decoder refused.
+pub fn body_fault_error(f: BodyFault) -> S3Error {
+    let (code, message) = match f {
+        BodyFault::Sha256Mismatch => (
+            custom("XAmzContentSHA256Mismatch"),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        ),
+        BodyFault::ChunkSignatureMismatch => (
+            S3ErrorCode::SignatureDoesNotMatch,
+            "The chunk signature we calculated does not match the signature you provided.",
+        ),
+        BodyFault::MalformedChunks => (
+            S3ErrorCode::InvalidRequest,
+            "The aws-chunked body is malformed.",
+        ),
+        BodyFault::LongerThanDeclared => (
+            S3ErrorCode::InvalidRequest,
+            "The body is longer than its declared length.",
+        ),
+        BodyFault::Incomplete => (
+            S3ErrorCode::IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+        ),
+    };
+    let mut e = S3Error::with_message(code, message);
+    if e.code().status_code().is_none() {
+        e.set_status_code(hyper::StatusCode::BAD_REQUEST);
+    }
     e
 }
 
@@ -337,6 +423,50 @@ mod tests {
         assert_eq!(
             s.message(),
             Some("The node has no space left for this write.")
+        );
+    }
+
+    fn stream_error(text: &str) -> s3s::S3Error {
+        body_fault_error(BodyFault::of_s3s(text))
+    }
+
+    #[test]
+    fn body_decoder_failures_get_their_s3_codes() {
+        let code = |t: &str| stream_error(t).code().as_str().to_owned();
+        assert_eq!(
+            code("UploadStreamError: Sha256Mismatch"),
+            "XAmzContentSHA256Mismatch"
+        );
+        assert_eq!(
+            code("AwsChunkedStreamError: SignatureMismatch"),
+            "SignatureDoesNotMatch"
+        );
+        assert_eq!(code("AwsChunkedStreamError: Incomplete"), "IncompleteBody");
+        assert_eq!(code("connection reset"), "IncompleteBody");
+        assert_eq!(code("AwsChunkedStreamError: FormatError"), "InvalidRequest");
+        assert_eq!(
+            stream_error("Sha256Mismatch")
+                .status_code()
+                .map(|s| s.as_u16()),
+            Some(400)
+        );
+    }
+
+    #[test]
+    fn nested_and_detailed_decoder_errors_are_read_by_variant() {
+        assert_eq!(
+            BodyFault::of_s3s(
+                "UploadStreamError: Underlying: AwsChunkedStreamError: SignatureMismatch"
+            ),
+            BodyFault::ChunkSignatureMismatch
+        );
+        assert_eq!(
+            BodyFault::of_s3s("AwsChunkedStreamError: ChunkMetaTooLarge: size 9 exceeds limit 8"),
+            BodyFault::MalformedChunks
+        );
+        assert_eq!(
+            BodyFault::of_s3s("UploadStreamError: LengthMismatch"),
+            BodyFault::LongerThanDeclared
         );
     }
 }

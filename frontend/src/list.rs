@@ -1,7 +1,7 @@
 //! ListObjects (v1), ListObjectsV2 and ListObjectVersions over the engine's one
 //! ordered listing.
 
-use crate::s3::{IngotS3, engine_err, invalid_argument, timestamp};
+use crate::handler::{IngotS3, engine_err, invalid_argument, timestamp};
 use engine::{ListRequest, ListResponse, ObjectSummary};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};

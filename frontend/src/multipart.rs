@@ -3,11 +3,11 @@
 
 use crate::checksum::{ExpectedChecksum, decode_value, echo_checksum};
 use crate::conditions::Conditions;
+use crate::handler::{IngotS3, engine_err, invalid_argument, timestamp};
 use crate::objects::{
     MAX_PUT_BYTES, declared_length, decode_md5_header, http_date, metadata, signed_sha256,
     write_condition,
 };
-use crate::s3::{IngotS3, engine_err, invalid_argument, timestamp};
 use crate::settings::{check_storage, object_acl, object_storage, refuse_tags};
 use engine::checksum::supports_full_object;
 use engine::format::{Checksum, ChecksumAlgorithm as Algo, ChecksumType as Kind};

@@ -3,7 +3,7 @@
 use crate::body::{PumpFailure, into_blob, pump};
 use crate::checksum::{ExpectedChecksum, echo_checksum};
 use crate::conditions::{Conditions, NotModified};
-use crate::s3::{IngotS3, engine_err, invalid_argument, timestamp};
+use crate::handler::{IngotS3, check_version, engine_err, invalid_argument, timestamp};
 use crate::settings::{StorageHeaders, check_storage, object_acl, object_storage, refuse_tags};
 use engine::format::ObjectManifest;
 use engine::{ByteRange, EngineError, ObjectInfo, PutCondition, PutOptions};
@@ -11,8 +11,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use std::collections::BTreeMap;
 
-/// The largest single PUT S3 accepts.
-pub const MAX_PUT_BYTES: u64 = 5 << 30;
+pub use engine::MAX_PUT_BYTES;
 /// User metadata limit (names and values, UTF-8 bytes).
 const MAX_METADATA_BYTES: usize = 2048;
 /// Keys a DeleteObjects request may name.
@@ -523,26 +522,7 @@ impl IngotS3 {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let engine = self.engine()?;
         let mut input = req.input;
-        self.check_write_acl(&object_acl!(input))?;
-        check_storage(&object_storage!(input))?;
-        if input.copy_source_sse_customer_algorithm.is_some()
-            || input.copy_source_sse_customer_key.is_some()
-        {
-            // No object here is encrypted with a customer key.
-            check_storage(&StorageHeaders {
-                encryption: None,
-                kms_key: false,
-                customer_key: true,
-                storage_class: None,
-            })?;
-        }
-        if input
-            .tagging_directive
-            .as_ref()
-            .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE)
-        {
-            refuse_tags(input.tagging.as_deref())?;
-        }
+        self.check_copy_headers(&input)?;
         let conditions = Conditions {
             if_match: input.copy_source_if_match.as_ref(),
             if_none_match: input.copy_source_if_none_match.as_ref(),
@@ -551,19 +531,7 @@ impl IngotS3 {
         };
         let (src_bucket, src_key, src) = self.copy_source(&input.copy_source, conditions).await?;
         let m = &src.manifest;
-        let replace = match input
-            .metadata_directive
-            .as_ref()
-            .map(MetadataDirective::as_str)
-        {
-            None | Some("COPY") => false,
-            Some("REPLACE") => true,
-            Some(other) => {
-                return Err(invalid_argument(format!(
-                    "Unknown metadata directive {other}"
-                )));
-            }
-        };
+        let replace = replaces_metadata(input.metadata_directive.as_ref())?;
         if !replace && src_bucket == input.bucket && src_key == input.key {
             return Err(S3Error::with_message(
                 S3ErrorCode::InvalidRequest,
@@ -603,6 +571,43 @@ impl IngotS3 {
             copy_object_result: Some(result),
             ..Default::default()
         }))
+    }
+
+    /// The headers of a copy ingot-engine refuses: ACLs, storage options, a customer
+    /// key for the source, replaced tags.
+    fn check_copy_headers(&self, input: &CopyObjectInput) -> S3Result<()> {
+        self.check_write_acl(&object_acl!(input))?;
+        check_storage(&object_storage!(input))?;
+        if input.copy_source_sse_customer_algorithm.is_some()
+            || input.copy_source_sse_customer_key.is_some()
+        {
+            // No object here is encrypted with a customer key.
+            check_storage(&StorageHeaders {
+                encryption: None,
+                kms_key: false,
+                customer_key: true,
+                storage_class: None,
+            })?;
+        }
+        if input
+            .tagging_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE)
+        {
+            refuse_tags(input.tagging.as_deref())?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a copy replaces the source's metadata (`x-amz-metadata-directive`).
+fn replaces_metadata(directive: Option<&MetadataDirective>) -> S3Result<bool> {
+    match directive.map(MetadataDirective::as_str) {
+        None | Some("COPY") => Ok(false),
+        Some("REPLACE") => Ok(true),
+        Some(other) => Err(invalid_argument(format!(
+            "Unknown metadata directive {other}"
+        ))),
     }
 }
 
@@ -682,14 +687,6 @@ fn read_conditions(conditions: Conditions<'_>, m: &ObjectManifest) -> S3Result<(
         }
         e
     })
-}
-
-/// An unversioned bucket knows one version per key, `null`.
-pub(crate) fn check_version(v: Option<&str>) -> S3Result<()> {
-    match v {
-        None | Some("null") => Ok(()),
-        Some(_) => Err(invalid_argument("Invalid version id specified")),
-    }
 }
 
 /// An empty body stream, for a PUT that carries none.

@@ -19,11 +19,11 @@
 
 use crate::error::{form_error, policy_error};
 use crate::form::{Fields, FileContent, FileHead, FormLimits, FormReader, boundary};
+use crate::handler::IngotS3;
 use crate::objects::{MAX_PUT_BYTES, http_date, metadata};
 use crate::post_policy::{Policy, PolicyError};
-use crate::s3::IngotS3;
-use crate::server::VirtualHosts;
 use crate::settings::{AclHeaders, StorageHeaders, check_storage, refuse_tags};
+use crate::virtual_hosts::VirtualHosts;
 use bytes::Bytes;
 use engine::PutOptions;
 use futures_core::Stream;
@@ -532,6 +532,7 @@ fn xml_escape(s: &str) -> String {
 /// An error answer. The rest of the body is never read, so the connection is closed
 /// after it (hyper would otherwise have to drain what the client still sends).
 fn error_response(e: S3Error) -> Response<s3s::Body> {
+    let answer = crate::error_answer::ErrorAnswer::of(&e);
     let mut r = e.to_http_response().unwrap_or_else(|_| {
         let mut r = Response::new(s3s::Body::empty());
         *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -539,6 +540,7 @@ fn error_response(e: S3Error) -> Response<s3s::Body> {
     });
     r.headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));
+    r.extensions_mut().insert(answer);
     r
 }
 

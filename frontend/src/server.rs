@@ -3,9 +3,12 @@
 //! hands every other request to s3s, logs one line per request and drains on shutdown.
 
 use crate::conn::{BodyLimits, ConnLimits, TimedBody};
+use crate::error_answer::{ErrorAnswer, ErrorSlot};
+use crate::handler::{EngineSlot, IngotS3};
 use crate::metrics::{Metrics, SegmentCounts, render};
-use crate::s3::{EngineSlot, IngotS3};
+use crate::op_name::OpName;
 use crate::tls::{CertStore, Tls, TlsError, TlsFiles};
+use crate::virtual_hosts::VirtualHosts;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -15,8 +18,8 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Error, S3ErrorCode, S3Result};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
@@ -99,59 +102,7 @@ impl std::fmt::Debug for Frontend {
     }
 }
 
-/// Names the operation of a request for its log line and metrics; s3s fills it in
-/// its access check, which runs for every recognised operation.
-#[derive(Clone, Default)]
-pub(crate) struct OpName(Arc<Mutex<Option<String>>>);
-
-impl OpName {
-    pub(crate) fn set(&self, name: &str) {
-        if let Ok(mut s) = self.0.lock() {
-            *s = Some(name.to_owned());
-        }
-    }
-}
-
 struct Access;
-
-/// Virtual-host addressing under one base domain: `bucket.domain[:port]` names a
-/// bucket; the domain itself, an IP address or any other host name is path-style.
-#[derive(Clone)]
-pub(crate) struct VirtualHosts {
-    domain: String,
-}
-
-impl VirtualHosts {
-    fn new(domain: &str) -> Option<Self> {
-        let d = domain.trim_matches('.').to_ascii_lowercase();
-        let ok = !d.is_empty()
-            && d.split('.').all(|l| {
-                !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-            });
-        ok.then_some(Self { domain: d })
-    }
-
-    /// The bucket a `Host` header names, if any.
-    pub(crate) fn bucket_of(&self, host: &str) -> Option<String> {
-        let name = match host.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|c| c.is_ascii_digit()) => h,
-            _ => host,
-        };
-        let name = name.to_ascii_lowercase();
-        let bucket = name.strip_suffix(self.domain.as_str())?.strip_suffix('.')?;
-        (!bucket.is_empty()).then(|| bucket.to_owned())
-    }
-}
-
-impl s3s::host::S3Host for VirtualHosts {
-    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
-        let vh = s3s::host::VirtualHost::new(self.domain.as_str());
-        Ok(match self.bucket_of(host) {
-            Some(b) => vh.with_bucket(b),
-            None => vh,
-        })
-    }
-}
 
 /// The node's one root key pair.
 struct RootKey {
@@ -180,13 +131,14 @@ impl S3Access for Access {
         if let Some(slot) = cx.extensions_mut().get::<OpName>() {
             slot.set(&name);
         }
+        let errors = ErrorSlot::of(cx.extensions_mut());
         if cx.credentials().is_none() {
-            return Err(S3Error::with_message(
+            return errors.keep(Err(S3Error::with_message(
                 S3ErrorCode::AccessDenied,
                 "Anonymous access is not allowed.",
-            ));
+            )));
         }
-        crate::s3s_limits::check_body_length(&name, cx.headers())
+        errors.keep(crate::s3s_limits::check_body_length(&name, cx.headers()))
     }
 }
 
@@ -437,19 +389,20 @@ async fn handle(
         None => {
             let slot = OpName::default();
             req.extensions_mut().insert(slot.clone());
+            req.extensions_mut().insert(ErrorSlot::default());
             let resp = match crate::auth_rules::screen(req.headers(), req.uri()) {
-                Err(refusal) => refusal.response(),
+                Err(refusal) => crate::error::refusal_response(&refusal),
                 Ok(()) => call_s3(&state, req, &request_id).await,
             };
-            let op = slot.0.lock().ok().and_then(|s| s.clone());
-            (op.unwrap_or_else(|| "Unknown".to_owned()), resp)
+            (slot.get().unwrap_or_else(|| "Unknown".to_owned()), resp)
         }
     };
     if let Ok(v) = request_id.parse() {
         resp.headers_mut().insert("x-amz-request-id", v);
     }
-    if resp.status().as_u16() >= 400 {
-        complete_error_body(&mut resp, &request_id);
+    let answer = resp.extensions_mut().remove::<ErrorAnswer>();
+    if let Some(a) = &answer {
+        write_error_body(&mut resp, a, &request_id);
     }
     if close_after {
         resp.headers_mut().insert(
@@ -460,7 +413,11 @@ async fn handle(
     let status = resp.status();
     let elapsed = start.elapsed();
     state.metrics.record(&op, status.as_u16(), elapsed);
-    log_request(&request_id, &method, &path, &op, status, elapsed, &resp);
+    let code = answer
+        .as_ref()
+        .map(|a| a.code().as_str())
+        .unwrap_or_default();
+    log_request(&request_id, &method, &path, &op, status, elapsed, code);
     Ok(resp)
 }
 
@@ -470,7 +427,9 @@ async fn call_s3(state: &State, req: Request<Incoming>, request_id: &str) -> Res
     let (limits, metrics) = (state.body_limits, state.metrics.clone());
     let req = req.map(|b| TimedBody::new(b, limits, metrics));
     let (req, chunks) = crate::chunk_limits::guard(req);
+    let errors = ErrorSlot::of(req.extensions());
     let resp = match state.s3.call(req).await {
+        Ok(r) if r.status().as_u16() >= 400 => with_answer(r, errors.take()),
         Ok(r) => r,
         Err(e) => {
             tracing::error!(request_id, error = ?e, "request failed inside the S3 layer");
@@ -478,24 +437,32 @@ async fn call_s3(state: &State, req: Request<Incoming>, request_id: &str) -> Res
         }
     };
     match chunks.and_then(|c| c.get()) {
-        Some(refusal) => refusal.response(),
+        Some(refusal) => crate::error::chunk_refusal_response(&refusal),
         None => resp,
     }
 }
 
-/// Adds what s3s leaves out of an error body (`error_body.rs`), keeping
+/// An error answer from s3s, with its [`ErrorAnswer`]: the one a handler kept, else
+/// (an error s3s raised itself) the one s3s's body says (`error_answer.rs`).
+fn with_answer(mut resp: Response<s3s::Body>, kept: Option<ErrorAnswer>) -> Response<s3s::Body> {
+    let answer = kept.or_else(|| {
+        resp.body()
+            .bytes()
+            .and_then(|b| ErrorAnswer::from_s3s_body(&b))
+    });
+    if let Some(a) = answer {
+        resp.extensions_mut().insert(a);
+    }
+    resp
+}
+
+/// The error body AWS writes (with `<Message>` and `<RequestId>`), keeping
 /// `Content-Length` true.
-fn complete_error_body(resp: &mut Response<s3s::Body>, request_id: &str) {
-    let Some(done) = resp
-        .body()
-        .bytes()
-        .and_then(|b| crate::error_body::complete(&b, request_id))
-    else {
-        return;
-    };
+fn write_error_body(resp: &mut Response<s3s::Body>, answer: &ErrorAnswer, request_id: &str) {
+    let body = answer.body(request_id);
     resp.headers_mut()
-        .insert(hyper::header::CONTENT_LENGTH, done.len().into());
-    *resp.body_mut() = s3s::Body::from(done);
+        .insert(hyper::header::CONTENT_LENGTH, body.len().into());
+    *resp.body_mut() = s3s::Body::from(body);
 }
 
 /// `Expect: 100-continue` on an empty body: no `100 Continue` is ever sent (there is no
@@ -525,7 +492,7 @@ fn log_request(
     op: &str,
     status: StatusCode,
     elapsed: Duration,
-    resp: &Response<s3s::Body>,
+    code: &str,
 ) {
     let latency_us = elapsed.as_micros() as u64;
     let status = status.as_u16();
@@ -533,11 +500,6 @@ fn log_request(
         tracing::debug!(request_id, %method, path, op, status, latency_us, "request");
         return;
     }
-    let code = resp
-        .body()
-        .bytes()
-        .and_then(|b| crate::error_body::error_code(&b))
-        .unwrap_or_default();
     match status {
         // A readiness probe answering 503 (recovering, stopping) is not a failure.
         503 if op.starts_with("Health") => {
@@ -559,29 +521,5 @@ fn log_request(
         _ => {
             tracing::debug!(request_id, %method, path, op, status, code, latency_us, "request failed")
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::VirtualHosts;
-
-    #[test]
-    fn virtual_hosts_name_buckets_only_under_the_domain() {
-        let v = VirtualHosts::new("s3.example.com").unwrap();
-        assert_eq!(
-            v.bucket_of("photos.s3.example.com").as_deref(),
-            Some("photos")
-        );
-        assert_eq!(
-            v.bucket_of("Photos.S3.Example.com:9000").as_deref(),
-            Some("photos")
-        );
-        assert_eq!(v.bucket_of("a.b.s3.example.com").as_deref(), Some("a.b"));
-        assert_eq!(v.bucket_of("s3.example.com:9000"), None);
-        assert_eq!(v.bucket_of("127.0.0.1:9000"), None);
-        assert_eq!(v.bucket_of("localhost"), None);
-        assert_eq!(v.bucket_of("evils3.example.com"), None);
-        assert!(VirtualHosts::new("bad domain").is_none());
     }
 }

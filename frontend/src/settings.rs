@@ -21,9 +21,9 @@
 //! Setting any of these stays `NotImplemented`: a setting that was accepted and then
 //! not enforced would mislead the client that set it.
 
-use crate::objects::check_version;
-use crate::s3::IngotS3;
-use crate::s3::engine_err;
+use crate::handler::IngotS3;
+use crate::handler::check_version;
+use crate::handler::engine_err;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Result};
 

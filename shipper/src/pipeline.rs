@@ -25,7 +25,7 @@ use crate::target::{Target, TargetError};
 use engine::catalog::{Catalog, SegmentRecord, SegmentState, SegmentUpdate};
 use engine::plane::{car_name, index_name};
 use engine::segment::{Plane, SegmentId};
-use engine::{Engine, EngineError};
+use engine::{Engine, EngineError, now_ms};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -124,12 +124,6 @@ pub enum ShipError {
     },
     #[error("segment {0} was sealed without a SHA-256")]
     NoDigest(String),
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The pipeline of one node.

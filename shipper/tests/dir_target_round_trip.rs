@@ -7,15 +7,7 @@ use shipper::{Target, TargetError, TargetSettings};
 use std::path::Path;
 
 fn body(n: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_u32;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    engine::testing::pseudo_random_bytes(n, 0x9e37_79b9)
 }
 
 fn entries(dir: &Path) -> Vec<String> {

@@ -77,15 +77,7 @@ pub fn client_with(addr: SocketAddr, access: &str, secret: &str) -> Client {
 
 /// Deterministic pseudo-random bytes.
 pub fn body(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    engine::testing::pseudo_random_bytes(n, seed)
 }
 
 pub fn md5_hex(b: &[u8]) -> String {

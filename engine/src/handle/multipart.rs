@@ -68,7 +68,7 @@ impl<C: Catalog + 'static> Engine<C> {
         opts: &PutOptions,
         checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
     ) -> EngineResult<UploadInfo> {
-        validate_key(key.as_bytes()).map_err(|e| EngineError::InvalidKey(e.to_string()))?;
+        validate_key(key.as_bytes()).map_err(EngineError::InvalidKey)?;
         self.shard_of(bucket)?;
         let created_ms = now_ms();
         let template = UploadTemplate {

@@ -80,11 +80,7 @@ pub struct PlaneRecovery {
     pub recovered_blocks: Vec<(Cid, Location)>,
 }
 
-pub(super) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub(super) use crate::api::now_ms;
 
 pub(super) fn catalog_err(e: CatalogError) -> PlaneError {
     PlaneError::Catalog(e)

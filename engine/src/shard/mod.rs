@@ -85,7 +85,7 @@ impl Default for ShardConfig {
             block_cache_bytes: 256 << 20,
             write_behind_bytes: 1 << 20,
             meta_body_bytes: 16 << 10,
-            max_put_bytes: 5 << 30,
+            max_put_bytes: crate::api::MAX_PUT_BYTES,
             max_batch_ops: 4096,
             uring_entries: 1024,
             cold: None,
@@ -191,7 +191,7 @@ pub(crate) const NO_SPACE_WARN_EVERY: Duration = Duration::from_secs(10);
 
 pub(crate) fn mst_error(e: MstError) -> EngineError {
     match e {
-        MstError::InvalidKey(k) => EngineError::InvalidKey(k.to_string()),
+        MstError::InvalidKey(k) => EngineError::InvalidKey(k),
         MstError::NodeFull => EngineError::KeyspaceFull,
         other => EngineError::Corrupt(other.to_string()),
     }

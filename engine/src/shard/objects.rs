@@ -59,7 +59,7 @@ pub(crate) fn corrupt(what: impl std::fmt::Display) -> EngineError {
 }
 
 pub(crate) fn check_key(key: &str) -> EngineResult<()> {
-    validate_key(key.as_bytes()).map_err(|e| EngineError::InvalidKey(e.to_string()))
+    validate_key(key.as_bytes()).map_err(EngineError::InvalidKey)
 }
 
 /// Checks a whole body against what the request declared (length, Content-MD5, signed
