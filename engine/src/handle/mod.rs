@@ -24,7 +24,7 @@ use crate::io::uring::UringDisk;
 use crate::metrics::ShardMetrics;
 use crate::plane::{car_name, index_name};
 use crate::segment::SegmentId;
-use crate::shard::{HashedPut, Shard, ShardConfig};
+use crate::shard::{HashedPut, Shard, ShardConfig, join};
 use bytes::Bytes;
 use sha2::Digest;
 use std::collections::{BTreeSet, HashMap};
@@ -904,33 +904,4 @@ fn block_on_local<F: Future>(f: F) -> F::Output {
         Err(e) => panic!("cannot build a local runtime: {e}"),
     };
     rt.block_on(f)
-}
-
-/// Polls two futures on the current task until both finish.
-pub(crate) async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
-    let mut a = std::pin::pin!(a);
-    let mut b = std::pin::pin!(b);
-    let (mut ra, mut rb) = (None, None);
-    std::future::poll_fn(|cx| {
-        if ra.is_none()
-            && let std::task::Poll::Ready(v) = a.as_mut().poll(cx)
-        {
-            ra = Some(v);
-        }
-        if rb.is_none()
-            && let std::task::Poll::Ready(v) = b.as_mut().poll(cx)
-        {
-            rb = Some(v);
-        }
-        if let (Some(_), Some(_)) = (&ra, &rb) {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    match (ra, rb) {
-        (Some(a), Some(b)) => (a, b),
-        _ => unreachable!("poll_fn returned only once both were ready"),
-    }
 }

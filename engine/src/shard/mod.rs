@@ -12,6 +12,7 @@
 
 mod car_tasks;
 mod commit;
+mod join;
 mod multipart;
 mod nodes;
 mod objects;
@@ -39,6 +40,7 @@ use tokio::sync::{Mutex, Notify};
 pub use car_tasks::{EXPORT_CHANNEL_BLOCKS, ExportReceiver};
 pub use commit::ShardStats;
 pub use multipart::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart};
+pub(crate) use join::join;
 pub(crate) use objects::HashedPut;
 
 /// Per-shard settings.

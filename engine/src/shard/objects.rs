@@ -683,7 +683,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 }
                 Ok::<_, EngineError>(())
             };
-            let (a, b) = crate::handle::join(send, recv).await;
+            let (a, b) = super::join(send, recv).await;
             a?;
             b?;
         }
