@@ -1,7 +1,8 @@
 //! A shard: the buckets placed on it, their trees, and its two plane logs, driven by one
-//! thread. All state is single-threaded (`Rc`, `RefCell`); the plane logs sit behind
-//! async mutexes because appends, reads and the commit loop interleave at awaits.
+//! thread. All state is single-threaded (`Rc`, `RefCell`); the plane logs ([`Planes`]) sit
+//! behind async mutexes because appends, reads and the commit loop interleave at awaits.
 //!
+//! - [`group_commit`]: the group commit's states and the checkpoint rule;
 //! - [`commit`]: the group-commit loop (the write path's steps 3–6) and sealing;
 //! - [`objects`]: the request handlers (buckets, PUT, GET, HEAD, DELETE, LIST, COPY);
 //! - [`multipart`]: uploaded parts, Complete and Abort;
@@ -12,6 +13,7 @@
 
 mod car_tasks;
 mod commit;
+mod group_commit;
 mod join;
 mod multipart;
 mod nodes;
@@ -30,8 +32,10 @@ use crate::plane::{Location, PlaneError, PlaneLog};
 use crate::segment::Plane;
 use bytes::Bytes;
 use cid::Cid;
+use group_commit::GroupCommit;
+use multipart::Completions;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -130,51 +134,52 @@ pub(crate) struct BucketState {
     pub head: BucketHead,
 }
 
-/// One shard.
+/// One shard, in parts: its settings, the catalog, the two plane logs, the block
+/// index and caches, the buckets' trees, the group commit, the running Completes, and
+/// its metrics.
 pub struct Shard<D: Disk, C: Catalog> {
     pub(crate) id: u32,
     pub(crate) config: ShardConfig,
     pub(crate) catalog: Arc<C>,
-    pub(crate) data: Mutex<PlaneLog<D, C>>,
-    pub(crate) meta: Mutex<PlaneLog<D, C>>,
+    pub(crate) planes: Planes<D, C>,
     pub(crate) index: RefCell<BlockIndex>,
     pub(crate) cache: RefCell<BlockCache>,
     pub(crate) nodes: RefCell<NodeStore>,
     pub(crate) buckets: RefCell<HashMap<String, BucketState>>,
-    pub(crate) batch: RefCell<Vec<commit::Op>>,
-    pub(crate) batch_ready: Notify,
-    /// Raised by the commit loop after each batch and when it stops.
-    pub(crate) batch_done: Notify,
-    /// Buckets whose head moved since the last checkpoint.
-    pub(crate) dirty_heads: RefCell<BTreeSet<String>>,
-    /// Meta-plane segment open at the last checkpoint.
-    pub(crate) checkpoint_seq: Cell<u64>,
-    pub(crate) closing: Cell<bool>,
-    /// Batches taken and not yet answered.
-    pub(crate) in_flight: Cell<usize>,
-    /// Batches whose data is durable, waiting for the catalog stage.
-    pub(crate) synced: RefCell<std::collections::VecDeque<Vec<commit::Op>>>,
-    pub(crate) synced_ready: Notify,
-    pub(crate) meta_done: Notify,
-    pub(crate) data_stage_done: Cell<bool>,
-    /// A seal or checkpoint is running.
-    pub(crate) sealing: Cell<bool>,
-    /// The catalog stage has appended a batch it has not published yet.
-    pub(crate) committing: Cell<bool>,
-    /// The catalog stage's block vectors (request blocks, tree blocks), emptied and
-    /// kept between batches.
-    pub(crate) block_buffers: RefCell<[commit::Blocks; 2]>,
-    /// Multipart uploads whose Complete is running (an Abort of one loses; a second
-    /// Complete waits for the first).
-    pub(crate) completing: RefCell<std::collections::HashSet<String>>,
-    /// Raised when a Complete ends.
-    pub(crate) uploads_changed: Notify,
-    /// Raised when a spare segment job ends.
-    pub(crate) spares_done: Notify,
+    /// Requests and batches on their way through the group commit; the checkpoint rule.
+    pub(crate) commit: GroupCommit,
+    /// Multipart uploads whose Complete is running.
+    pub(crate) completions: Completions,
     /// When a refusal for lack of space was last logged (at most one warning per
     /// [`NO_SPACE_WARN_EVERY`]; every refusal is counted in the metrics).
     pub(crate) no_space_warned_at: Cell<Option<std::time::Instant>>,
     pub(crate) metrics: Arc<ShardMetrics>,
+}
+
+/// A shard's two plane logs. They sit behind async mutexes because appends, reads and
+/// the commit stages interleave at awaits.
+pub(crate) struct Planes<D: Disk, C: Catalog> {
+    pub(crate) data: Mutex<PlaneLog<D, C>>,
+    pub(crate) meta: Mutex<PlaneLog<D, C>>,
+    /// Raised when a spare segment job ends.
+    pub(crate) spares_done: Notify,
+}
+
+impl<D: Disk, C: Catalog> Planes<D, C> {
+    pub(crate) fn new(data: PlaneLog<D, C>, meta: PlaneLog<D, C>) -> Self {
+        Self {
+            data: Mutex::new(data),
+            meta: Mutex::new(meta),
+            spares_done: Notify::new(),
+        }
+    }
+
+    pub(crate) fn get(&self, plane: Plane) -> &Mutex<PlaneLog<D, C>> {
+        match plane {
+            Plane::Data => &self.data,
+            Plane::Meta => &self.meta,
+        }
+    }
 }
 
 impl<D: Disk, C: Catalog> std::fmt::Debug for Shard<D, C> {
@@ -236,7 +241,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     pub(crate) fn check_writable(&self) -> EngineResult<()> {
         if self.is_poisoned() {
             Err(EngineError::Poisoned(self.id))
-        } else if self.closing.get() {
+        } else if self.commit.is_closing() {
             Err(EngineError::ShuttingDown)
         } else {
             Ok(())
@@ -350,10 +355,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     }
 
     pub(crate) fn plane(&self, plane: Plane) -> &Mutex<PlaneLog<D, C>> {
-        match plane {
-            Plane::Data => &self.data,
-            Plane::Meta => &self.meta,
-        }
+        self.planes.get(plane)
     }
 
     /// Reads without holding the plane log across the I/O: many reads are in flight at
@@ -403,7 +405,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     /// this answers `Ok(false)` and changes nothing.
     pub async fn retire_segment(&self, plane: Plane, seq: u64) -> EngineResult<bool> {
         self.check_writable()?;
-        if plane == Plane::Meta && seq >= self.checkpoint_seq.get() {
+        if plane == Plane::Meta && seq >= self.commit.checkpoint_seq() {
             return Ok(false);
         }
         let r = self.plane(plane).lock().await.retire(seq).await;

@@ -365,7 +365,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         if self.index.borrow().contains(&key) {
             return Ok(());
         }
-        let mut log = self.data.lock().await;
+        let mut log = self.planes.data.lock().await;
         self.check_writable()?;
         let appended = log.append(cid, data).await;
         let loc = match appended {

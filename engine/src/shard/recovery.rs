@@ -3,6 +3,8 @@
 //! indexes; each bucket's head is the newest commit in log order among the catalog
 //! segments written since the last head checkpoint, or the checkpoint itself.
 
+use super::group_commit::GroupCommit;
+use super::multipart::Completions;
 use super::{BucketState, Shard, ShardConfig};
 use crate::api::BucketHead;
 use crate::block_lookup::{BlockCache, BlockIndex, BlockKey, BlockLoc};
@@ -21,7 +23,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, Notify};
 
 /// How a commit block begins: a one-entry map keyed by the 9-byte text "/commit/1".
 pub(crate) const COMMIT_PREFIX: &[u8] = b"\xa1\x69/commit/1";
@@ -148,8 +149,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let shard = Rc::new(Self {
             id,
             catalog: catalog.clone(),
-            data: Mutex::new(data),
-            meta: Mutex::new(meta),
+            planes: super::Planes::new(data, meta),
             index: RefCell::new(index),
             cache: RefCell::new(BlockCache::new(config.block_cache_bytes)),
             nodes: RefCell::new(NodeStore::new(
@@ -157,23 +157,8 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 config.node_cache_bytes,
             )),
             buckets: RefCell::new(HashMap::new()),
-            batch: RefCell::new(Vec::new()),
-            batch_ready: Notify::new(),
-            batch_done: Notify::new(),
-            dirty_heads: RefCell::new(BTreeSet::new()),
-            checkpoint_seq: Cell::new(0),
-            closing: Cell::new(false),
-            in_flight: Cell::new(0),
-            synced: RefCell::new(std::collections::VecDeque::new()),
-            synced_ready: Notify::new(),
-            meta_done: Notify::new(),
-            data_stage_done: Cell::new(false),
-            sealing: Cell::new(false),
-            committing: Cell::new(false),
-            block_buffers: RefCell::default(),
-            completing: Default::default(),
-            uploads_changed: Notify::new(),
-            spares_done: Notify::new(),
+            commit: GroupCommit::default(),
+            completions: Completions::default(),
             no_space_warned_at: Cell::new(None),
             metrics,
             config,
@@ -218,7 +203,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 },
             );
             if from_scan {
-                shard.dirty_heads.borrow_mut().insert(b.name.clone());
+                shard.commit.mark_dirty(&b.name);
             }
         }
         // Record what recovery derived, so the next start scans only newer segments.
