@@ -4,10 +4,13 @@
 //!    the batch references, because a request joins the batch only after its chunks
 //!    were appended;
 //! 4. apply the batch to the buckets' working trees, encode the changed nodes, append
-//!    manifests, chunk indexes, nodes and one commit per changed bucket to the catalog
-//!    segment; fdatasync the catalog segment;
-//! 5. (Postgres mode: compare-and-swap the roots — not in this catalog);
+//!    manifests, chunk indexes, nodes and one commit per changed bucket to the meta
+//!    segment; fdatasync the meta segment;
+//! 5. change the bucket records (only once the blocks they rely on are durable);
 //! 6. publish the new trees to readers, then answer every request of the batch.
+//!
+//! Where each batch is, and when a head checkpoint may be taken, is kept by
+//! [`GroupCommit`](super::group_commit::GroupCommit); this file drives it.
 //!
 //! Requests keep arriving while a batch syncs; they form the next batch. Any failed
 //! write or sync poisons the shard and fails the whole batch: nothing after the last
@@ -168,9 +171,8 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// behind that still holds its files or the catalog.
     async fn wait_for_spares(&self) {
         loop {
-            let pending =
-                self.planes.data.lock().await.spare_pending()
-                    || self.planes.meta.lock().await.spare_pending();
+            let pending = self.planes.data.lock().await.spare_pending()
+                || self.planes.meta.lock().await.spare_pending();
             if !pending {
                 return;
             }

@@ -142,7 +142,10 @@ pub(crate) struct Sealing<'a> {
 
 impl Drop for Sealing<'_> {
     fn drop(&mut self) {
-        assert!(self.flag.replace(false), "a seal ended that was not running");
+        assert!(
+            self.flag.replace(false),
+            "a seal ended that was not running"
+        );
     }
 }
 
@@ -223,7 +226,11 @@ impl GroupCommit {
     /// The commit loop ended: closers waiting for the last batch look again.
     pub(crate) fn loop_stopped(&self) {
         assert!(self.data_stage_done.get());
-        assert_eq!(self.in_flight.get(), 0, "the commit loop ended with a batch in flight");
+        assert_eq!(
+            self.in_flight.get(),
+            0,
+            "the commit loop ended with a batch in flight"
+        );
         self.batch_done.notify_waiters();
     }
 
@@ -293,7 +300,10 @@ impl GroupCommit {
 
     fn count_out(&self, batches: usize) {
         let in_flight = self.in_flight.get();
-        assert!(batches >= 1 && batches <= in_flight, "{batches} of {in_flight} batches");
+        assert!(
+            batches >= 1 && batches <= in_flight,
+            "{batches} of {in_flight} batches"
+        );
         self.in_flight.set(in_flight - batches);
     }
 
@@ -366,5 +376,62 @@ impl GroupCommit {
 
     pub(crate) fn set_checkpoint_seq(&self, seq: u64) {
         self.checkpoint_seq.set(seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_checkpoint_while_a_batch_is_unpublished() {
+        let gc = GroupCommit::default();
+        assert!(gc.checkpoint_permit().is_some());
+        let batch = gc.begin_append();
+        assert!(gc.checkpoint_permit().is_none());
+        batch.published();
+        assert!(gc.checkpoint_permit().is_some());
+        gc.begin_append().refused();
+        assert!(gc.checkpoint_permit().is_some());
+    }
+
+    #[test]
+    fn a_failed_batch_blocks_checkpoints_until_one_publishes() {
+        let gc = GroupCommit::default();
+        drop(gc.begin_append());
+        assert!(gc.checkpoint_permit().is_none());
+        gc.begin_append().published();
+        assert!(gc.checkpoint_permit().is_some());
+    }
+
+    #[test]
+    #[should_panic(expected = "two meta batches at once")]
+    fn two_unpublished_batches_are_refused() {
+        let gc = GroupCommit::default();
+        let _first = gc.begin_append();
+        let _second = gc.begin_append();
+    }
+
+    #[test]
+    fn dirty_heads_go_with_a_permit_and_come_back_on_failure() {
+        let gc = GroupCommit::default();
+        gc.mark_dirty("a");
+        gc.mark_dirty("b");
+        gc.forget_head("b");
+        let names = gc.take_dirty(gc.checkpoint_permit().expect("idle"));
+        assert_eq!(names.iter().map(String::as_str).collect::<Vec<_>>(), ["a"]);
+        gc.restore_dirty(names);
+        let again = gc.take_dirty(gc.checkpoint_permit().expect("idle"));
+        assert_eq!(again.len(), 1);
+    }
+
+    #[test]
+    fn one_seal_at_a_time() {
+        let gc = GroupCommit::default();
+        let seal = gc.begin_seal();
+        assert!(seal.is_some());
+        assert!(gc.begin_seal().is_none());
+        drop(seal);
+        assert!(gc.begin_seal().is_some());
     }
 }

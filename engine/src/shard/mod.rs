@@ -43,8 +43,8 @@ use tokio::sync::{Mutex, Notify};
 
 pub use car_tasks::{EXPORT_CHANNEL_BLOCKS, ExportReceiver};
 pub use commit::ShardStats;
-pub use multipart::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart};
 pub(crate) use join::join;
+pub use multipart::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart};
 pub(crate) use objects::HashedPut;
 
 /// Per-shard settings.
