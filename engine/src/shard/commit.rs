@@ -456,7 +456,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             let old = self.buckets.borrow().get(&name).map(|b| b.head);
             let Some(old) = old else { continue };
             let before = prep.tree_blocks.len();
-            let root = tree.commit(&mut *self.nodes.borrow_mut(), &mut prep.tree_blocks);
+            let root = tree.commit(&mut *self.blocks.nodes.borrow_mut(), &mut prep.tree_blocks);
             if root == old.root {
                 prep.tree_blocks.truncate(before);
                 continue; // nothing changed (deletes of absent keys)
@@ -518,17 +518,21 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 .ok_or_else(|| EngineError::Corrupt(format!("{cid} is not SHA-256")))?;
             // Reuse only a meta-plane copy: it was synced by an earlier batch. A
             // data-plane copy with the same bytes may not be durable yet.
-            let stored = self.index.borrow().get(&key);
+            let stored = self.blocks.index.borrow().get(&key);
             if stored.is_some_and(|l| l.plane() == Plane::Meta) {
                 continue;
             }
             let loc = log.append(&cid, &bytes).await?;
-            self.index
+            self.blocks
+                .index
                 .borrow_mut()
                 .relocate(key, BlockLoc::new(Plane::Meta, loc));
             if cache && bytes.len() <= CACHE_ON_WRITE_BYTES {
                 // The batch's own buffer becomes the cached copy.
-                self.cache.borrow_mut().insert(key, Bytes::from(bytes));
+                self.blocks
+                    .cache
+                    .borrow_mut()
+                    .insert(key, Bytes::from(bytes));
             }
         }
         Ok(())
@@ -705,7 +709,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     pub fn stats(&self) -> ShardStats {
         ShardStats {
             buckets: self.buckets.borrow().len(),
-            blocks: self.index.borrow().len(),
+            blocks: self.blocks.index.borrow().len(),
             poisoned: self.is_poisoned(),
         }
     }

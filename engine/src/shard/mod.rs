@@ -142,9 +142,7 @@ pub struct Shard<D: Disk, C: Catalog> {
     pub(crate) config: ShardConfig,
     pub(crate) catalog: Arc<C>,
     pub(crate) planes: Planes<D, C>,
-    pub(crate) index: RefCell<BlockIndex>,
-    pub(crate) cache: RefCell<BlockCache>,
-    pub(crate) nodes: RefCell<NodeStore>,
+    pub(crate) blocks: BlockStores,
     pub(crate) buckets: RefCell<HashMap<String, BucketState>>,
     /// Requests and batches on their way through the group commit; the checkpoint rule.
     pub(crate) commit: GroupCommit,
@@ -154,6 +152,28 @@ pub struct Shard<D: Disk, C: Catalog> {
     /// [`NO_SPACE_WARN_EVERY`]; every refusal is counted in the metrics).
     pub(crate) no_space_warned_at: Cell<Option<std::time::Instant>>,
     pub(crate) metrics: Arc<ShardMetrics>,
+}
+
+/// Where a shard finds its blocks without reading a plane log: the block index (CID →
+/// plane and place), the block cache (bytes, and decoded forms beside them) and the
+/// decoded MST node cache.
+pub(crate) struct BlockStores {
+    pub(crate) index: RefCell<BlockIndex>,
+    pub(crate) cache: RefCell<BlockCache>,
+    pub(crate) nodes: RefCell<NodeStore>,
+}
+
+impl BlockStores {
+    pub(crate) fn new(index: BlockIndex, config: &ShardConfig) -> Self {
+        Self {
+            index: RefCell::new(index),
+            cache: RefCell::new(BlockCache::new(config.block_cache_bytes)),
+            nodes: RefCell::new(NodeStore::new(
+                crate::block::NoBlocks,
+                config.node_cache_bytes,
+            )),
+        }
+    }
 }
 
 /// A shard's two plane logs. They sit behind async mutexes because appends, reads and
@@ -187,7 +207,7 @@ impl<D: Disk, C: Catalog> std::fmt::Debug for Shard<D, C> {
         f.debug_struct("Shard")
             .field("id", &self.id)
             .field("buckets", &self.buckets.borrow().len())
-            .field("blocks", &self.index.borrow().len())
+            .field("blocks", &self.blocks.index.borrow().len())
             .finish()
     }
 }
@@ -274,12 +294,13 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
 
     pub(crate) fn locate(&self, cid: &Cid) -> EngineResult<(BlockKey, Option<BlockLoc>)> {
         let key = block_key(cid)?;
-        Ok((key, self.index.borrow().get(&key)))
+        Ok((key, self.blocks.index.borrow().get(&key)))
     }
 
     /// Where a block is stored, for a block the cache did not have.
     fn stored_at(&self, cid: &Cid, key: &BlockKey) -> EngineResult<BlockLoc> {
-        self.index
+        self.blocks
+            .index
             .borrow()
             .get(key)
             .ok_or_else(|| EngineError::Corrupt(format!("block {cid} is missing")))
@@ -294,7 +315,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     pub async fn read_block(&self, cid: &Cid) -> EngineResult<Bytes> {
         // The cache first: a hit needs no block-index lookup (a cache miss of its own).
         let key = block_key(cid)?;
-        if let Some(b) = self.cache.borrow_mut().get(&key) {
+        if let Some(b) = self.blocks.cache.borrow_mut().get(&key) {
             self.metrics.block_cache_hits.fetch_add(1, Relaxed);
             return Ok(b);
         }
@@ -308,7 +329,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
             )));
         }
         let bytes = Bytes::from(bytes);
-        self.cache.borrow_mut().insert(key, bytes.clone());
+        self.blocks.cache.borrow_mut().insert(key, bytes.clone());
         Ok(bytes)
     }
 
@@ -321,7 +342,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
         decode: impl FnOnce(&[u8]) -> EngineResult<T>,
     ) -> EngineResult<Arc<T>> {
         let key = block_key(cid)?;
-        if let Some(value) = self.cache.borrow_mut().decoded::<T>(&key) {
+        if let Some(value) = self.blocks.cache.borrow_mut().decoded::<T>(&key) {
             self.metrics.block_cache_hits.fetch_add(1, Relaxed);
             return Ok(value);
         }
@@ -330,7 +351,8 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
         // An estimate: decoded manifests and chunk indexes hold about their encoded
         // bytes again in strings and vectors, plus the value itself.
         let charge_bytes = bytes.len() + std::mem::size_of::<T>();
-        self.cache
+        self.blocks
+            .cache
             .borrow_mut()
             .keep_decoded(&key, value.clone(), charge_bytes);
         Ok(value)
@@ -340,7 +362,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     /// cache (a walk over a whole bucket would evict everything else).
     pub async fn read_block_uncached(&self, cid: &Cid) -> EngineResult<Bytes> {
         let key = block_key(cid)?;
-        if let Some(b) = self.cache.borrow_mut().get(&key) {
+        if let Some(b) = self.blocks.cache.borrow_mut().get(&key) {
             return Ok(b);
         }
         let loc = self.stored_at(cid, &key)?;

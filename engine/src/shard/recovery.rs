@@ -7,13 +7,13 @@ use super::group_commit::GroupCommit;
 use super::multipart::Completions;
 use super::{BucketState, Shard, ShardConfig};
 use crate::api::BucketHead;
-use crate::block_lookup::{BlockCache, BlockIndex, BlockKey, BlockLoc};
+use crate::block_lookup::{BlockIndex, BlockKey, BlockLoc};
 use crate::catalog::{BucketRecord, Catalog, HeadCheckpoint};
 use crate::error::{EngineError, EngineResult};
 use crate::format::Commit;
 use crate::io::Disk;
 use crate::metrics::ShardMetrics;
-use crate::mst::{Mst, NodeStore};
+use crate::mst::Mst;
 use crate::plane::{Location, PlaneConfig, PlaneLog};
 use crate::segment::frame::read_header;
 use crate::segment::{Frames, Plane};
@@ -210,12 +210,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             id,
             catalog,
             planes: super::Planes::new(data, meta),
-            index: RefCell::new(index),
-            cache: RefCell::new(BlockCache::new(config.block_cache_bytes)),
-            nodes: RefCell::new(NodeStore::new(
-                crate::block::NoBlocks,
-                config.node_cache_bytes,
-            )),
+            blocks: super::BlockStores::new(index, &config),
             buckets: RefCell::new(HashMap::new()),
             commit: GroupCommit::default(),
             completions: Completions::default(),
@@ -227,7 +222,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         // Record what recovery derived, so the next start scans only newer segments.
         shard.checkpoint_if_rolled().await?;
         report.buckets = recorded.buckets.len();
-        report.blocks = shard.index.borrow().len();
+        report.blocks = shard.blocks.index.borrow().len();
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
             shard = id,
