@@ -19,7 +19,7 @@
 //! disk has no room for them the batch is refused whole (`EngineError::NoSpace`) and
 //! its trees go back to what readers see.
 
-use super::group_commit::CheckpointPermit;
+use super::group_commit::{CheckpointPermit, Unpublished};
 use super::{BucketState, Shard};
 use crate::api::{BucketHead, PutCondition, now_ms};
 use crate::block_lookup::{BlockKey, BlockLoc};
@@ -295,8 +295,9 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             fail_replies(prep.replies, &e);
             return Err(e);
         }
+        unpublished.meta_synced();
         // Bucket records change only after the blocks they rely on are durable.
-        if let Err(e) = self.record_buckets(&mut prep).await {
+        if let Err(e) = self.record_buckets(&unpublished, &prep).await {
             fail_replies(prep.replies, &e);
             return Err(e);
         }
@@ -538,7 +539,11 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         Ok(())
     }
 
-    async fn record_buckets(&self, prep: &mut Prepared) -> EngineResult<()> {
+    async fn record_buckets(&self, batch: &Unpublished<'_>, prep: &Prepared) -> EngineResult<()> {
+        assert!(
+            batch.is_durable(),
+            "a bucket record before its blocks are durable"
+        );
         for name in &prep.created {
             let rec = BucketRecord {
                 name: name.clone(),

@@ -5,7 +5,9 @@
 //! and makes its chunks durable (**data sync**); the batch waits for the meta stage
 //! (**synced**, at most two batches); the meta stage appends and syncs its blocks
 //! (**unpublished**: [`Unpublished`] lives from the first append until the trees are
-//! published) and answers it. A head checkpoint names the meta segment that was open
+//! published; it is *appending* until the meta plane's fdatasync returns, then
+//! *durable*, and only a durable batch changes bucket records or publishes) and
+//! answers it. A head checkpoint names the meta segment that was open
 //! when it was taken, so it must never be taken while a batch is unpublished: that
 //! batch's commits may sit in an older segment while its heads are not dirty yet, and a
 //! restart would scan past an acknowledged write. [`GroupCommit::checkpoint_permit`]
@@ -31,9 +33,11 @@ const MAX_SYNCED_BATCHES: usize = 2;
 enum MetaStage {
     /// No batch between its first append and its publication.
     Idle,
-    /// A batch's blocks are being appended or synced, or its bucket records written;
-    /// its heads are not published.
-    Unpublished,
+    /// A batch's blocks are being appended or synced; its heads are not published.
+    Appending,
+    /// A batch's blocks are durable (the meta plane's fdatasync returned); its bucket
+    /// records may change now, its heads are not published yet.
+    Durable,
     /// A batch failed after it may have appended (the failure poisoned the shard, or a
     /// bucket record was refused): its commits may be in the log, its heads were
     /// never published. No checkpoint is taken until a later batch publishes (or the
@@ -94,35 +98,51 @@ impl Default for GroupCommit {
 }
 
 /// A batch between its first meta-plane append and its publication. While one lives no
-/// head checkpoint is handed out. It ends by [`Unpublished::published`] or
-/// [`Unpublished::refused`]; dropped otherwise (the batch failed), the meta stage is
-/// left [`MetaStage::Abandoned`].
+/// head checkpoint is handed out. It is made durable by [`Unpublished::meta_synced`]
+/// and ends by [`Unpublished::published`] (durable only) or [`Unpublished::refused`]
+/// (nothing appended); dropped otherwise (the batch failed), the meta stage is left
+/// [`MetaStage::Abandoned`].
 #[must_use = "a batch ends published or refused"]
 pub(crate) struct Unpublished<'a> {
     stage: &'a Cell<MetaStage>,
 }
 
 impl Unpublished<'_> {
+    /// The batch's blocks are durable: every block its bucket records and heads refer
+    /// to survives a crash.
+    pub(crate) fn meta_synced(&self) {
+        assert_eq!(self.stage.get(), MetaStage::Appending);
+        self.stage.set(MetaStage::Durable);
+    }
+
+    /// Whether the batch's blocks are durable (bucket records may change).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.stage.get() == MetaStage::Durable
+    }
+
     /// The batch's trees are published: a checkpoint now covers its heads.
     pub(crate) fn published(self) {
-        self.end(MetaStage::Idle);
+        self.end(MetaStage::Durable);
     }
 
     /// Nothing of the batch was appended (refused for lack of space): as if it never ran.
     pub(crate) fn refused(self) {
-        self.end(MetaStage::Idle);
+        self.end(MetaStage::Appending);
     }
 
-    fn end(self, next: MetaStage) {
-        assert_eq!(self.stage.get(), MetaStage::Unpublished);
-        self.stage.set(next);
+    fn end(self, from: MetaStage) {
+        assert_eq!(self.stage.get(), from);
+        self.stage.set(MetaStage::Idle);
         std::mem::forget(self);
     }
 }
 
 impl Drop for Unpublished<'_> {
     fn drop(&mut self) {
-        assert_eq!(self.stage.get(), MetaStage::Unpublished);
+        assert!(matches!(
+            self.stage.get(),
+            MetaStage::Appending | MetaStage::Durable
+        ));
         self.stage.set(MetaStage::Abandoned);
     }
 }
@@ -283,8 +303,11 @@ impl GroupCommit {
     /// checkpoint is taken.
     pub(crate) fn begin_append(&self) -> Unpublished<'_> {
         let stage = self.meta_stage.get();
-        assert_ne!(stage, MetaStage::Unpublished, "two meta batches at once");
-        self.meta_stage.set(MetaStage::Unpublished);
+        assert!(
+            matches!(stage, MetaStage::Idle | MetaStage::Abandoned),
+            "two meta batches at once"
+        );
+        self.meta_stage.set(MetaStage::Appending);
         Unpublished {
             stage: &self.meta_stage,
         }
@@ -292,7 +315,10 @@ impl GroupCommit {
 
     /// The meta stage answered `batches` batches.
     pub(crate) fn answered(&self, batches: usize) {
-        assert_ne!(self.meta_stage.get(), MetaStage::Unpublished);
+        assert!(matches!(
+            self.meta_stage.get(),
+            MetaStage::Idle | MetaStage::Abandoned
+        ));
         self.count_out(batches);
         self.meta_done.notify_waiters();
         self.batch_done.notify_waiters();
@@ -343,7 +369,10 @@ impl GroupCommit {
         assert!(self.closing.get());
         assert_eq!(self.in_flight.get(), 0);
         assert!(self.pending.borrow().is_empty());
-        assert_ne!(self.meta_stage.get(), MetaStage::Unpublished);
+        assert!(matches!(
+            self.meta_stage.get(),
+            MetaStage::Idle | MetaStage::Abandoned
+        ));
         CheckpointPermit {
             _commit: PhantomData,
         }
@@ -389,6 +418,9 @@ mod tests {
         assert!(gc.checkpoint_permit().is_some());
         let batch = gc.begin_append();
         assert!(gc.checkpoint_permit().is_none());
+        batch.meta_synced();
+        assert!(batch.is_durable());
+        assert!(gc.checkpoint_permit().is_none());
         batch.published();
         assert!(gc.checkpoint_permit().is_some());
         gc.begin_append().refused();
@@ -400,8 +432,17 @@ mod tests {
         let gc = GroupCommit::default();
         drop(gc.begin_append());
         assert!(gc.checkpoint_permit().is_none());
-        gc.begin_append().published();
+        let batch = gc.begin_append();
+        batch.meta_synced();
+        batch.published();
         assert!(gc.checkpoint_permit().is_some());
+    }
+
+    #[test]
+    #[should_panic]
+    fn a_batch_is_published_only_once_durable() {
+        let gc = GroupCommit::default();
+        gc.begin_append().published();
     }
 
     #[test]
