@@ -225,20 +225,23 @@ fn uring_help() -> String {
 /// What a shard thread reports once its shards opened (or one failed to).
 type ShardReady = EngineResult<(u32, Arc<ShardMetrics>)>;
 
+/// The shard threads just started: each shard's job channel, the threads, and where
+/// they report as their shards open.
+struct Executors<C: Catalog + 'static> {
+    senders: Vec<mpsc::Sender<Job<C>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    ready: std::sync::mpsc::Receiver<ShardReady>,
+}
+
 /// One job channel per shard and one thread per core, each hosting the shards placed on
-/// it; the threads report on the returned receiver as their shards open.
-#[allow(clippy::type_complexity)]
+/// it.
 fn spawn_executors<C: Catalog + 'static>(
     config: &EngineConfig,
     cores: usize,
     uring: bool,
     shard_count: usize,
     catalog: &Arc<CountedCatalog<C>>,
-) -> EngineResult<(
-    Vec<mpsc::Sender<Job<C>>>,
-    Vec<std::thread::JoinHandle<()>>,
-    std::sync::mpsc::Receiver<ShardReady>,
-)> {
+) -> EngineResult<Executors<C>> {
     let mut senders = Vec::with_capacity(shard_count);
     let mut receivers: Vec<Vec<(u32, mpsc::Receiver<Job<C>>)>> =
         (0..cores).map(|_| Vec::new()).collect();
@@ -266,7 +269,11 @@ fn spawn_executors<C: Catalog + 'static>(
             .map_err(|e| EngineError::Startup(format!("cannot spawn a shard thread: {e}")))?;
         threads.push(t);
     }
-    Ok((senders, threads, ready_rx))
+    Ok(Executors {
+        senders,
+        threads,
+        ready: ready_rx,
+    })
 }
 
 /// Waits for every shard to report: their metrics, indexed by shard (`None` when a
@@ -321,9 +328,12 @@ impl<C: Catalog + 'static> Engine<C> {
         let shard_count = shard_ids.iter().max().map_or(0, |m| m + 1) as usize;
         data_dir::prepare_shards(&config.data_dir, 0..shard_count as u32)
             .map_err(|e| EngineError::Startup(format!("{}: {e}", config.data_dir.display())))?;
-        let (senders, threads, ready_rx) =
-            spawn_executors(&config, cores, uring, shard_count, &catalog)?;
-        let (metrics, failure) = wait_for_shards(&ready_rx, shard_count);
+        let Executors {
+            senders,
+            threads,
+            ready,
+        } = spawn_executors(&config, cores, uring, shard_count, &catalog)?;
+        let (metrics, failure) = wait_for_shards(&ready, shard_count);
         let engine = Self {
             catalog,
             senders: RwLock::new(senders),
