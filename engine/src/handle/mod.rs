@@ -24,7 +24,7 @@ use crate::io::uring::UringDisk;
 use crate::metrics::ShardMetrics;
 use crate::plane::{car_name, index_name};
 use crate::segment::SegmentId;
-use crate::shard::{HashedPut, Shard, ShardConfig};
+use crate::shard::{HashedPut, Shard, ShardConfig, join};
 use bytes::Bytes;
 use sha2::Digest;
 use std::collections::{BTreeSet, HashMap};
@@ -222,6 +222,78 @@ fn uring_help() -> String {
     }
 }
 
+/// What a shard thread reports once its shards opened (or one failed to).
+type ShardReady = EngineResult<(u32, Arc<ShardMetrics>)>;
+
+/// The shard threads just started: each shard's job channel, the threads, and where
+/// they report as their shards open.
+struct Executors<C: Catalog + 'static> {
+    senders: Vec<mpsc::Sender<Job<C>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    ready: std::sync::mpsc::Receiver<ShardReady>,
+}
+
+/// One job channel per shard and one thread per core, each hosting the shards placed on
+/// it.
+fn spawn_executors<C: Catalog + 'static>(
+    config: &EngineConfig,
+    cores: usize,
+    uring: bool,
+    shard_count: usize,
+    catalog: &Arc<CountedCatalog<C>>,
+) -> EngineResult<Executors<C>> {
+    let mut senders = Vec::with_capacity(shard_count);
+    let mut receivers: Vec<Vec<(u32, mpsc::Receiver<Job<C>>)>> =
+        (0..cores).map(|_| Vec::new()).collect();
+    for id in 0..shard_count as u32 {
+        let (tx, rx) = mpsc::channel(JOB_QUEUE);
+        senders.push(tx);
+        receivers[executor_of(id, cores)].push((id, rx));
+    }
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let mut threads = Vec::with_capacity(cores);
+    for (core, shards) in receivers.into_iter().enumerate() {
+        let ctx = ExecutorCtx {
+            core,
+            pin: config.pin_cores,
+            uring,
+            shards,
+            data_dir: config.data_dir.clone(),
+            catalog: catalog.clone(),
+            config: config.shard.clone(),
+            ready: ready_tx.clone(),
+        };
+        let t = std::thread::Builder::new()
+            .name(format!("ingot-shard-{core}"))
+            .spawn(move || ctx.run())
+            .map_err(|e| EngineError::Startup(format!("cannot spawn a shard thread: {e}")))?;
+        threads.push(t);
+    }
+    Ok(Executors {
+        senders,
+        threads,
+        ready: ready_rx,
+    })
+}
+
+/// Waits for every shard to report: their metrics, indexed by shard (`None` when a
+/// thread stopped first), and the first failure.
+fn wait_for_shards(
+    ready: &std::sync::mpsc::Receiver<ShardReady>,
+    shard_count: usize,
+) -> (Option<Vec<Arc<ShardMetrics>>>, Option<EngineError>) {
+    let mut metrics: Vec<Option<Arc<ShardMetrics>>> = vec![None; shard_count];
+    let mut failure = None;
+    for _ in 0..shard_count {
+        match ready.recv() {
+            Ok(Ok((id, m))) => metrics[id as usize] = Some(m),
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(_) => break,
+        }
+    }
+    (metrics.into_iter().collect(), failure)
+}
+
 /// Shard `s` runs on executor `s % cores`.
 fn executor_of(shard: u32, cores: usize) -> usize {
     shard as usize % cores
@@ -256,44 +328,12 @@ impl<C: Catalog + 'static> Engine<C> {
         let shard_count = shard_ids.iter().max().map_or(0, |m| m + 1) as usize;
         data_dir::prepare_shards(&config.data_dir, 0..shard_count as u32)
             .map_err(|e| EngineError::Startup(format!("{}: {e}", config.data_dir.display())))?;
-        let mut senders = Vec::with_capacity(shard_count);
-        let mut receivers: Vec<Vec<(u32, mpsc::Receiver<Job<C>>)>> =
-            (0..cores).map(|_| Vec::new()).collect();
-        for id in 0..shard_count as u32 {
-            let (tx, rx) = mpsc::channel(JOB_QUEUE);
-            senders.push(tx);
-            receivers[executor_of(id, cores)].push((id, rx));
-        }
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let mut threads = Vec::with_capacity(cores);
-        for (core, shards) in receivers.into_iter().enumerate() {
-            let ctx = ExecutorCtx {
-                core,
-                pin: config.pin_cores,
-                uring,
-                shards,
-                data_dir: config.data_dir.clone(),
-                catalog: catalog.clone(),
-                config: config.shard.clone(),
-                ready: ready_tx.clone(),
-            };
-            let t = std::thread::Builder::new()
-                .name(format!("ingot-shard-{core}"))
-                .spawn(move || ctx.run())
-                .map_err(|e| EngineError::Startup(format!("cannot spawn a shard thread: {e}")))?;
-            threads.push(t);
-        }
-        drop(ready_tx);
-        let mut metrics: Vec<Option<Arc<ShardMetrics>>> = vec![None; shard_count];
-        let mut failure = None;
-        for _ in 0..shard_count {
-            match ready_rx.recv() {
-                Ok(Ok((id, m))) => metrics[id as usize] = Some(m),
-                Ok(Err(e)) => failure = failure.or(Some(e)),
-                Err(_) => break,
-            }
-        }
-        let metrics: Option<Vec<_>> = metrics.into_iter().collect();
+        let Executors {
+            senders,
+            threads,
+            ready,
+        } = spawn_executors(&config, cores, uring, shard_count, &catalog)?;
+        let (metrics, failure) = wait_for_shards(&ready, shard_count);
         let engine = Self {
             catalog,
             senders: RwLock::new(senders),
@@ -748,7 +788,7 @@ struct ExecutorCtx<C: Catalog + 'static> {
     data_dir: PathBuf,
     catalog: Arc<CountedCatalog<C>>,
     config: ShardConfig,
-    ready: std::sync::mpsc::Sender<EngineResult<(u32, Arc<ShardMetrics>)>>,
+    ready: std::sync::mpsc::Sender<ShardReady>,
 }
 
 impl<C: Catalog + 'static> ExecutorCtx<C> {
@@ -904,33 +944,4 @@ fn block_on_local<F: Future>(f: F) -> F::Output {
         Err(e) => panic!("cannot build a local runtime: {e}"),
     };
     rt.block_on(f)
-}
-
-/// Polls two futures on the current task until both finish.
-pub(crate) async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
-    let mut a = std::pin::pin!(a);
-    let mut b = std::pin::pin!(b);
-    let (mut ra, mut rb) = (None, None);
-    std::future::poll_fn(|cx| {
-        if ra.is_none()
-            && let std::task::Poll::Ready(v) = a.as_mut().poll(cx)
-        {
-            ra = Some(v);
-        }
-        if rb.is_none()
-            && let std::task::Poll::Ready(v) = b.as_mut().poll(cx)
-        {
-            rb = Some(v);
-        }
-        if let (Some(_), Some(_)) = (&ra, &rb) {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    match (ra, rb) {
-        (Some(a), Some(b)) => (a, b),
-        _ => unreachable!("poll_fn returned only once both were ready"),
-    }
 }

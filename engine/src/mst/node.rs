@@ -440,36 +440,8 @@ pub fn decode_node(bytes: &[u8], height: Option<u8>) -> Result<Node, NodeError> 
     let mut entries: Vec<Entry> = Vec::with_capacity(n);
     let mut node_height = height;
     for index in 0..n {
-        if d.map()? != 4 {
-            return Err(DecodeError::schema("entry must be a map of exactly k, p, t, v").into());
-        }
-        d.expect_key("k")?;
-        let suffix = d.bytes()?;
-        d.expect_key("p")?;
-        let p = d.uint()?;
-        d.expect_key("t")?;
-        let right = read_node_link(&mut d)?;
-        d.expect_key("v")?;
-        let value = d.link()?;
-
         let prev: &[u8] = entries.last().map_or(&[], |e| &e.key);
-        if index == 0 && p != 0 {
-            return Err(NodeError::FirstPrefixNotZero);
-        }
-        let p = match usize::try_from(p) {
-            Ok(p) if p <= prev.len() => p,
-            _ => return Err(NodeError::PrefixTooLong { index, p }),
-        };
-        if p < prev.len() && suffix.first() == Some(&prev[p]) {
-            return Err(NodeError::PrefixNotMaximal { index });
-        }
-        let mut key = Vec::with_capacity(p + suffix.len());
-        key.extend_from_slice(&prev[..p]);
-        key.extend_from_slice(suffix);
-        if index > 0 && key.as_slice() <= prev {
-            return Err(NodeError::KeysNotIncreasing { index });
-        }
-        validate_key(&key).map_err(|err| NodeError::BadKey { index, err })?;
+        let (key, right, value) = decode_entry(&mut d, index, prev)?;
         let got = key_height(&key);
         match node_height {
             None => node_height = Some(got),
@@ -485,8 +457,67 @@ pub fn decode_node(bytes: &[u8], height: Option<u8>) -> Result<Node, NodeError> 
     d.expect_key("l")?;
     let left = read_node_link(&mut d)?;
     d.finish()?;
+    let node = Node {
+        touched: Touched::default(),
+        height: check_shape(node_height, height, &entries, &left)?,
+        left,
+        entries,
+    };
+    // Belt and braces: the checks above should already make this hold.
+    if encode_node(&node) != bytes {
+        return Err(NodeError::NotCanonical);
+    }
+    Ok(node)
+}
 
-    let node_height = match (node_height, entries.is_empty(), &left) {
+/// Decodes entry `index` of a node: its whole key (checked against `prev`, the key
+/// before it, for a maximal prefix and order), its right subtree and its value.
+fn decode_entry(
+    d: &mut Decoder<'_>,
+    index: usize,
+    prev: &[u8],
+) -> Result<(Vec<u8>, Option<Link>, Cid), NodeError> {
+    if d.map()? != 4 {
+        return Err(DecodeError::schema("entry must be a map of exactly k, p, t, v").into());
+    }
+    d.expect_key("k")?;
+    let suffix = d.bytes()?;
+    d.expect_key("p")?;
+    let p = d.uint()?;
+    d.expect_key("t")?;
+    let right = read_node_link(d)?;
+    d.expect_key("v")?;
+    let value = d.link()?;
+
+    if index == 0 && p != 0 {
+        return Err(NodeError::FirstPrefixNotZero);
+    }
+    let p = match usize::try_from(p) {
+        Ok(p) if p <= prev.len() => p,
+        _ => return Err(NodeError::PrefixTooLong { index, p }),
+    };
+    if p < prev.len() && suffix.first() == Some(&prev[p]) {
+        return Err(NodeError::PrefixNotMaximal { index });
+    }
+    let mut key = Vec::with_capacity(p + suffix.len());
+    key.extend_from_slice(&prev[..p]);
+    key.extend_from_slice(suffix);
+    if index > 0 && key.as_slice() <= prev {
+        return Err(NodeError::KeysNotIncreasing { index });
+    }
+    validate_key(&key).map_err(|err| NodeError::BadKey { index, err })?;
+    Ok((key, right, value))
+}
+
+/// The node's height, after the checks on its shape: an entry-less root only as the
+/// canonical empty tree, no empty non-root, no child below a leaf.
+fn check_shape(
+    node_height: Option<u8>,
+    height: Option<u8>,
+    entries: &[Entry],
+    left: &Option<Link>,
+) -> Result<u8, NodeError> {
+    let node_height = match (node_height, entries.is_empty(), left) {
         (Some(h), _, _) => h,
         // A root without entries: only the canonical empty tree is allowed.
         (None, true, None) => 0,
@@ -499,17 +530,7 @@ pub fn decode_node(bytes: &[u8], height: Option<u8>) -> Result<Node, NodeError> 
     if node_height == 0 && has_child {
         return Err(NodeError::ChildBelowLeaf);
     }
-    let node = Node {
-        touched: Touched::default(),
-        height: node_height,
-        left,
-        entries,
-    };
-    // Belt and braces: the checks above should already make this hold.
-    if encode_node(&node) != bytes {
-        return Err(NodeError::NotCanonical);
-    }
-    Ok(node)
+    Ok(node_height)
 }
 
 #[cfg(test)]

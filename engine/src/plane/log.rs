@@ -231,96 +231,128 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
             .filter(|r| r.id.plane == self.plane && r.id.shard == self.shard)
             .collect();
         let files = self.disk.list().await?;
-        for f in &files {
+        self.check_files_recorded(&files, &records)?;
+        for rec in records {
+            self.next_seq = self.next_seq.max(rec.id.seq + 1);
+            self.recover_segment(rec, &files, &mut report, visit)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// Every segment file of this plane and shard has a catalog record.
+    fn check_files_recorded(
+        &self,
+        files: &[String],
+        records: &[SegmentRecord],
+    ) -> Result<(), PlaneError> {
+        let prefix = format!("{}-{:04}-", self.plane.as_str(), self.shard);
+        for f in files {
             let ours = records
                 .iter()
                 .any(|r| car_name(r.id) == *f || index_name(r.id) == *f);
-            let prefix = format!("{}-{:04}-", self.plane.as_str(), self.shard);
             if f.starts_with(&prefix) && !ours {
                 return Err(PlaneError::Corrupt(format!(
                     "segment file {f} has no catalog record"
                 )));
             }
         }
-        for rec in records {
-            let seq = rec.id.seq;
-            self.next_seq = self.next_seq.max(seq + 1);
-            let (car, idx) = (car_name(rec.id), index_name(rec.id));
-            let has = |n: &str| files.iter().any(|f| f == n);
-            match rec.state {
-                SegmentState::Creating => {
-                    self.unlink_if_present(&car).await?;
-                    self.disk.sync_dir().await?;
-                    self.catalog
-                        .remove_segment(rec.id)
-                        .await
-                        .map_err(catalog_err)?;
-                    report.removed.push(seq);
+        Ok(())
+    }
+
+    /// Recovers one recorded segment by its state.
+    async fn recover_segment(
+        &mut self,
+        rec: SegmentRecord,
+        files: &[String],
+        report: &mut PlaneRecovery,
+        visit: &mut dyn FnMut(&Cid, Location, &[u8]),
+    ) -> Result<(), PlaneError> {
+        let seq = rec.id.seq;
+        let (car, idx) = (car_name(rec.id), index_name(rec.id));
+        let has = |n: &str| files.iter().any(|f| f == n);
+        match rec.state {
+            SegmentState::Creating => {
+                self.unlink_if_present(&car).await?;
+                self.disk.sync_dir().await?;
+                self.catalog
+                    .remove_segment(rec.id)
+                    .await
+                    .map_err(catalog_err)?;
+                report.removed.push(seq);
+            }
+            SegmentState::Open => {
+                if !has(&car) {
+                    return Err(PlaneError::Corrupt(format!(
+                        "open segment {car} is missing"
+                    )));
                 }
-                SegmentState::Open => {
-                    if !has(&car) {
-                        return Err(PlaneError::Corrupt(format!(
-                            "open segment {car} is missing"
-                        )));
-                    }
-                    self.recover_open(seq, has(&idx), &mut report, visit)
-                        .await?;
+                self.recover_open(seq, has(&idx), report, visit).await?;
+            }
+            SegmentState::Sealed | SegmentState::Shipped => {
+                if !has(&car) {
+                    return Err(PlaneError::Corrupt(format!(
+                        "sealed segment {car} is missing"
+                    )));
                 }
-                SegmentState::Sealed | SegmentState::Shipped => {
-                    if !has(&car) {
-                        return Err(PlaneError::Corrupt(format!(
-                            "sealed segment {car} is missing"
-                        )));
-                    }
-                    let file = self.disk.open(&car).await?;
-                    let index = self.load_index(&file, &idx, has(&idx)).await?;
-                    self.sealed.insert(
-                        seq,
-                        SealedSegment {
-                            file: Some(Rc::new(file)),
-                            index,
-                            location: rec.location.clone(),
-                        },
-                    );
+                let file = self.disk.open(&car).await?;
+                let index = self.load_index(&file, &idx, has(&idx)).await?;
+                self.sealed.insert(
+                    seq,
+                    SealedSegment {
+                        file: Some(Rc::new(file)),
+                        index,
+                        location: rec.location.clone(),
+                    },
+                );
+            }
+            SegmentState::Retiring | SegmentState::Retired if rec.location.is_some() => {
+                self.recover_shipped_retired(&rec, has(&idx)).await?;
+            }
+            SegmentState::Retiring | SegmentState::Retired => {
+                // Never shipped (its blocks were copied elsewhere): both files go.
+                self.unlink_if_present(&car).await?;
+                self.unlink_if_present(&idx).await?;
+                self.disk.sync_dir().await?;
+                if rec.state == SegmentState::Retiring {
+                    self.finish_retirement(&rec).await?;
                 }
-                SegmentState::Retiring | SegmentState::Retired if rec.location.is_some() => {
-                    // Shipped, then retired: the local CAR goes, the index stays.
-                    self.unlink_if_present(&car).await?;
-                    self.disk.sync_dir().await?;
-                    if rec.state == SegmentState::Retiring {
-                        self.finish_retirement(&rec).await?;
-                    }
-                    if !has(&idx) {
-                        return Err(PlaneError::Corrupt(format!(
-                            "retired segment {car} has no local index {idx}"
-                        )));
-                    }
-                    let f = self.disk.open(&idx).await?;
-                    let len = f.file_len().await?;
-                    let index = SegmentIndex::decode(&f.read_at(0, len as usize).await?)
-                        .map_err(|e| PlaneError::Corrupt(format!("{idx}: {e}")))?;
-                    self.sealed.insert(
-                        seq,
-                        SealedSegment {
-                            file: None,
-                            index,
-                            location: rec.location.clone(),
-                        },
-                    );
-                }
-                SegmentState::Retiring | SegmentState::Retired => {
-                    // Never shipped (its blocks were copied elsewhere): both files go.
-                    self.unlink_if_present(&car).await?;
-                    self.unlink_if_present(&idx).await?;
-                    self.disk.sync_dir().await?;
-                    if rec.state == SegmentState::Retiring {
-                        self.finish_retirement(&rec).await?;
-                    }
-                    report.removed.push(seq);
-                }
+                report.removed.push(seq);
             }
         }
-        Ok(report)
+        Ok(())
+    }
+
+    /// A segment shipped, then retired: the local CAR goes, the index stays.
+    async fn recover_shipped_retired(
+        &mut self,
+        rec: &SegmentRecord,
+        has_index: bool,
+    ) -> Result<(), PlaneError> {
+        let (car, idx) = (car_name(rec.id), index_name(rec.id));
+        self.unlink_if_present(&car).await?;
+        self.disk.sync_dir().await?;
+        if rec.state == SegmentState::Retiring {
+            self.finish_retirement(rec).await?;
+        }
+        if !has_index {
+            return Err(PlaneError::Corrupt(format!(
+                "retired segment {car} has no local index {idx}"
+            )));
+        }
+        let f = self.disk.open(&idx).await?;
+        let len = f.file_len().await?;
+        let index = SegmentIndex::decode(&f.read_at(0, len as usize).await?)
+            .map_err(|e| PlaneError::Corrupt(format!("{idx}: {e}")))?;
+        self.sealed.insert(
+            rec.id.seq,
+            SealedSegment {
+                file: None,
+                index,
+                location: rec.location.clone(),
+            },
+        );
+        Ok(())
     }
 
     async fn recover_open(

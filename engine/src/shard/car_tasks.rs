@@ -58,7 +58,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> BlockGetter for ShardBlocks<'_, D,
         let Some(key) = self.key(cid) else {
             return Ok(None);
         };
-        if !self.shard.index.borrow().contains(&key) {
+        if !self.shard.blocks.index.borrow().contains(&key) {
             return Ok(None);
         }
         let bytes = if chunk {
@@ -71,7 +71,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> BlockGetter for ShardBlocks<'_, D,
 
     fn stat(&self, cid: &Cid) -> Option<u64> {
         let key = self.key(cid)?;
-        let loc = self.shard.index.borrow().get(&key)?;
+        let loc = self.shard.blocks.index.borrow().get(&key)?;
         Some(u64::from(loc.location().len))
     }
 }
@@ -250,7 +250,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         if !staged.keys.insert(key) {
             return Ok(()); // the file repeats a block
         }
-        if self.index.borrow().contains(&key) {
+        if self.blocks.index.borrow().contains(&key) {
             staged.already += 1;
             return Ok(());
         }
@@ -258,7 +258,8 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let mut log = self.plane(plane).lock().await;
         let appended = match log.append(cid, block).await {
             Ok(loc) => {
-                self.index
+                self.blocks
+                    .index
                     .borrow_mut()
                     .insert(key, BlockLoc::new(plane, loc));
                 log.write_behind(self.config.write_behind_bytes).await

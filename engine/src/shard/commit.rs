@@ -4,10 +4,13 @@
 //!    the batch references, because a request joins the batch only after its chunks
 //!    were appended;
 //! 4. apply the batch to the buckets' working trees, encode the changed nodes, append
-//!    manifests, chunk indexes, nodes and one commit per changed bucket to the catalog
-//!    segment; fdatasync the catalog segment;
-//! 5. (Postgres mode: compare-and-swap the roots — not in this catalog);
+//!    manifests, chunk indexes, nodes and one commit per changed bucket to the meta
+//!    segment; fdatasync the meta segment;
+//! 5. change the bucket records (only once the blocks they rely on are durable);
 //! 6. publish the new trees to readers, then answer every request of the batch.
+//!
+//! Where each batch is, and when a head checkpoint may be taken, is kept by
+//! [`GroupCommit`](super::group_commit::GroupCommit); this file drives it.
 //!
 //! Requests keep arriving while a batch syncs; they form the next batch. Any failed
 //! write or sync poisons the shard and fails the whole batch: nothing after the last
@@ -16,6 +19,7 @@
 //! disk has no room for them the batch is refused whole (`EngineError::NoSpace`) and
 //! its trees go back to what readers see.
 
+use super::group_commit::{CheckpointPermit, Unpublished};
 use super::{BucketState, Shard};
 use crate::api::{BucketHead, PutCondition, now_ms};
 use crate::block_lookup::{BlockKey, BlockLoc};
@@ -118,12 +122,11 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     pub(crate) async fn submit(&self, bucket: &str, kind: OpKind) -> EngineResult<OpDone> {
         self.check_writable()?;
         let (reply, rx) = oneshot::channel();
-        self.batch.borrow_mut().push(Op {
+        self.commit.enqueue(Op {
             bucket: bucket.to_owned(),
             kind,
             reply,
         });
-        self.batch_ready.notify_one();
         rx.await.map_err(|_| EngineError::ShuttingDown)?
     }
 
@@ -137,13 +140,13 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let meta_stage = monoio::spawn(self.clone().run_meta_stage());
         loop {
             self.ensure_spares();
-            let ops = self.take_batch();
+            let ops = self.commit.take_batch(self.config.max_batch_ops);
             if ops.is_empty() {
-                if self.closing.get() {
+                if self.commit.is_closing() {
                     break;
                 }
                 let wait = self.config.seal_age.min(std::time::Duration::from_secs(1));
-                let _ = monoio::time::timeout(wait, self.batch_ready.notified()).await;
+                self.commit.wait_for_requests(wait).await;
                 if let Err(e) = self.seal_if_due().await {
                     self.write_failed(&e);
                 }
@@ -151,47 +154,37 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             }
             self.metrics.batches.fetch_add(1, Relaxed);
             self.metrics.batch_ops.fetch_add(ops.len() as u64, Relaxed);
-            self.in_flight.set(self.in_flight.get() + 1);
             match self.sync_data(ops).await {
-                Some(ops) => {
-                    self.synced.borrow_mut().push_back(ops);
-                    self.synced_ready.notify_one();
-                }
-                None => {
-                    self.in_flight.set(self.in_flight.get() - 1);
-                    self.batch_done.notify_waiters();
-                }
+                Some(ops) => self.commit.data_synced(ops),
+                None => self.commit.data_failed(),
             }
-            // At most one synced batch waits for the catalog stage.
-            while self.synced.borrow().len() > 1 {
-                self.meta_done.notified().await;
-            }
+            // At most one synced batch waits for the meta stage.
+            self.commit.wait_for_meta_room().await;
         }
-        self.data_stage_done.set(true);
-        self.synced_ready.notify_one();
+        self.commit.data_stage_stopped();
         meta_stage.await;
         self.wait_for_spares().await;
-        self.batch_done.notify_waiters();
+        self.commit.loop_stopped();
     }
 
     /// Waits until no spare segment is being made: a stopping shard leaves no job
     /// behind that still holds its files or the catalog.
     async fn wait_for_spares(&self) {
         loop {
-            let pending =
-                self.data.lock().await.spare_pending() || self.meta.lock().await.spare_pending();
+            let pending = self.planes.data.lock().await.spare_pending()
+                || self.planes.meta.lock().await.spare_pending();
             if !pending {
                 return;
             }
             // No await between the check and registering: the job cannot finish unseen.
-            self.spares_done.notified().await;
+            self.planes.spares_done.notified().await;
         }
     }
 
     /// Keeps a pre-written spare segment ready in each plane, made by a task of its
     /// own, so a roll does not stall appends while `seal_bytes` of zeros are written.
     fn ensure_spares(self: &Rc<Self>) {
-        if self.closing.get() {
+        if self.commit.is_closing() {
             return;
         }
         for plane in [Plane::Data, Plane::Meta] {
@@ -215,7 +208,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                     }
                     Err(e) => shard.write_failed(&e.into()),
                 }
-                shard.spares_done.notify_waiters();
+                shard.planes.spares_done.notify_waiters();
             });
         }
     }
@@ -223,11 +216,11 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     async fn run_meta_stage(self: Rc<Self>) {
         loop {
             self.ensure_spares();
-            let Some((ops, batches)) = self.take_synced() else {
-                if self.data_stage_done.get() {
+            let Some((ops, batches)) = self.commit.take_synced(self.config.max_batch_ops) else {
+                if self.commit.meta_stage_finished() {
                     return;
                 }
-                self.synced_ready.notified().await;
+                self.commit.wait_for_synced().await;
                 continue;
             };
             if let Err(e) = self.meta_batch(ops).await {
@@ -236,38 +229,8 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             if let Err(e) = self.seal_if_due().await {
                 self.write_failed(&e);
             }
-            self.in_flight.set(self.in_flight.get() - batches);
-            self.meta_done.notify_waiters();
-            self.batch_done.notify_waiters();
+            self.commit.answered(batches);
         }
-    }
-
-    /// Every batch whose data is durable, in order, as one catalog batch (up to
-    /// `max_batch_ops`), and how many batches it merged. When the data stage has
-    /// nothing to sync (small bodies ride in the meta plane) it passes batches on
-    /// faster than a catalog sync completes: merged, they share one fdatasync.
-    fn take_synced(&self) -> Option<(Vec<Op>, usize)> {
-        let mut synced = self.synced.borrow_mut();
-        let mut ops = synced.pop_front()?;
-        let mut batches = 1;
-        while synced
-            .front()
-            .is_some_and(|next| ops.len() + next.len() <= self.config.max_batch_ops)
-        {
-            ops.extend(synced.pop_front().into_iter().flatten());
-            batches += 1;
-        }
-        Some((ops, batches))
-    }
-
-    fn take_batch(&self) -> Vec<Op> {
-        let mut b = self.batch.borrow_mut();
-        let n = b.len().min(self.config.max_batch_ops);
-        let ops: Vec<Op> = b.drain(..n).collect();
-        if !b.is_empty() {
-            self.batch_ready.notify_one();
-        }
-        ops
     }
 
     /// Step 3: the chunks every request of the batch references become durable.
@@ -277,7 +240,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             fail_all(ops, &EngineError::Poisoned(self.id));
             return None;
         }
-        let synced = commit_plane(&self.data).await;
+        let synced = commit_plane(&self.planes.data).await;
         if let Ok(Some(took)) = synced {
             self.metrics.data_fsync.record(took);
         }
@@ -299,7 +262,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             return Ok(());
         }
         // Step 4: the batch's tree changes and commits, then the catalog sync.
-        let [blocks, tree_blocks] = std::mem::take(&mut *self.block_buffers.borrow_mut());
+        let [blocks, tree_blocks] = self.commit.take_block_buffers();
         let mut prep = Prepared {
             blocks,
             tree_blocks,
@@ -311,35 +274,36 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
         self.finish_trees(&mut prep).await?;
         // From the append to the publication no head checkpoint may be taken (see
-        // `checkpoint_if_rolled`); a failure poisons the shard, which takes none.
-        self.committing.set(true);
+        // `checkpoint_if_rolled`); a failure drops `unpublished`, which keeps it so.
+        let unpublished = self.commit.begin_append();
         let written = self
             .write_meta(&mut prep.blocks, &mut prep.tree_blocks)
             .await;
         // The emptied buffers serve the next batch (no regrowing them every batch).
         prep.blocks.clear();
         prep.tree_blocks.clear();
-        *self.block_buffers.borrow_mut() = [
+        self.commit.keep_block_buffers([
             std::mem::take(&mut prep.blocks),
             std::mem::take(&mut prep.tree_blocks),
-        ];
+        ]);
         if let Err(e) = written {
             if let EngineError::NoSpace(_) = e {
                 // Refused before any block was appended: as if the batch never ran.
                 self.discard_trees(&mut prep);
-                self.committing.set(false);
+                unpublished.refused();
             }
             fail_replies(prep.replies, &e);
             return Err(e);
         }
+        unpublished.meta_synced();
         // Bucket records change only after the blocks they rely on are durable.
-        if let Err(e) = self.record_buckets(&mut prep).await {
+        if let Err(e) = self.record_buckets(&unpublished, &prep).await {
             fail_replies(prep.replies, &e);
             return Err(e);
         }
         // Step 6: publish, then acknowledge.
         self.publish(&mut prep);
-        self.committing.set(false);
+        unpublished.published();
         for (reply, result) in prep.replies {
             let _ = reply.send(result);
         }
@@ -493,7 +457,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             let old = self.buckets.borrow().get(&name).map(|b| b.head);
             let Some(old) = old else { continue };
             let before = prep.tree_blocks.len();
-            let root = tree.commit(&mut *self.nodes.borrow_mut(), &mut prep.tree_blocks);
+            let root = tree.commit(&mut *self.blocks.nodes.borrow_mut(), &mut prep.tree_blocks);
             if root == old.root {
                 prep.tree_blocks.truncate(before);
                 continue; // nothing changed (deletes of absent keys)
@@ -529,14 +493,14 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// and taken as the bucket's head by recovery: a refused write would come back.)
     async fn write_meta(&self, blocks: &mut Blocks, tree_blocks: &mut Blocks) -> EngineResult<()> {
         {
-            let mut log = self.meta.lock().await;
+            let mut log = self.planes.meta.lock().await;
             let frames = blocks.iter().chain(tree_blocks.iter());
             log.reserve(frames.map(|(cid, b)| frame_len(cid, b.len()) as u64))
                 .await?;
             self.append_meta(&mut log, blocks, true).await?;
             self.append_meta(&mut log, tree_blocks, false).await?;
         }
-        if let Some(took) = commit_plane(&self.meta).await? {
+        if let Some(took) = commit_plane(&self.planes.meta).await? {
             self.metrics.meta_fsync.record(took);
         }
         Ok(())
@@ -555,23 +519,31 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 .ok_or_else(|| EngineError::Corrupt(format!("{cid} is not SHA-256")))?;
             // Reuse only a meta-plane copy: it was synced by an earlier batch. A
             // data-plane copy with the same bytes may not be durable yet.
-            let stored = self.index.borrow().get(&key);
+            let stored = self.blocks.index.borrow().get(&key);
             if stored.is_some_and(|l| l.plane() == Plane::Meta) {
                 continue;
             }
             let loc = log.append(&cid, &bytes).await?;
-            self.index
+            self.blocks
+                .index
                 .borrow_mut()
                 .relocate(key, BlockLoc::new(Plane::Meta, loc));
             if cache && bytes.len() <= CACHE_ON_WRITE_BYTES {
                 // The batch's own buffer becomes the cached copy.
-                self.cache.borrow_mut().insert(key, Bytes::from(bytes));
+                self.blocks
+                    .cache
+                    .borrow_mut()
+                    .insert(key, Bytes::from(bytes));
             }
         }
         Ok(())
     }
 
-    async fn record_buckets(&self, prep: &mut Prepared) -> EngineResult<()> {
+    async fn record_buckets(&self, batch: &Unpublished<'_>, prep: &Prepared) -> EngineResult<()> {
+        assert!(
+            batch.is_durable(),
+            "a bucket record before its blocks are durable"
+        );
         for name in &prep.created {
             let rec = BucketRecord {
                 name: name.clone(),
@@ -588,11 +560,10 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
 
     fn publish(&self, prep: &mut Prepared) {
         let mut map = self.buckets.borrow_mut();
-        let mut dirty = self.dirty_heads.borrow_mut();
         for name in &prep.deleted {
             map.remove(name);
             prep.trees.remove(name);
-            dirty.remove(name);
+            self.commit.forget_head(name);
         }
         for name in &prep.created {
             let head = prep.heads[name];
@@ -615,7 +586,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         for (name, head) in &prep.heads {
             if let Some(st) = map.get_mut(name) {
                 st.head = *head;
-                dirty.insert(name.clone());
+                self.commit.mark_dirty(name);
             }
         }
     }
@@ -623,12 +594,13 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// Seals segments open longer than `seal_age`; after the meta plane rolls, the
     /// heads are checkpointed so recovery reads only the newer segments.
     pub(crate) async fn seal_if_due(&self) -> EngineResult<()> {
-        if self.is_poisoned() || self.closing.get() || self.sealing.replace(true) {
+        if self.is_poisoned() || self.commit.is_closing() {
             return Ok(());
         }
-        let r = self.seal_due_segments().await;
-        self.sealing.set(false);
-        r
+        let Some(_sealing) = self.commit.begin_seal() else {
+            return Ok(());
+        };
+        self.seal_due_segments().await
     }
 
     async fn seal_due_segments(&self) -> EngineResult<()> {
@@ -660,25 +632,33 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         // Not while a batch is between its append and its publication (a seal started
         // by the data stage's timer can come then): that batch's commits may sit in a
         // segment below the one the checkpoint would name, and its heads are not
-        // dirty yet, so a restart would scan past them. The catalog stage checkpoints
+        // dirty yet, so a restart would scan past them. The meta stage checkpoints
         // after the batch.
-        if self.committing.get() {
+        if self.commit.checkpoint_permit().is_none() {
             return Ok(());
         }
-        let open_seq = self.meta.lock().await.open_seq().unwrap_or(0);
-        if open_seq == self.checkpoint_seq.get() {
+        let open_seq = self.planes.meta.lock().await.open_seq().unwrap_or(0);
+        if open_seq == self.commit.checkpoint_seq() {
             return Ok(());
         }
-        self.checkpoint_dirty(open_seq).await?;
-        self.checkpoint_seq.set(open_seq);
+        // Asked again after the await: a batch may have started appending meanwhile.
+        let Some(permit) = self.commit.checkpoint_permit() else {
+            return Ok(());
+        };
+        self.checkpoint_dirty(permit, open_seq).await?;
+        self.commit.set_checkpoint_seq(open_seq);
         Ok(())
     }
 
     /// Records the heads that moved since the last checkpoint. Every commit after this
     /// call lands in a catalog segment numbered `segment_seq` or later: recovery scans
     /// from the highest `segment_seq` recorded.
-    async fn checkpoint_dirty(&self, segment_seq: u64) -> EngineResult<()> {
-        let names = std::mem::take(&mut *self.dirty_heads.borrow_mut());
+    async fn checkpoint_dirty(
+        &self,
+        permit: CheckpointPermit<'_>,
+        segment_seq: u64,
+    ) -> EngineResult<()> {
+        let names = self.commit.take_dirty(permit);
         let heads: Vec<HeadCheckpoint> = {
             let map = self.buckets.borrow();
             names
@@ -699,7 +679,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
         if let Err(e) = self.catalog.checkpoint_heads(&heads).await {
             // Not recorded: keep them dirty so a later checkpoint covers them.
-            self.dirty_heads.borrow_mut().extend(names);
+            self.commit.restore_dirty(names);
             return Err(e.into());
         }
         Ok(())
@@ -709,35 +689,32 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// Open segments stay open (recovery seals them): for a clean stop use
     /// [`Shard::close`].
     pub fn stop(&self) {
-        self.closing.set(true);
-        self.batch_ready.notify_one();
+        self.commit.close();
     }
 
     /// Clean shutdown: refuse new writes, commit what is queued, seal both planes and
     /// checkpoint every changed head.
     pub async fn close(&self) -> EngineResult<()> {
-        self.closing.set(true);
-        self.batch_ready.notify_one();
-        while !self.batch.borrow().is_empty() || self.in_flight.get() > 0 {
-            self.batch_done.notified().await;
-        }
+        self.commit.close();
+        self.commit.wait_drained().await;
         if self.is_poisoned() {
             return Err(EngineError::Poisoned(self.id));
         }
         self.wait_for_spares().await;
-        self.data.lock().await.close().await?;
+        self.planes.data.lock().await.close().await?;
         let next_seq = {
-            let mut meta = self.meta.lock().await;
+            let mut meta = self.planes.meta.lock().await;
             meta.close().await?;
             meta.next_seq()
         };
-        self.checkpoint_dirty(next_seq).await
+        self.checkpoint_dirty(self.commit.drained_permit(), next_seq)
+            .await
     }
 
     pub fn stats(&self) -> ShardStats {
         ShardStats {
             buckets: self.buckets.borrow().len(),
-            blocks: self.index.borrow().len(),
+            blocks: self.blocks.index.borrow().len(),
             poisoned: self.is_poisoned(),
         }
     }

@@ -1,7 +1,8 @@
 //! A shard: the buckets placed on it, their trees, and its two plane logs, driven by one
-//! thread. All state is single-threaded (`Rc`, `RefCell`); the plane logs sit behind
-//! async mutexes because appends, reads and the commit loop interleave at awaits.
+//! thread. All state is single-threaded (`Rc`, `RefCell`); the plane logs ([`Planes`]) sit
+//! behind async mutexes because appends, reads and the commit loop interleave at awaits.
 //!
+//! - [`group_commit`]: the group commit's states and the checkpoint rule;
 //! - [`commit`]: the group-commit loop (the write path's steps 3–6) and sealing;
 //! - [`objects`]: the request handlers (buckets, PUT, GET, HEAD, DELETE, LIST, COPY);
 //! - [`multipart`]: uploaded parts, Complete and Abort;
@@ -12,6 +13,8 @@
 
 mod car_tasks;
 mod commit;
+mod group_commit;
+mod join;
 mod multipart;
 mod nodes;
 mod objects;
@@ -29,8 +32,10 @@ use crate::plane::{Location, PlaneError, PlaneLog};
 use crate::segment::Plane;
 use bytes::Bytes;
 use cid::Cid;
+use group_commit::GroupCommit;
+use multipart::Completions;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -38,6 +43,7 @@ use tokio::sync::{Mutex, Notify};
 
 pub use car_tasks::{EXPORT_CHANNEL_BLOCKS, ExportReceiver};
 pub use commit::ShardStats;
+pub(crate) use join::join;
 pub use multipart::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart};
 pub(crate) use objects::HashedPut;
 
@@ -128,51 +134,72 @@ pub(crate) struct BucketState {
     pub head: BucketHead,
 }
 
-/// One shard.
+/// One shard, in parts: its settings, the catalog, the two plane logs, the block
+/// index and caches, the buckets' trees, the group commit, the running Completes, and
+/// its metrics.
 pub struct Shard<D: Disk, C: Catalog> {
     pub(crate) id: u32,
     pub(crate) config: ShardConfig,
     pub(crate) catalog: Arc<C>,
-    pub(crate) data: Mutex<PlaneLog<D, C>>,
-    pub(crate) meta: Mutex<PlaneLog<D, C>>,
-    pub(crate) index: RefCell<BlockIndex>,
-    pub(crate) cache: RefCell<BlockCache>,
-    pub(crate) nodes: RefCell<NodeStore>,
+    pub(crate) planes: Planes<D, C>,
+    pub(crate) blocks: BlockStores,
     pub(crate) buckets: RefCell<HashMap<String, BucketState>>,
-    pub(crate) batch: RefCell<Vec<commit::Op>>,
-    pub(crate) batch_ready: Notify,
-    /// Raised by the commit loop after each batch and when it stops.
-    pub(crate) batch_done: Notify,
-    /// Buckets whose head moved since the last checkpoint.
-    pub(crate) dirty_heads: RefCell<BTreeSet<String>>,
-    /// Meta-plane segment open at the last checkpoint.
-    pub(crate) checkpoint_seq: Cell<u64>,
-    pub(crate) closing: Cell<bool>,
-    /// Batches taken and not yet answered.
-    pub(crate) in_flight: Cell<usize>,
-    /// Batches whose data is durable, waiting for the catalog stage.
-    pub(crate) synced: RefCell<std::collections::VecDeque<Vec<commit::Op>>>,
-    pub(crate) synced_ready: Notify,
-    pub(crate) meta_done: Notify,
-    pub(crate) data_stage_done: Cell<bool>,
-    /// A seal or checkpoint is running.
-    pub(crate) sealing: Cell<bool>,
-    /// The catalog stage has appended a batch it has not published yet.
-    pub(crate) committing: Cell<bool>,
-    /// The catalog stage's block vectors (request blocks, tree blocks), emptied and
-    /// kept between batches.
-    pub(crate) block_buffers: RefCell<[commit::Blocks; 2]>,
-    /// Multipart uploads whose Complete is running (an Abort of one loses; a second
-    /// Complete waits for the first).
-    pub(crate) completing: RefCell<std::collections::HashSet<String>>,
-    /// Raised when a Complete ends.
-    pub(crate) uploads_changed: Notify,
-    /// Raised when a spare segment job ends.
-    pub(crate) spares_done: Notify,
+    /// Requests and batches on their way through the group commit; the checkpoint rule.
+    pub(crate) commit: GroupCommit,
+    /// Multipart uploads whose Complete is running.
+    pub(crate) completions: Completions,
     /// When a refusal for lack of space was last logged (at most one warning per
     /// [`NO_SPACE_WARN_EVERY`]; every refusal is counted in the metrics).
     pub(crate) no_space_warned_at: Cell<Option<std::time::Instant>>,
     pub(crate) metrics: Arc<ShardMetrics>,
+}
+
+/// Where a shard finds its blocks without reading a plane log: the block index (CID →
+/// plane and place), the block cache (bytes, and decoded forms beside them) and the
+/// decoded MST node cache.
+pub(crate) struct BlockStores {
+    pub(crate) index: RefCell<BlockIndex>,
+    pub(crate) cache: RefCell<BlockCache>,
+    pub(crate) nodes: RefCell<NodeStore>,
+}
+
+impl BlockStores {
+    pub(crate) fn new(index: BlockIndex, config: &ShardConfig) -> Self {
+        Self {
+            index: RefCell::new(index),
+            cache: RefCell::new(BlockCache::new(config.block_cache_bytes)),
+            nodes: RefCell::new(NodeStore::new(
+                crate::block::NoBlocks,
+                config.node_cache_bytes,
+            )),
+        }
+    }
+}
+
+/// A shard's two plane logs. They sit behind async mutexes because appends, reads and
+/// the commit stages interleave at awaits.
+pub(crate) struct Planes<D: Disk, C: Catalog> {
+    pub(crate) data: Mutex<PlaneLog<D, C>>,
+    pub(crate) meta: Mutex<PlaneLog<D, C>>,
+    /// Raised when a spare segment job ends.
+    pub(crate) spares_done: Notify,
+}
+
+impl<D: Disk, C: Catalog> Planes<D, C> {
+    pub(crate) fn new(data: PlaneLog<D, C>, meta: PlaneLog<D, C>) -> Self {
+        Self {
+            data: Mutex::new(data),
+            meta: Mutex::new(meta),
+            spares_done: Notify::new(),
+        }
+    }
+
+    pub(crate) fn get(&self, plane: Plane) -> &Mutex<PlaneLog<D, C>> {
+        match plane {
+            Plane::Data => &self.data,
+            Plane::Meta => &self.meta,
+        }
+    }
 }
 
 impl<D: Disk, C: Catalog> std::fmt::Debug for Shard<D, C> {
@@ -180,7 +207,7 @@ impl<D: Disk, C: Catalog> std::fmt::Debug for Shard<D, C> {
         f.debug_struct("Shard")
             .field("id", &self.id)
             .field("buckets", &self.buckets.borrow().len())
-            .field("blocks", &self.index.borrow().len())
+            .field("blocks", &self.blocks.index.borrow().len())
             .finish()
     }
 }
@@ -234,7 +261,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     pub(crate) fn check_writable(&self) -> EngineResult<()> {
         if self.is_poisoned() {
             Err(EngineError::Poisoned(self.id))
-        } else if self.closing.get() {
+        } else if self.commit.is_closing() {
             Err(EngineError::ShuttingDown)
         } else {
             Ok(())
@@ -267,12 +294,13 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
 
     pub(crate) fn locate(&self, cid: &Cid) -> EngineResult<(BlockKey, Option<BlockLoc>)> {
         let key = block_key(cid)?;
-        Ok((key, self.index.borrow().get(&key)))
+        Ok((key, self.blocks.index.borrow().get(&key)))
     }
 
     /// Where a block is stored, for a block the cache did not have.
     fn stored_at(&self, cid: &Cid, key: &BlockKey) -> EngineResult<BlockLoc> {
-        self.index
+        self.blocks
+            .index
             .borrow()
             .get(key)
             .ok_or_else(|| EngineError::Corrupt(format!("block {cid} is missing")))
@@ -287,7 +315,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     pub async fn read_block(&self, cid: &Cid) -> EngineResult<Bytes> {
         // The cache first: a hit needs no block-index lookup (a cache miss of its own).
         let key = block_key(cid)?;
-        if let Some(b) = self.cache.borrow_mut().get(&key) {
+        if let Some(b) = self.blocks.cache.borrow_mut().get(&key) {
             self.metrics.block_cache_hits.fetch_add(1, Relaxed);
             return Ok(b);
         }
@@ -301,7 +329,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
             )));
         }
         let bytes = Bytes::from(bytes);
-        self.cache.borrow_mut().insert(key, bytes.clone());
+        self.blocks.cache.borrow_mut().insert(key, bytes.clone());
         Ok(bytes)
     }
 
@@ -314,7 +342,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
         decode: impl FnOnce(&[u8]) -> EngineResult<T>,
     ) -> EngineResult<Arc<T>> {
         let key = block_key(cid)?;
-        if let Some(value) = self.cache.borrow_mut().decoded::<T>(&key) {
+        if let Some(value) = self.blocks.cache.borrow_mut().decoded::<T>(&key) {
             self.metrics.block_cache_hits.fetch_add(1, Relaxed);
             return Ok(value);
         }
@@ -323,7 +351,8 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
         // An estimate: decoded manifests and chunk indexes hold about their encoded
         // bytes again in strings and vectors, plus the value itself.
         let charge_bytes = bytes.len() + std::mem::size_of::<T>();
-        self.cache
+        self.blocks
+            .cache
             .borrow_mut()
             .keep_decoded(&key, value.clone(), charge_bytes);
         Ok(value)
@@ -333,7 +362,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     /// cache (a walk over a whole bucket would evict everything else).
     pub async fn read_block_uncached(&self, cid: &Cid) -> EngineResult<Bytes> {
         let key = block_key(cid)?;
-        if let Some(b) = self.cache.borrow_mut().get(&key) {
+        if let Some(b) = self.blocks.cache.borrow_mut().get(&key) {
             return Ok(b);
         }
         let loc = self.stored_at(cid, &key)?;
@@ -348,10 +377,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     }
 
     pub(crate) fn plane(&self, plane: Plane) -> &Mutex<PlaneLog<D, C>> {
-        match plane {
-            Plane::Data => &self.data,
-            Plane::Meta => &self.meta,
-        }
+        self.planes.get(plane)
     }
 
     /// Reads without holding the plane log across the I/O: many reads are in flight at
@@ -401,7 +427,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     /// this answers `Ok(false)` and changes nothing.
     pub async fn retire_segment(&self, plane: Plane, seq: u64) -> EngineResult<bool> {
         self.check_writable()?;
-        if plane == Plane::Meta && seq >= self.checkpoint_seq.get() {
+        if plane == Plane::Meta && seq >= self.commit.checkpoint_seq() {
             return Ok(false);
         }
         let r = self.plane(plane).lock().await.retire(seq).await;

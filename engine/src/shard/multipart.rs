@@ -26,9 +26,10 @@ use crate::format::{
 use crate::io::Disk;
 use cid::Cid;
 use md5::Digest as _;
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 /// Every part but the last must be at least this large.
 pub const MIN_PART_BYTES: u64 = 5 << 20;
@@ -53,6 +54,39 @@ pub struct CompleteOptions {
     pub condition: Option<PutCondition>,
     /// The object size the client expects (`x-amz-mp-object-size`).
     pub object_size: Option<u64>,
+}
+
+/// Multipart uploads whose Complete is running: an Abort of one loses, a second
+/// Complete of it waits for the first.
+#[derive(Debug, Default)]
+pub(crate) struct Completions {
+    running: RefCell<HashSet<String>>,
+    /// Raised when a Complete ends.
+    ended: Notify,
+}
+
+impl Completions {
+    pub(crate) fn is_running(&self, upload_id: &str) -> bool {
+        self.running.borrow().contains(upload_id)
+    }
+
+    /// Waits until no Complete of `upload_id` runs.
+    async fn wait_for(&self, upload_id: &str) {
+        while self.is_running(upload_id) {
+            self.ended.notified().await;
+        }
+    }
+
+    fn begin(&self, upload_id: &str) {
+        let added = self.running.borrow_mut().insert(upload_id.to_owned());
+        assert!(added, "two Completes of one upload at once");
+    }
+
+    fn end(&self, upload_id: &str) {
+        let removed = self.running.borrow_mut().remove(upload_id);
+        assert!(removed, "a Complete ended that was not running");
+        self.ended.notify_waiters();
+    }
 }
 
 /// A part as a Complete request names it.
@@ -237,9 +271,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     ) -> EngineResult<ObjectInfo> {
         check_key(key)?;
         self.published(bucket)?;
-        while self.completing.borrow().contains(upload_id) {
-            self.uploads_changed.notified().await;
-        }
+        self.completions.wait_for(upload_id).await;
         let upload = self
             .catalog
             .upload(upload_id)
@@ -248,10 +280,9 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let Some(upload) = upload else {
             return self.completed_before(bucket, key, upload_id).await;
         };
-        self.completing.borrow_mut().insert(upload_id.to_owned());
+        self.completions.begin(upload_id);
         let r = self.complete_with(bucket, upload, parts, opts).await;
-        self.completing.borrow_mut().remove(upload_id);
-        self.uploads_changed.notify_waiters();
+        self.completions.end(upload_id);
         r
     }
 
@@ -344,7 +375,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
 
     /// Aborts an upload; its parts' chunks become unreferenced.
     pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> EngineResult<()> {
-        if self.completing.borrow().contains(upload_id) {
+        if self.completions.is_running(upload_id) {
             return Err(EngineError::NoSuchUpload);
         }
         let upload = self.catalog.upload(upload_id).await?;

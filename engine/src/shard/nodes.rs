@@ -47,7 +47,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     ) -> EngineResult<T> {
         let mut ahead = Vec::new();
         let result = loop {
-            let r = op(&mut self.nodes.borrow_mut());
+            let r = op(&mut self.blocks.nodes.borrow_mut());
             match r {
                 Err(MstError::Missing(nc)) => {
                     if let Err(e) = self.fetch_node(nc).await {
@@ -60,13 +60,14 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 other => break other.map_err(super::mst_error),
             }
         };
-        self.nodes.borrow_mut().discard_fetched(&ahead);
+        self.blocks.nodes.borrow_mut().discard_fetched(&ahead);
         result
     }
 
     async fn fetch_node(&self, nc: NodeCid) -> EngineResult<()> {
         let bytes = self.read_block(&nc.to_cid()).await?;
-        self.nodes
+        self.blocks
+            .nodes
             .borrow_mut()
             .insert_block(&nc, bytes.to_vec())
             .map_err(super::mst_error)
@@ -81,7 +82,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         for _ in 0..READ_AHEAD_LEVELS {
             let mut level = Vec::new();
             {
-                let nodes = self.nodes.borrow();
+                let nodes = self.blocks.nodes.borrow();
                 for p in &parents {
                     let Some(bytes) = nodes.fetched_block(p) else {
                         continue;
@@ -107,6 +108,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             while let Some((c, bytes)) = reads.next().await {
                 let Ok(bytes) = bytes else { continue };
                 if self
+                    .blocks
                     .nodes
                     .borrow_mut()
                     .insert_block(&c, bytes.to_vec())

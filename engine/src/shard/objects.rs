@@ -362,10 +362,10 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// Appends a body chunk to the data plane unless the shard already holds it.
     pub(crate) async fn store_chunk(&self, cid: &Cid, data: &[u8]) -> EngineResult<()> {
         let key = BlockKey::of(cid).ok_or_else(|| corrupt("chunk CID is not SHA-256"))?;
-        if self.index.borrow().contains(&key) {
+        if self.blocks.index.borrow().contains(&key) {
             return Ok(());
         }
-        let mut log = self.data.lock().await;
+        let mut log = self.planes.data.lock().await;
         self.check_writable()?;
         let appended = log.append(cid, data).await;
         let loc = match appended {
@@ -376,14 +376,16 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 return Err(e);
             }
         };
-        self.index
+        self.blocks
+            .index
             .borrow_mut()
             .insert(key, BlockLoc::new(Plane::Data, loc));
         self.metrics
             .chunk_bytes_written
             .fetch_add(data.len() as u64, Relaxed);
         if data.len() <= CACHE_ON_WRITE_BYTES {
-            self.cache
+            self.blocks
+                .cache
                 .borrow_mut()
                 .insert(key, Bytes::copy_from_slice(data));
         }
@@ -467,7 +469,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let Ok(index_key) = super::block_key(root) else {
             return false;
         };
-        let mut cache = self.cache.borrow_mut();
+        let mut cache = self.blocks.cache.borrow_mut();
         let Some(index) = cache.decoded::<ChunkIndex>(&index_key) else {
             return false;
         };
@@ -683,7 +685,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 }
                 Ok::<_, EngineError>(())
             };
-            let (a, b) = crate::handle::join(send, recv).await;
+            let (a, b) = super::join(send, recv).await;
             a?;
             b?;
         }

@@ -3,15 +3,17 @@
 //! indexes; each bucket's head is the newest commit in log order among the catalog
 //! segments written since the last head checkpoint, or the checkpoint itself.
 
+use super::group_commit::GroupCommit;
+use super::multipart::Completions;
 use super::{BucketState, Shard, ShardConfig};
 use crate::api::BucketHead;
-use crate::block_lookup::{BlockCache, BlockIndex, BlockKey, BlockLoc};
-use crate::catalog::Catalog;
+use crate::block_lookup::{BlockIndex, BlockKey, BlockLoc};
+use crate::catalog::{BucketRecord, Catalog, HeadCheckpoint};
 use crate::error::{EngineError, EngineResult};
 use crate::format::Commit;
 use crate::io::Disk;
 use crate::metrics::ShardMetrics;
-use crate::mst::{Mst, NodeStore};
+use crate::mst::Mst;
 use crate::plane::{Location, PlaneConfig, PlaneLog};
 use crate::segment::frame::read_header;
 use crate::segment::{Frames, Plane};
@@ -21,7 +23,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, Notify};
 
 /// How a commit block begins: a one-entry map keyed by the 9-byte text "/commit/1".
 pub(crate) const COMMIT_PREFIX: &[u8] = b"\xa1\x69/commit/1";
@@ -62,21 +63,21 @@ pub struct ShardRecovery {
     pub elapsed_ms: u64,
 }
 
-impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
-    /// Opens (recovering) shard `id` on `disk`.
-    pub async fn open(
-        id: u32,
-        disk: Rc<D>,
-        catalog: Arc<C>,
-        config: ShardConfig,
-    ) -> EngineResult<(Rc<Self>, ShardRecovery)> {
-        config.check()?;
-        let started = Instant::now();
+/// What the catalog holds for one shard at open: its buckets, their head checkpoints,
+/// and the first meta segment to scan for newer commits (recovery steps 2).
+struct Recorded {
+    buckets: Vec<BucketRecord>,
+    checkpoints: HashMap<String, HeadCheckpoint>,
+    scan_from: u64,
+}
+
+impl Recorded {
+    async fn read<C: Catalog>(catalog: &C, shard: u32) -> EngineResult<Self> {
         let buckets: Vec<_> = catalog
             .buckets()
             .await?
             .into_iter()
-            .filter(|b| b.shard == id)
+            .filter(|b| b.shard == shard)
             .collect();
         let names: BTreeSet<&str> = buckets.iter().map(|b| b.name.as_str()).collect();
         let checkpoints: HashMap<String, _> = catalog
@@ -91,7 +92,43 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             .map(|h| h.segment_seq)
             .max()
             .unwrap_or(0);
+        Ok(Self {
+            buckets,
+            checkpoints,
+            scan_from,
+        })
+    }
 
+    /// Each bucket's newest commit in log order (`found` is sorted), if any.
+    fn newest<'f>(&self, found: &'f [Found]) -> HashMap<&'f str, &'f Found> {
+        let names: BTreeSet<&str> = self.buckets.iter().map(|b| b.name.as_str()).collect();
+        let mut newest: HashMap<&str, &Found> = HashMap::new();
+        for f in found {
+            if names.contains(f.commit.bucket.as_str()) {
+                newest.insert(f.commit.bucket.as_str(), f);
+            }
+        }
+        newest
+    }
+}
+
+/// Both plane logs recovered, with the commits found in the meta plane since the last
+/// checkpoint, in log order (recovery steps 3–4).
+struct Recovered<D: Disk, C: Catalog> {
+    data: PlaneLog<D, C>,
+    meta: PlaneLog<D, C>,
+    found: Vec<Found>,
+}
+
+impl<D: Disk + 'static, C: Catalog + 'static> Recovered<D, C> {
+    async fn open(
+        id: u32,
+        disk: Rc<D>,
+        catalog: &Arc<C>,
+        config: &ShardConfig,
+        scan_from: u64,
+        report: &mut ShardRecovery,
+    ) -> EngineResult<Self> {
         let plane = PlaneConfig {
             seal_bytes: config.seal_bytes,
         };
@@ -107,12 +144,9 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             &mut |cid, loc, block| scan_commit(&mut found, cid, loc, block),
         )
         .await?;
-        // Catalog segments sealed before this start but after the last checkpoint.
-        let mut report = ShardRecovery {
-            recovered_blocks: data_rec.recovered_blocks.len() + meta_rec.recovered_blocks.len(),
-            ..ShardRecovery::default()
-        };
-        // A retired segment is skipped: it was retired only after a checkpoint covered
+        report.recovered_blocks = data_rec.recovered_blocks.len() + meta_rec.recovered_blocks.len();
+        // Catalog segments sealed before this start but after the last checkpoint. A
+        // retired segment is skipped: it was retired only after a checkpoint covered
         // every commit in it (`Shard::retire_segment`).
         let older: Vec<u64> = meta
             .sealed_indexes()
@@ -127,9 +161,13 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         }
         report.scanned_segments += meta_rec.sealed.len();
         found.sort_by_key(|f| (f.seq, f.offset));
+        Ok(Self { data, meta, found })
+    }
 
+    /// The block index from every sealed segment's index (recovery step 5).
+    fn block_index(&self) -> BlockIndex {
         let mut index = BlockIndex::default();
-        for (log, plane) in [(&data, Plane::Data), (&meta, Plane::Meta)] {
+        for (log, plane) in [(&self.data, Plane::Data), (&self.meta, Plane::Meta)] {
             for (seq, ix) in log.sealed_indexes() {
                 for e in ix.entries() {
                     let loc = Location {
@@ -141,90 +179,50 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
                 }
             }
         }
+        index
+    }
+}
+
+impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
+    /// Opens (recovering) shard `id` on `disk`.
+    pub async fn open(
+        id: u32,
+        disk: Rc<D>,
+        catalog: Arc<C>,
+        config: ShardConfig,
+    ) -> EngineResult<(Rc<Self>, ShardRecovery)> {
+        config.check()?;
+        let started = Instant::now();
+        let recorded = Recorded::read(&*catalog, id).await?;
+        let mut report = ShardRecovery::default();
+        let recovered =
+            Recovered::open(id, disk, &catalog, &config, recorded.scan_from, &mut report).await?;
+        let index = recovered.block_index();
+        let Recovered {
+            mut data,
+            mut meta,
+            found,
+        } = recovered;
         let metrics = Arc::new(ShardMetrics::default());
-        let (mut data, mut meta) = (data, meta);
         data.count_seals_in(metrics.segments_sealed.clone());
         meta.count_seals_in(metrics.segments_sealed.clone());
         let shard = Rc::new(Self {
             id,
-            catalog: catalog.clone(),
-            data: Mutex::new(data),
-            meta: Mutex::new(meta),
-            index: RefCell::new(index),
-            cache: RefCell::new(BlockCache::new(config.block_cache_bytes)),
-            nodes: RefCell::new(NodeStore::new(
-                crate::block::NoBlocks,
-                config.node_cache_bytes,
-            )),
+            catalog,
+            planes: super::Planes::new(data, meta),
+            blocks: super::BlockStores::new(index, &config),
             buckets: RefCell::new(HashMap::new()),
-            batch: RefCell::new(Vec::new()),
-            batch_ready: Notify::new(),
-            batch_done: Notify::new(),
-            dirty_heads: RefCell::new(BTreeSet::new()),
-            checkpoint_seq: Cell::new(0),
-            closing: Cell::new(false),
-            in_flight: Cell::new(0),
-            synced: RefCell::new(std::collections::VecDeque::new()),
-            synced_ready: Notify::new(),
-            meta_done: Notify::new(),
-            data_stage_done: Cell::new(false),
-            sealing: Cell::new(false),
-            committing: Cell::new(false),
-            block_buffers: RefCell::default(),
-            completing: Default::default(),
-            uploads_changed: Notify::new(),
-            spares_done: Notify::new(),
+            commit: GroupCommit::default(),
+            completions: Completions::default(),
             no_space_warned_at: Cell::new(None),
             metrics,
             config,
         });
-
-        // Newest commit per bucket in log order; else the checkpoint.
-        let mut newest: HashMap<&str, &Found> = HashMap::new();
-        for f in &found {
-            if names.contains(f.commit.bucket.as_str()) {
-                newest.insert(f.commit.bucket.as_str(), f);
-            }
-        }
-        for b in &buckets {
-            let found = newest.get(b.name.as_str()).copied();
-            let mut waited = Duration::ZERO;
-            let mut delay = Duration::from_millis(100);
-            let (head, from_scan, tree) = loop {
-                match shard
-                    .load_head(&b.name, found, checkpoints.get(&b.name))
-                    .await
-                {
-                    // The head lives in a retired segment and the cold tier does not
-                    // answer: wait for it (the node stays "recovering") rather than
-                    // fail the start, up to a bound.
-                    Err(EngineError::ColdTier(why)) if waited < COLD_RECOVERY_WAIT => {
-                        tracing::warn!(shard = id, bucket = %b.name, error = %why,
-                            retry_in_ms = delay.as_millis() as u64,
-                            "bucket head is on the cold tier, which does not answer; waiting");
-                        monoio::time::sleep(delay).await;
-                        waited += delay;
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                    other => break other?,
-                }
-            };
-            shard.buckets.borrow_mut().insert(
-                b.name.clone(),
-                BucketState {
-                    working: tree.clone(),
-                    published: tree,
-                    head,
-                },
-            );
-            if from_scan {
-                shard.dirty_heads.borrow_mut().insert(b.name.clone());
-            }
-        }
+        shard.load_buckets(&recorded, &found).await?;
         // Record what recovery derived, so the next start scans only newer segments.
         shard.checkpoint_if_rolled().await?;
-        report.buckets = buckets.len();
-        report.blocks = shard.index.borrow().len();
+        report.buckets = recorded.buckets.len();
+        report.blocks = shard.blocks.index.borrow().len();
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
             shard = id,
@@ -236,6 +234,56 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             "shard open"
         );
         Ok((shard, report))
+    }
+
+    /// Loads every bucket's head and tree (recovery step 6): the newest commit in log
+    /// order, else the checkpoint. Heads derived from the log are dirty (step 7).
+    async fn load_buckets(&self, recorded: &Recorded, found: &[Found]) -> EngineResult<()> {
+        let newest = recorded.newest(found);
+        for b in &recorded.buckets {
+            let found = newest.get(b.name.as_str()).copied();
+            let checkpoint = recorded.checkpoints.get(&b.name);
+            let (head, from_scan, tree) =
+                self.load_head_waiting(&b.name, found, checkpoint).await?;
+            self.buckets.borrow_mut().insert(
+                b.name.clone(),
+                BucketState {
+                    working: tree.clone(),
+                    published: tree,
+                    head,
+                },
+            );
+            if from_scan {
+                self.commit.mark_dirty(&b.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Shard::load_head`], waiting for the cold tier when the head lives in a retired
+    /// segment and the cold tier does not answer: the node stays "recovering" rather
+    /// than fail the start, up to [`COLD_RECOVERY_WAIT`].
+    async fn load_head_waiting(
+        &self,
+        bucket: &str,
+        found: Option<&Found>,
+        checkpoint: Option<&HeadCheckpoint>,
+    ) -> EngineResult<(BucketHead, bool, Mst)> {
+        let mut waited = Duration::ZERO;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.load_head(bucket, found, checkpoint).await {
+                Err(EngineError::ColdTier(why)) if waited < COLD_RECOVERY_WAIT => {
+                    tracing::warn!(shard = self.id, bucket, error = %why,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "bucket head is on the cold tier, which does not answer; waiting");
+                    monoio::time::sleep(delay).await;
+                    waited += delay;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -249,7 +297,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         &self,
         bucket: &str,
         found: Option<&Found>,
-        checkpoint: Option<&crate::catalog::HeadCheckpoint>,
+        checkpoint: Option<&HeadCheckpoint>,
     ) -> EngineResult<(BucketHead, bool, Mst)> {
         let (head, from_scan) = match found {
             Some(f) => (
