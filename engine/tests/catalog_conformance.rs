@@ -111,10 +111,14 @@ fn measure_segment_transitions(callers: u32, segments_per_caller: u32) {
     });
     let elapsed = started.elapsed();
     let writes = callers * segments_per_caller * 4;
+    let secs = elapsed.as_secs_f64();
+    let stats = c.stats();
     println!(
-        "{callers} callers, {writes} segment writes in {:.3} s: {:.0} writes/s",
-        elapsed.as_secs_f64(),
-        f64::from(writes) / elapsed.as_secs_f64()
+        "{callers} callers, {writes} segment writes in {secs:.3} s: {:.0} writes/s, \
+         {} commits ({:.0} commits/s)",
+        f64::from(writes) / secs,
+        stats.commits,
+        stats.commits as f64 / secs,
     );
 }
 
