@@ -75,10 +75,8 @@ impl EmbeddedCatalog {
         let counters = Arc::new(Counters::default());
         let thread = {
             let counters = counters.clone();
-            crate::threads::spawn_helper(THREAD_NAME, move || {
-                server::serve(db, queue, counters)
-            })
-            .map_err(|e| CatalogError::Storage(format!("starting {THREAD_NAME}: {e}")))?
+            crate::threads::spawn_helper(THREAD_NAME, move || server::serve(db, queue, counters))
+                .map_err(|e| CatalogError::Storage(format!("starting {THREAD_NAME}: {e}")))?
         };
         Ok(Self {
             requests: Some(requests),
@@ -96,7 +94,10 @@ impl EmbeddedCatalog {
     }
 
     fn send(&self, r: Request) -> CatalogResult<()> {
-        let requests = self.requests.as_ref().expect("the queue closes only in drop");
+        let requests = self
+            .requests
+            .as_ref()
+            .expect("the queue closes only in drop");
         requests.send(r).map_err(|_| stopped())
     }
 

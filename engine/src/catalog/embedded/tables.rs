@@ -162,7 +162,10 @@ pub(super) fn delete_bucket(txn: &WriteTransaction, name: &str) -> CatalogResult
     Ok(())
 }
 
-pub(super) fn checkpoint_heads(txn: &WriteTransaction, heads: &[HeadCheckpoint]) -> CatalogResult<()> {
+pub(super) fn checkpoint_heads(
+    txn: &WriteTransaction,
+    heads: &[HeadCheckpoint],
+) -> CatalogResult<()> {
     let buckets = txn.open_table(BUCKETS).map_err(storage)?;
     let mut t = txn.open_table(HEADS).map_err(storage)?;
     for h in heads {
@@ -227,7 +230,10 @@ pub(super) fn transition_segment(
     Ok(rec)
 }
 
-pub(super) fn segment(txn: &ReadTransaction, id: SegmentId) -> CatalogResult<Option<SegmentRecord>> {
+pub(super) fn segment(
+    txn: &ReadTransaction,
+    id: SegmentId,
+) -> CatalogResult<Option<SegmentRecord>> {
     get_segment(&txn.open_table(SEGMENTS).map_err(storage)?, id)
 }
 
@@ -243,8 +249,8 @@ pub(super) fn segments(txn: &ReadTransaction) -> CatalogResult<Vec<SegmentRecord
 
 pub(super) fn remove_segment(txn: &WriteTransaction, id: SegmentId) -> CatalogResult<()> {
     let mut t = txn.open_table(SEGMENTS).map_err(storage)?;
-    let rec = get_segment(&t, id)?
-        .ok_or_else(|| CatalogError::NotFound(format!("segment {id:?}")))?;
+    let rec =
+        get_segment(&t, id)?.ok_or_else(|| CatalogError::NotFound(format!("segment {id:?}")))?;
     if !rec.state.can_be_removed() {
         return Err(CatalogError::InvalidTransition {
             id,
@@ -282,7 +288,10 @@ pub(super) fn create_upload(txn: &WriteTransaction, rec: &UploadRecord) -> Catal
     Ok(())
 }
 
-pub(super) fn upload(txn: &ReadTransaction, upload_id: &str) -> CatalogResult<Option<UploadRecord>> {
+pub(super) fn upload(
+    txn: &ReadTransaction,
+    upload_id: &str,
+) -> CatalogResult<Option<UploadRecord>> {
     let t = txn.open_table(UPLOADS).map_err(storage)?;
     Ok(t.get(upload_id).map_err(storage)?.map(|v| {
         let (bucket, key, created_ms, template) = v.value();

@@ -123,7 +123,10 @@ fn a_failing_write_in_a_group_does_not_fail_the_others() {
         second.await.expect("a write after a failing one commits");
         assert_eq!(moved.await.expect("moved").state, Open);
         checkpoint.await.expect("checkpoint");
-        assert!(matches!(duplicate.await, Err(CatalogError::AlreadyExists(_))));
+        assert!(matches!(
+            duplicate.await,
+            Err(CatalogError::AlreadyExists(_))
+        ));
 
         let after = c.stats();
         assert_eq!(after.writes - before.writes, 7);
@@ -136,7 +139,11 @@ fn a_failing_write_in_a_group_does_not_fail_the_others() {
     on_monoio(async {
         let heads = c.heads().await.expect("heads");
         let seqs: Vec<_> = heads.iter().map(|h| (h.bucket.as_str(), h.seq)).collect();
-        assert_eq!(seqs, [("b", 2)], "the failed checkpoint left nothing behind");
+        assert_eq!(
+            seqs,
+            [("b", 2)],
+            "the failed checkpoint left nothing behind"
+        );
         let states: Vec<_> = c
             .segments()
             .await
@@ -144,7 +151,11 @@ fn a_failing_write_in_a_group_does_not_fail_the_others() {
             .into_iter()
             .map(|s| (s.id.seq, s.state))
             .collect();
-        assert_eq!(states, [(1, Open), (2, Creating)], "committed writes durable");
+        assert_eq!(
+            states,
+            [(1, Open), (2, Creating)],
+            "committed writes durable"
+        );
     });
 }
 
