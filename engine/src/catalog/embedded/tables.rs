@@ -210,7 +210,7 @@ pub(super) fn create_segment(txn: &WriteTransaction, rec: &SegmentRecord) -> Cat
         return Err(CatalogError::AlreadyExists(format!("segment {:?}", rec.id)));
     }
     drop(t);
-    put_segment(txn, &rec)
+    put_segment(txn, rec)
 }
 
 /// Moves a segment from `from` to `to` and returns the updated record.
