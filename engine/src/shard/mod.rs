@@ -162,8 +162,8 @@ pub struct Shard<D: Disk, C: Catalog> {
     /// The catalog stage's block vectors (request blocks, tree blocks), emptied and
     /// kept between batches.
     pub(crate) block_buffers: RefCell<[commit::Blocks; 2]>,
-    /// Multipart uploads whose Complete is running (an Abort of one loses; a second
-    /// Complete waits for the first).
+    /// Multipart uploads whose Complete or Abort is running (an Abort of one loses; a
+    /// Complete waits for the one before it).
     pub(crate) completing: RefCell<std::collections::HashSet<String>>,
     /// Raised when a Complete ends.
     pub(crate) uploads_changed: Notify,

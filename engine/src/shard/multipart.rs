@@ -237,22 +237,37 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     ) -> EngineResult<ObjectInfo> {
         check_key(key)?;
         self.published(bucket)?;
-        while self.completing.borrow().contains(upload_id) {
+        // Claimed before the upload is looked up: a catalog call is a suspension point
+        // (the catalog answers from its own thread), and an Abort that runs meanwhile
+        // must see this Complete.
+        while !self.completing.borrow_mut().insert(upload_id.to_owned()) {
             self.uploads_changed.notified().await;
         }
+        let r = self
+            .complete_claimed(bucket, key, upload_id, parts, opts)
+            .await;
+        self.completing.borrow_mut().remove(upload_id);
+        self.uploads_changed.notify_waiters();
+        r
+    }
+
+    async fn complete_claimed(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletePart>,
+        opts: CompleteOptions,
+    ) -> EngineResult<ObjectInfo> {
         let upload = self
             .catalog
             .upload(upload_id)
             .await?
             .filter(|u| u.bucket == bucket && u.key == key);
-        let Some(upload) = upload else {
-            return self.completed_before(bucket, key, upload_id).await;
-        };
-        self.completing.borrow_mut().insert(upload_id.to_owned());
-        let r = self.complete_with(bucket, upload, parts, opts).await;
-        self.completing.borrow_mut().remove(upload_id);
-        self.uploads_changed.notify_waiters();
-        r
+        match upload {
+            Some(upload) => self.complete_with(bucket, upload, parts, opts).await,
+            None => self.completed_before(bucket, key, upload_id).await,
+        }
     }
 
     /// A Complete of an upload that is gone: answered with the object it made, if the
@@ -344,9 +359,18 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
 
     /// Aborts an upload; its parts' chunks become unreferenced.
     pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> EngineResult<()> {
-        if self.completing.borrow().contains(upload_id) {
+        // Claimed like a Complete, for the same reason: an Abort loses to a running
+        // Complete, and a Complete that comes while the Abort runs waits for it.
+        if !self.completing.borrow_mut().insert(upload_id.to_owned()) {
             return Err(EngineError::NoSuchUpload);
         }
+        let r = self.abort_claimed(bucket, key, upload_id).await;
+        self.completing.borrow_mut().remove(upload_id);
+        self.uploads_changed.notify_waiters();
+        r
+    }
+
+    async fn abort_claimed(&self, bucket: &str, key: &str, upload_id: &str) -> EngineResult<()> {
         let upload = self.catalog.upload(upload_id).await?;
         if !upload.is_some_and(|u| u.bucket == bucket && u.key == key) {
             return Err(EngineError::NoSuchUpload);
