@@ -80,8 +80,6 @@ pub(super) struct Counters {
     pub(super) writes: AtomicU64,
     /// Durable commits of write transactions.
     pub(super) commits: AtomicU64,
-    /// Times the thread woke and took the queued requests.
-    pub(super) rounds: AtomicU64,
 }
 
 /// The thread's body: serves requests until every handle is gone and the queue is
@@ -96,7 +94,6 @@ pub(super) fn serve(db: Database, requests: Receiver<Request>, counters: Arc<Cou
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        counters.rounds.fetch_add(1, Ordering::Relaxed);
         run_round(&db, &mut round, &counters);
         debug_assert!(round.is_empty(), "every request of a round is answered");
     }
