@@ -132,9 +132,9 @@ fn run_reads(db: &Database, reads: &mut Vec<ReadJob>) {
 
 /// How one attempt at committing a group of writes ended.
 enum Attempt {
-    /// Every write ran and the transaction committed (or the commit failed: the error
-    /// for all of them).
-    Committed(Option<CatalogError>),
+    /// Every write ran and the transaction committed; or beginning or committing it
+    /// failed, and that error is every write's answer.
+    Finished(Option<CatalogError>),
     /// The write at this index (in the group) failed; the transaction was aborted, so
     /// nothing of the group is written.
     FailedAt(usize, CatalogError),
@@ -160,7 +160,7 @@ fn commit_writes(db: &Database, writes: &mut Vec<Box<dyn WriteJob>>, counters: &
         loop {
             let group = queue.make_contiguous();
             match attempt(db, &mut group[..end], counters) {
-                Attempt::Committed(failure) => {
+                Attempt::Finished(failure) => {
                     counters.writes.fetch_add(end as u64, Ordering::Relaxed);
                     for w in queue.drain(..end) {
                         w.answer(failure.clone());
@@ -187,7 +187,7 @@ fn attempt(db: &Database, group: &mut [Box<dyn WriteJob>], counters: &Counters) 
     assert!(!group.is_empty(), "a group has a write");
     let txn = match db.begin_write().map_err(storage) {
         Ok(t) => t,
-        Err(e) => return Attempt::Committed(Some(e)),
+        Err(e) => return Attempt::Finished(Some(e)),
     };
     // A new transaction commits with immediate durability (redb's default): the commit
     // returns after the fsync, and only then are the writes answered.
@@ -203,5 +203,5 @@ fn attempt(db: &Database, group: &mut [Box<dyn WriteJob>], counters: &Counters) 
     if committed.is_ok() {
         counters.commits.fetch_add(1, Ordering::Relaxed);
     }
-    Attempt::Committed(committed.err())
+    Attempt::Finished(committed.err())
 }
