@@ -20,6 +20,23 @@ async fn embedded_catalog_passes_the_conformance_suite() {
     assert_eq!(n, 5, "every check ran on its own catalog");
 }
 
+/// Shards call the catalog from monoio threads: the answers, sent from the catalog's
+/// own thread, wake them there.
+#[test]
+fn embedded_catalog_passes_the_conformance_suite_from_a_monoio_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .build()
+        .unwrap();
+    let mut n = 0;
+    rt.block_on(conformance::run_all(|| {
+        n += 1;
+        let path = dir.path().join(format!("catalog-{n}.redb"));
+        async move { EmbeddedCatalog::open(&path).unwrap() }
+    }));
+    assert_eq!(n, 5, "every check ran on its own catalog");
+}
+
 #[tokio::test]
 async fn memory_catalog_passes_the_conformance_suite() {
     conformance::run_all(|| async { MemoryCatalog::new() }).await;
