@@ -56,15 +56,6 @@ pub struct EmbeddedCatalog {
     counters: Arc<Counters>,
 }
 
-impl std::fmt::Debug for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Request::Read(_) => "Request::Read",
-            Request::Write(_) => "Request::Write",
-        })
-    }
-}
-
 impl EmbeddedCatalog {
     /// Opens (or creates) the catalog database at `path`, creating every table, and
     /// starts its thread. The database is opened here, on the caller, so a failure

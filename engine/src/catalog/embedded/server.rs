@@ -33,6 +33,15 @@ pub(super) enum Request {
     Write(Box<dyn WriteJob>),
 }
 
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Request::Read(_) => "Request::Read",
+            Request::Write(_) => "Request::Write",
+        })
+    }
+}
+
 /// A write that can run more than once in a transaction that may be aborted, and is
 /// answered once, after the transaction that kept its last run committed.
 pub(super) trait WriteJob: Send {
