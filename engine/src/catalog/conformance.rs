@@ -121,7 +121,39 @@ fn segment(plane: Plane, shard: u32, seq: u64) -> SegmentRecord {
 }
 
 pub async fn segment_lifecycle(c: &impl Catalog) {
-    use SegmentState::*;
+    let id = segments_are_listed_in_order(c).await;
+    refused_transitions(c, id).await;
+    full_lifecycle(c, id).await;
+    let unknown = SegmentId {
+        plane: Plane::Meta,
+        shard: 9,
+        seq: 9,
+    };
+    assert!(matches!(
+        c.transition_segment(unknown, SegmentState::Open, SegmentState::Sealed, update(1))
+            .await,
+        Err(CatalogError::NotFound(_))
+    ));
+    // An unfinished creation can be dropped (recovery of a crash before the file existed).
+    c.remove_segment(SegmentId {
+        plane: Plane::Data,
+        shard: 0,
+        seq: 2,
+    })
+    .await
+    .expect("drop creating");
+}
+
+fn update(now_ms: u64) -> SegmentUpdate {
+    SegmentUpdate {
+        now_ms,
+        ..SegmentUpdate::default()
+    }
+}
+
+/// Creates four segments (one twice) and checks their order; returns the one the
+/// lifecycle checks walk.
+async fn segments_are_listed_in_order(c: &impl Catalog) -> SegmentId {
     let s = segment(Plane::Data, 0, 3);
     let id = s.id;
     c.create_segment(s.clone()).await.expect("create");
@@ -168,11 +200,13 @@ pub async fn segment_lifecycle(c: &impl Catalog) {
         },
     ];
     assert_eq!(order, want, "segments listed by (plane, shard, seq)");
+    id
+}
 
-    let up = |now_ms| SegmentUpdate {
-        now_ms,
-        ..SegmentUpdate::default()
-    };
+/// Opens `id`, then checks the moves the lifecycle refuses.
+async fn refused_transitions(c: &impl Catalog, id: SegmentId) {
+    use SegmentState::*;
+    let up = update;
     c.transition_segment(id, Creating, Open, up(10))
         .await
         .expect("open");
@@ -193,6 +227,12 @@ pub async fn segment_lifecycle(c: &impl Catalog) {
         ),
         "an open segment's record cannot be dropped"
     );
+}
+
+/// Walks the open segment `id` to retired and drops its record.
+async fn full_lifecycle(c: &impl Catalog, id: SegmentId) {
+    use SegmentState::*;
+    let up = update;
     let sealed = SegmentUpdate {
         size_bytes: Some(4096),
         sha256: Some([7; 32]),
@@ -231,23 +271,6 @@ pub async fn segment_lifecycle(c: &impl Catalog) {
     assert_eq!(c.segment(id).await.expect("get"), Some(r));
     c.remove_segment(id).await.expect("drop retired record");
     assert_eq!(c.segment(id).await.expect("get"), None);
-    let unknown = SegmentId {
-        plane: Plane::Meta,
-        shard: 9,
-        seq: 9,
-    };
-    assert!(matches!(
-        c.transition_segment(unknown, Open, Sealed, up(1)).await,
-        Err(CatalogError::NotFound(_))
-    ));
-    // An unfinished creation can be dropped (recovery of a crash before the file existed).
-    c.remove_segment(SegmentId {
-        plane: Plane::Data,
-        shard: 0,
-        seq: 2,
-    })
-    .await
-    .expect("drop creating");
 }
 
 fn upload(id: &str, bucket: &str, key: &str, created_ms: u64) -> UploadRecord {
@@ -272,6 +295,12 @@ fn part(id: &str, n: u32, size_bytes: u64) -> PartRecord {
 }
 
 pub async fn multipart(c: &impl Catalog) {
+    uploads_are_listed_in_order(c).await;
+    parts_are_kept_by_number(c).await;
+    removing_an_upload_drops_its_parts(c).await;
+}
+
+async fn uploads_are_listed_in_order(c: &impl Catalog) {
     c.create_upload(upload("u2", "b", "k2", 5))
         .await
         .expect("create");
@@ -325,7 +354,9 @@ pub async fn multipart(c: &impl Catalog) {
         places(UploadCursor::at_key("k3"), 10).await.is_empty(),
         "past the bucket's last key: not into the next bucket"
     );
+}
 
+async fn parts_are_kept_by_number(c: &impl Catalog) {
     c.put_part(part("u1", 2, 20)).await.expect("part");
     c.put_part(part("u1", 10, 100)).await.expect("part");
     c.put_part(part("u1", 1, 10)).await.expect("part");
@@ -350,7 +381,9 @@ pub async fn multipart(c: &impl Catalog) {
         c.put_part(part("nope", 1, 1)).await,
         Err(CatalogError::NotFound(_))
     ));
+}
 
+async fn removing_an_upload_drops_its_parts(c: &impl Catalog) {
     c.remove_upload("u1").await.expect("remove");
     assert_eq!(c.upload("u1").await.expect("get"), None);
     assert!(

@@ -6,6 +6,13 @@
 //! must pass the same [`conformance`] suite. Calls are off the hot path (bucket creation,
 //! segment state changes, checkpoints): the per-object commit path never touches the
 //! catalog, because bucket heads live in the meta plane and are only checkpointed here.
+//!
+//! The seam: the trait's futures are `Send` and may truly suspend (the embedded catalog
+//! answers from its own thread, a networked one from its server), so callers hold no
+//! shard state across a call that another task could change meanwhile. The engine is
+//! generic over the implementation (`Engine<C: Catalog>`, `EmbeddedCatalog` by
+//! default) and reaches it through [`CountedCatalog`]; outside this module the redb
+//! type is named only as that default and by `Engine::open`, which opens it.
 
 pub mod conformance;
 pub mod counted;
@@ -13,7 +20,7 @@ pub mod embedded;
 pub mod memory;
 
 pub use counted::{CountedCatalog, SegmentCounts};
-pub use embedded::EmbeddedCatalog;
+pub use embedded::{EmbeddedCatalog, EmbeddedStats};
 pub use memory::MemoryCatalog;
 
 use crate::segment::SegmentId;

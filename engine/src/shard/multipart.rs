@@ -56,36 +56,53 @@ pub struct CompleteOptions {
     pub object_size: Option<u64>,
 }
 
-/// Multipart uploads whose Complete is running: an Abort of one loses, a second
-/// Complete of it waits for the first.
+/// Multipart uploads whose Complete or Abort is running: an Abort of one loses, a
+/// Complete of it waits for the one before it.
+///
+/// Both claim the upload before they look it up: a catalog call is a suspension point
+/// (the catalog answers from its own thread), and an Abort or Complete that runs
+/// meanwhile must see the claim. A claim ends when its [`Claim`] drops, so a request
+/// whose future is dropped half-way does not leave the upload claimed.
 #[derive(Debug, Default)]
 pub(crate) struct Completions {
     running: RefCell<HashSet<String>>,
-    /// Raised when a Complete ends.
+    /// Raised when a claim ends.
     ended: Notify,
 }
 
 impl Completions {
-    pub(crate) fn is_running(&self, upload_id: &str) -> bool {
-        self.running.borrow().contains(upload_id)
-    }
-
-    /// Waits until no Complete of `upload_id` runs.
-    async fn wait_for(&self, upload_id: &str) {
-        while self.is_running(upload_id) {
+    /// Claims `upload_id`, waiting while another Complete or Abort holds it.
+    async fn claim(&self, upload_id: &str) -> Claim<'_> {
+        loop {
+            if let Some(claim) = self.try_claim(upload_id) {
+                return claim;
+            }
             self.ended.notified().await;
         }
     }
 
-    fn begin(&self, upload_id: &str) {
+    /// Claims `upload_id` unless a Complete or Abort holds it.
+    fn try_claim(&self, upload_id: &str) -> Option<Claim<'_>> {
         let added = self.running.borrow_mut().insert(upload_id.to_owned());
-        assert!(added, "two Completes of one upload at once");
+        added.then(|| Claim {
+            owner: self,
+            upload_id: upload_id.to_owned(),
+        })
     }
+}
 
-    fn end(&self, upload_id: &str) {
-        let removed = self.running.borrow_mut().remove(upload_id);
-        assert!(removed, "a Complete ended that was not running");
-        self.ended.notify_waiters();
+/// A running Complete's or Abort's hold on its upload.
+#[derive(Debug)]
+struct Claim<'a> {
+    owner: &'a Completions,
+    upload_id: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let removed = self.owner.running.borrow_mut().remove(&self.upload_id);
+        assert!(removed, "a claim ended that was not held");
+        self.owner.ended.notify_waiters();
     }
 }
 
@@ -271,7 +288,8 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     ) -> EngineResult<ObjectInfo> {
         check_key(key)?;
         self.published(bucket)?;
-        self.completions.wait_for(upload_id).await;
+        // Claimed before the upload is looked up (see [`Completions`]).
+        let _claim = self.completions.claim(upload_id).await;
         let upload = self
             .catalog
             .upload(upload_id)
@@ -280,10 +298,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         let Some(upload) = upload else {
             return self.completed_before(bucket, key, upload_id).await;
         };
-        self.completions.begin(upload_id);
-        let r = self.complete_with(bucket, upload, parts, opts).await;
-        self.completions.end(upload_id);
-        r
+        self.complete_with(bucket, upload, parts, opts).await
     }
 
     /// A Complete of an upload that is gone: answered with the object it made, if the
@@ -375,9 +390,11 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
 
     /// Aborts an upload; its parts' chunks become unreferenced.
     pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> EngineResult<()> {
-        if self.completions.is_running(upload_id) {
+        // Claimed like a Complete, for the same reason: an Abort loses to a running
+        // Complete, and a Complete that comes while the Abort runs waits for it.
+        let Some(_claim) = self.completions.try_claim(upload_id) else {
             return Err(EngineError::NoSuchUpload);
-        }
+        };
         let upload = self.catalog.upload(upload_id).await?;
         if !upload.is_some_and(|u| u.bucket == bucket && u.key == key) {
             return Err(EngineError::NoSuchUpload);
