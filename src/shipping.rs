@@ -3,7 +3,7 @@
 
 use crate::config::ConfigError;
 use serde::Deserialize;
-use shipper::target::{S3Client, S3Settings};
+use client::{S3Client, S3Settings};
 use shipper::{PlanePolicy, ShipStep, ShipperConfig, Target, TargetSettings};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,9 +159,10 @@ impl ShipSettings {
             region: s3.region.clone().unwrap_or_else(|| "us-east-1".into()),
             access_key,
             secret_key,
-            timeout: Duration::from_secs(s3.timeout_s.unwrap_or(60).max(1)),
+            timeout: Some(Duration::from_secs(s3.timeout_s.unwrap_or(60).max(1))),
         })
-        .map_err(|e| ConfigError::Invalid(format!("[s3_target] {e}")))?;
+        // Said as a target error, as the `[s3_target]` section configures the target.
+        .map_err(|e| ConfigError::Invalid(format!("[s3_target] {}", shipper::TargetError::from(e))))?;
         Ok(TargetSettings {
             s3: Some(Arc::new(client)),
         })

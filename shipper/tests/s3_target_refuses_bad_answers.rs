@@ -4,7 +4,8 @@
 //! another range, or sends more bytes than asked is refused, and its bytes are neither
 //! returned nor buffered.
 
-use shipper::target::{S3Client, S3Settings, S3Target};
+use client::{S3Client, S3Settings};
+use shipper::target::S3Target;
 use shipper::{Target, TargetError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,7 +90,7 @@ fn target(addr: SocketAddr) -> Target {
         region: "us-east-1".into(),
         access_key: "AK".into(),
         secret_key: "SK".into(),
-        timeout: Duration::from_secs(20),
+        timeout: Some(Duration::from_secs(20)),
     })
     .unwrap();
     Target::S3(S3Target::new(Arc::new(client), "cold", "node"))

@@ -10,11 +10,12 @@ pub mod dir;
 pub mod s3;
 
 use bytes::Bytes;
+use client::S3Client;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use dir::DirTarget;
-pub use s3::{S3Client, S3Settings, S3Target};
+pub use s3::S3Target;
 
 /// What targets need beyond their URL: the S3 endpoint and credentials.
 #[derive(Debug, Clone, Default)]
