@@ -2,8 +2,8 @@
 //! and how many shipped segments stay local; the S3 endpoint and its credentials.
 
 use crate::config::ConfigError;
-use serde::Deserialize;
 use client::{S3Client, S3Settings};
+use serde::Deserialize;
 use shipper::{PlanePolicy, ShipStep, ShipperConfig, Target, TargetSettings};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -161,8 +161,7 @@ impl ShipSettings {
             secret_key,
             timeout: Some(Duration::from_secs(s3.timeout_s.unwrap_or(60).max(1))),
         })
-        // Said as a target error, as the `[s3_target]` section configures the target.
-        .map_err(|e| ConfigError::Invalid(format!("[s3_target] {}", shipper::TargetError::from(e))))?;
+        .map_err(|e| ConfigError::Invalid(format!("[s3_target] {e}")))?;
         Ok(TargetSettings {
             s3: Some(Arc::new(client)),
         })

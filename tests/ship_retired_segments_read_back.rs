@@ -97,7 +97,7 @@ async fn retired_segments_read_back_from_another_node_over_s3() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_uploads_repeat_safely_and_never_replace_other_bytes() {
-    use client::{S3Client, S3Settings};
+    use client::{ClientError, S3Client, S3Settings};
     use shipper::{Target, TargetError, TargetSettings};
     let cold_dir = tempfile::tempdir().unwrap();
     let cold = start_with(settings(cold_dir.path(), "127.0.0.1:0".parse().unwrap())).await;
@@ -145,7 +145,7 @@ async fn s3_uploads_repeat_safely_and_never_replace_other_bytes() {
     // Bytes that differ from the sealed digest are refused by the server; nothing stored.
     let bad = target.put_file("y.car", &pa, sha(&b)).await;
     assert!(
-        matches!(&bad, Err(TargetError::Status { status: 400, code, .. }) if code == "XAmzContentSHA256Mismatch"),
+        matches!(&bad, Err(TargetError::S3(ClientError::Status { status: 400, code, .. })) if code == "XAmzContentSHA256Mismatch"),
         "{bad:?}"
     );
     assert!(

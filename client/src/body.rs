@@ -85,7 +85,9 @@ impl Body for FileBody {
 #[derive(Debug)]
 pub(crate) enum ReadError {
     /// Longer than allowed (by its declared length, before reading, or by what arrived).
-    TooLong { limit_bytes: u64 },
+    TooLong {
+        limit_bytes: u64,
+    },
     Io(hyper::Error),
 }
 

@@ -42,7 +42,9 @@ mod tests {
 
     #[test]
     fn codes_and_messages_are_found_and_decoded() {
-        let b = ErrorBody::parse(b"<Error><Code>NoSuchKey</Code><Message>a &lt;b&gt; &amp; c</Message></Error>");
+        let b = ErrorBody::parse(
+            b"<Error><Code>NoSuchKey</Code><Message>a &lt;b&gt; &amp; c</Message></Error>",
+        );
         assert_eq!(b.code.as_deref(), Some("NoSuchKey"));
         assert_eq!(b.message.as_deref(), Some("a <b> & c"));
         assert_eq!(ErrorBody::parse(b""), ErrorBody::default());

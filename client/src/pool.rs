@@ -34,7 +34,11 @@ impl Endpoint {
         let (https, rest) = match endpoint.split_once("://") {
             Some(("http", r)) => (false, r),
             Some(("https", r)) => (true, r),
-            _ => return Err(bad("the S3 endpoint must be http:// or https://host[:port]")),
+            _ => {
+                return Err(bad(
+                    "the S3 endpoint must be http:// or https://host[:port]",
+                ));
+            }
         };
         let host = rest.trim_end_matches('/');
         if host.is_empty() || host.contains('/') {
@@ -136,6 +140,13 @@ impl Pool {
         }
     }
 
+    /// [`Pool::connection`], ready to send a request.
+    pub async fn ready_connection(&self) -> std::io::Result<SendRequest<ReqBody>> {
+        let mut c = self.connection().await?;
+        c.ready().await.map_err(std::io::Error::other)?;
+        Ok(c)
+    }
+
     /// Keeps a connection for reuse; call only after its answer was read to the end
     /// (otherwise the next request would read the rest of this one's).
     pub fn give_back(&self, c: SendRequest<ReqBody>) {
@@ -170,9 +181,7 @@ fn tls(host: &str, ca_file: Option<&Path>) -> Result<Tls, String> {
         let bad = |e: &dyn std::fmt::Display| format!("ca_file {}: {e}", path.display());
         let certs = rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))?;
         for cert in certs {
-            roots
-                .add(cert.map_err(|e| bad(&e))?)
-                .map_err(|e| bad(&e))?;
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

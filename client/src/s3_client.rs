@@ -203,10 +203,7 @@ impl S3Client {
             source,
         };
         let exchange = async {
-            let mut conn = self.pool.connection().await.map_err(io)?;
-            conn.ready()
-                .await
-                .map_err(|e| io(std::io::Error::other(e)))?;
+            let mut conn = self.pool.ready_connection().await.map_err(io)?;
             let resp = conn
                 .send_request(req)
                 .await
@@ -214,39 +211,11 @@ impl S3Client {
             let (parts, incoming) = resp.into_parts();
             let answer = read_answer(parts, incoming, limit)
                 .await
-                .map_err(|e| match e {
-                    Refused::Read(ReadError::TooLong { limit_bytes }) => {
-                        ClientError::AnswerTooLong {
-                            what: what(&method, path),
-                            limit_bytes,
-                        }
-                    }
-                    Refused::Read(ReadError::Io(e)) => io(std::io::Error::other(e)),
-                    Refused::Range {
-                        status,
-                        content_range,
-                        offset,
-                        len,
-                    } => ClientError::RangeNotHonoured {
-                        what: what(&method, path),
-                        offset,
-                        len,
-                        status,
-                        content_range,
-                    },
-                })?;
+                .map_err(|e| e.into_error(what(&method, path)))?;
             self.pool.give_back(conn);
             Ok(answer)
         };
-        match self.timeout {
-            None => exchange.await,
-            Some(t) => tokio::time::timeout(t, exchange).await.map_err(|_| {
-                io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no answer within {t:?}"),
-                ))
-            })?,
-        }
+        self.within(exchange).await.unwrap_or_else(|t| Err(io(t)))
     }
 
     /// Sends a signed request whose body is streamed unsigned (`UNSIGNED-PAYLOAD`) and
@@ -265,21 +234,25 @@ impl S3Client {
             what: what(&method, path),
             source,
         };
-        let connect = async {
-            let mut conn = self.pool.connection().await.map_err(io)?;
-            conn.ready()
-                .await
-                .map_err(|e| io(std::io::Error::other(e)))?;
-            Ok::<_, ClientError>(conn.send_request(req))
-        };
-        let sending = match self.timeout {
-            None => connect.await?,
-            Some(t) => tokio::time::timeout(t, connect)
-                .await
-                .map_err(|_| io(std::io::Error::from(std::io::ErrorKind::TimedOut)))??,
-        };
+        let connect = self.pool.ready_connection();
+        let mut conn = self.within(connect).await.map_err(io)?.map_err(io)?;
         // The request body may take long to send: no time limit on the answer's head.
-        sending.await.map_err(|e| io(std::io::Error::other(e)))
+        conn.send_request(req)
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))
+    }
+
+    /// Runs `work` within the timeout; `Err` (a `TimedOut` error) when it ran out.
+    async fn within<T>(&self, work: impl Future<Output = T>) -> Result<T, std::io::Error> {
+        match self.timeout {
+            None => Ok(work.await),
+            Some(t) => tokio::time::timeout(t, work).await.map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {t:?}"),
+                )
+            }),
+        }
     }
 
     fn signed(
@@ -327,6 +300,32 @@ enum Refused {
         offset: u64,
         len: u64,
     },
+}
+
+impl Refused {
+    fn into_error(self, what: String) -> ClientError {
+        match self {
+            Refused::Read(ReadError::TooLong { limit_bytes }) => {
+                ClientError::AnswerTooLong { what, limit_bytes }
+            }
+            Refused::Read(ReadError::Io(e)) => ClientError::Io {
+                what,
+                source: std::io::Error::other(e),
+            },
+            Refused::Range {
+                status,
+                content_range,
+                offset,
+                len,
+            } => ClientError::RangeNotHonoured {
+                what,
+                offset,
+                len,
+                status,
+                content_range,
+            },
+        }
+    }
 }
 
 async fn read_answer(

@@ -82,8 +82,8 @@ impl Signer {
         let mut settings = s3_settings();
         settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
         let body = SignableBody::Precomputed(payload.header_value().to_owned());
-        let signable = SignableRequest::new(method, url, headers.iter().copied(), body)
-            .map_err(sign_error)?;
+        let signable =
+            SignableRequest::new(method, url, headers.iter().copied(), body).map_err(sign_error)?;
         let out = self.instructions(signable, settings, at)?;
         Ok(out
             .headers()
@@ -159,7 +159,8 @@ mod tests {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let h = |p: Payload<'_>| {
             let headers = [("host", "h:1"), ("x-amz-content-sha256", p.header_value())];
-            s.sign_headers("PUT", "http://h:1/b/k", &headers, p, at).unwrap()
+            s.sign_headers("PUT", "http://h:1/b/k", &headers, p, at)
+                .unwrap()
         };
         let unsigned = h(Payload::Unsigned);
         let auth = |v: &[(String, String)]| {

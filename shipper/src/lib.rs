@@ -11,8 +11,8 @@ pub mod ship_metrics;
 pub mod target;
 
 pub use cold_reader::ColdReader;
-pub use ship_metrics::ShipperMetrics;
 pub use pipeline::{PlanePolicy, ShipError, ShipStep, Shipper, ShipperConfig};
+pub use ship_metrics::ShipperMetrics;
 pub use target::{Target, TargetError, TargetSettings};
 
 use engine::Engine;

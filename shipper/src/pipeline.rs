@@ -19,9 +19,9 @@
 //! capped exponential backoff and jitter, forever: a target that is down costs local
 //! disk, never data.
 
-use client::Backoff;
 use crate::ship_metrics::ShipperMetrics;
 use crate::target::{Target, TargetError};
+use client::Backoff;
 use engine::catalog::{Catalog, SegmentRecord, SegmentState, SegmentUpdate};
 use engine::plane::{car_name, index_name};
 use engine::segment::{Plane, SegmentId};

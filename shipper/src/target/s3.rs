@@ -15,45 +15,10 @@
 
 use super::TargetError;
 use bytes::Bytes;
-use client::{ClientError, EMPTY_SHA256, Payload, ReadLimit, S3Client, body, encode_key};
+use client::{EMPTY_SHA256, Payload, ReadLimit, S3Client, body, encode_key};
 use hyper::{Method, StatusCode};
 use std::path::Path;
 use std::sync::Arc;
-
-impl From<ClientError> for TargetError {
-    fn from(e: ClientError) -> Self {
-        match e {
-            ClientError::Endpoint(e) => TargetError::BadUrl {
-                url: e.endpoint,
-                why: e.why,
-            },
-            ClientError::Sign { what, source } => TargetError::BadUrl {
-                url: what,
-                why: source.to_string(),
-            },
-            ClientError::Io { what, source } => TargetError::Io { what, source },
-            ClientError::Status { what, status, code } => {
-                TargetError::Status { what, status, code }
-            }
-            ClientError::AnswerTooLong { what, limit_bytes } => {
-                TargetError::AnswerTooLong { what, limit_bytes }
-            }
-            ClientError::RangeNotHonoured {
-                what,
-                offset,
-                len,
-                status,
-                content_range,
-            } => TargetError::RangeNotHonoured {
-                what,
-                offset,
-                len,
-                status,
-                content_range,
-            },
-        }
-    }
-}
 
 /// A bucket and key prefix on an endpoint.
 #[derive(Debug, Clone)]
