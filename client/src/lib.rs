@@ -26,7 +26,7 @@ pub use backoff::Backoff;
 pub use error_body::ErrorBody;
 pub use key::{encode_key, encode_query_value};
 pub use s3_client::{Answer, ClientError, ReadLimit, S3Client, S3Settings};
-pub use sign::{Payload, Signer};
+pub use sign::{Payload, Signature, Signer};
 
 /// SHA-256 of the empty body, the payload hash of a request without one.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

@@ -281,7 +281,7 @@ impl S3Client {
         for (k, v) in &headers {
             b = b.header(*k, *v);
         }
-        for (k, v) in &signature {
+        for (k, v) in signature.headers() {
             b = b.header(k, v);
         }
         b.body(body).map_err(|e| ClientError::Io {

@@ -37,6 +37,18 @@ fn sign_error(e: impl std::fmt::Display) -> SignError {
     SignError(e.to_string())
 }
 
+/// The headers that sign a request, borrowed by the caller as it builds the request
+/// (no copy per request: the load generator signs every one).
+#[derive(Debug)]
+pub struct Signature(aws_sigv4::http_request::SigningInstructions);
+
+impl Signature {
+    /// `(name, value)` of each header to add.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.headers()
+    }
+}
+
 /// A signing identity and region, built once and used for every request.
 pub struct Signer {
     identity: aws_smithy_runtime_api::client::identity::Identity,
@@ -72,7 +84,7 @@ impl Signer {
         headers: &[(&str, &str)],
         payload: Payload<'_>,
         at: SystemTime,
-    ) -> Result<Vec<(String, String)>, SignError> {
+    ) -> Result<Signature, SignError> {
         debug_assert!(
             headers
                 .iter()
@@ -84,11 +96,7 @@ impl Signer {
         let body = SignableBody::Precomputed(payload.header_value().to_owned());
         let signable =
             SignableRequest::new(method, url, headers.iter().copied(), body).map_err(sign_error)?;
-        let out = self.instructions(signable, settings, at)?;
-        Ok(out
-            .headers()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect())
+        Ok(Signature(self.instructions(signable, settings, at)?))
     }
 
     /// The query parameters (`X-Amz-Algorithm=…&X-Amz-Signature=…`, encoded) that
@@ -163,10 +171,10 @@ mod tests {
                 .unwrap()
         };
         let unsigned = h(Payload::Unsigned);
-        let auth = |v: &[(String, String)]| {
-            v.iter()
-                .find(|(k, _)| k == "authorization")
-                .map(|(_, v)| v.clone())
+        let auth = |v: &Signature| {
+            v.headers()
+                .find(|(k, _)| *k == "authorization")
+                .map(|(_, v)| v.to_owned())
                 .unwrap()
         };
         assert!(auth(&unsigned).starts_with("AWS4-HMAC-SHA256 Credential=AKID/"));
