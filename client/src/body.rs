@@ -2,14 +2,23 @@
 //! with a cap on their size.
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::AsyncRead;
 
-/// The body of every request the client sends.
-pub type ReqBody = BoxBody<Bytes, std::io::Error>;
+/// The body of every request the client sends: in memory or streamed from a file (an
+/// enum, not a boxed body: the load generator sends one per request).
+#[derive(Debug)]
+pub struct ReqBody(Source);
+
+#[derive(Debug)]
+enum Source {
+    /// Bytes not yet sent (`None` once sent, or when there were none).
+    Memory(Option<Bytes>),
+    File(FileBody),
+}
 
 /// Bytes read from disk per body frame.
 const FRAME_BYTES: usize = 256 << 10;
@@ -19,21 +28,52 @@ pub fn empty() -> ReqBody {
 }
 
 pub fn full(bytes: Bytes) -> ReqBody {
-    Full::new(bytes).map_err(|never| match never {}).boxed()
+    ReqBody(Source::Memory((!bytes.is_empty()).then_some(bytes)))
 }
 
 /// A body that does not fit in memory (a segment file, a CAR export), read
 /// [`FRAME_BYTES`] at a time.
 pub fn file(file: tokio::fs::File, len: u64) -> ReqBody {
-    FileBody {
+    ReqBody(Source::File(FileBody {
         file,
         remaining: len,
+    }))
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match &mut self.get_mut().0 {
+            Source::Memory(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Source::File(f) => Pin::new(f).poll_frame(cx),
+        }
     }
-    .boxed()
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Source::Memory(bytes) => bytes.is_none(),
+            Source::File(f) => f.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match &self.0 {
+            Source::Memory(bytes) => {
+                hyper::body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Source::File(f) => f.size_hint(),
+        }
+    }
 }
 
 /// A request body streamed from a file of known length; a file that turns out shorter
 /// fails the request rather than sending less than `Content-Length` promised.
+#[derive(Debug)]
 struct FileBody {
     file: tokio::fs::File,
     remaining: u64,
