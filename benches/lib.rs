@@ -1,7 +1,5 @@
-//! The load generator behind `ingot-engine bench` ([`load`]), and shared fixtures for
-//! the criterion benchmarks in `benches/`.
-
-pub mod load;
+//! Shared fixtures for the criterion benchmarks in `benches/` (the S3 load generator
+//! behind `ingot-engine bench` is `client::load`).
 
 use cid::Cid;
 use engine::block::{BlockSink, MemoryBlocks, cid_raw};

@@ -1,7 +1,7 @@
 //! The `ingot-engine` node: settings, credentials and the wiring of engine and S3
 //! frontend. The binary (`src/main.rs`) adds the command line, logging and signals.
 
-pub mod archive;
+pub mod archive_cli;
 pub mod config;
 pub mod config_error;
 pub mod credentials;

@@ -33,16 +33,16 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Load-test an S3 endpoint (this server or any other): put, get, stat, delete,
     /// list, mixed or multipart, reporting ops/s, MB/s and latency percentiles.
-    Bench(Box<benches::load::BenchArgs>),
+    Bench(Box<client::load::BenchArgs>),
     /// Write a bucket as one CAR file (its head commit, tree, manifests and chunks),
     /// from a running node (--endpoint) or a stopped node's data directory.
-    Export(Box<ingot_engine::archive::ExportArgs>),
+    Export(Box<ingot_engine::archive_cli::ExportArgs>),
     /// Create a bucket from a CAR file written by export, checking every block first:
     /// a damaged or forged file is refused and nothing is imported.
-    Import(Box<ingot_engine::archive::ImportArgs>),
+    Import(Box<ingot_engine::archive_cli::ImportArgs>),
     /// Check that every block reachable from each bucket's head is present and intact;
     /// names the objects of missing or damaged blocks. Exit code 1 when damage is found.
-    Verify(Box<ingot_engine::archive::VerifyArgs>),
+    Verify(Box<ingot_engine::archive_cli::VerifyArgs>),
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -67,9 +67,9 @@ fn main() -> ExitCode {
         }
         Some(Command::Serve(a)) => *a,
         Some(Command::Bench(a)) => return bench(*a),
-        Some(Command::Export(a)) => return ingot_engine::archive::export(*a),
-        Some(Command::Import(a)) => return ingot_engine::archive::import(*a),
-        Some(Command::Verify(a)) => return ingot_engine::archive::verify(*a),
+        Some(Command::Export(a)) => return ingot_engine::archive_cli::export(*a),
+        Some(Command::Import(a)) => return ingot_engine::archive_cli::import(*a),
+        Some(Command::Verify(a)) => return ingot_engine::archive_cli::verify(*a),
         None => cli.serve,
     };
     let settings = match Settings::resolve(args) {
@@ -96,7 +96,7 @@ fn main() -> ExitCode {
 }
 
 /// `ingot-engine bench`: the load generator on a runtime of its own (`--threads`).
-fn bench(args: benches::load::BenchArgs) -> ExitCode {
+fn bench(args: client::load::BenchArgs) -> ExitCode {
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json;
     let plan = match args.plan(progress) {
         Ok(p) => p,
@@ -110,7 +110,7 @@ fn bench(args: benches::load::BenchArgs) -> ExitCode {
         .thread_name("ingot-bench")
         .enable_all()
         .build();
-    let report = match rt.map(|rt| rt.block_on(benches::load::run(plan))) {
+    let report = match rt.map(|rt| rt.block_on(client::load::run(plan))) {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             eprintln!("ingot-engine bench: setting up the run failed: {e}");

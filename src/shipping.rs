@@ -2,8 +2,8 @@
 //! and how many shipped segments stay local; the S3 endpoint and its credentials.
 
 use crate::config_error::ConfigError;
+use client::{S3Client, S3Settings};
 use serde::Deserialize;
-use shipper::target::{S3Client, S3Settings};
 use shipper::{PlanePolicy, ShipStep, ShipperConfig, Target, TargetSettings};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,7 +159,7 @@ impl ShipSettings {
             region: s3.region.clone().unwrap_or_else(|| "us-east-1".into()),
             access_key,
             secret_key,
-            timeout: Duration::from_secs(s3.timeout_s.unwrap_or(60).max(1)),
+            timeout: Some(Duration::from_secs(s3.timeout_s.unwrap_or(60).max(1))),
         })
         .map_err(|e| ConfigError::Invalid(format!("[s3_target] {e}")))?;
         Ok(TargetSettings {

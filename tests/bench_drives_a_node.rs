@@ -4,22 +4,22 @@
 
 mod common;
 
-use benches::load::client::Target;
-use benches::load::stats::Op;
-use benches::load::{Plan, Report, run};
+use client::S3Settings;
+use client::load::stats::Op;
+use client::load::{Plan, Report, run};
 use common::{ACCESS_KEY, SECRET_KEY, client, code, start};
-use std::sync::Arc;
 use std::time::Duration;
 
 fn plan(addr: std::net::SocketAddr, bucket: &str, mix: Vec<(Op, u32)>, size: u64) -> Plan {
     Plan {
-        target: Arc::new(Target {
-            addr,
-            host: addr.to_string(),
+        target: S3Settings {
+            endpoint: format!("http://{addr}"),
+            ca_file: None,
             region: "us-east-1".into(),
             access_key: ACCESS_KEY.into(),
             secret_key: SECRET_KEY.into(),
-        }),
+            timeout: None,
+        },
         bucket: bucket.into(),
         prefix: "bench/".into(),
         mix,

@@ -97,7 +97,7 @@ async fn retired_segments_read_back_from_another_node_over_s3() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_uploads_repeat_safely_and_never_replace_other_bytes() {
-    use shipper::target::{S3Client, S3Settings};
+    use client::{ClientError, S3Client, S3Settings};
     use shipper::{Target, TargetError, TargetSettings};
     let cold_dir = tempfile::tempdir().unwrap();
     let cold = start_with(settings(cold_dir.path(), "127.0.0.1:0".parse().unwrap())).await;
@@ -109,7 +109,7 @@ async fn s3_uploads_repeat_safely_and_never_replace_other_bytes() {
         region: "us-east-1".into(),
         access_key: common::ACCESS_KEY.into(),
         secret_key: common::SECRET_KEY.into(),
-        timeout: std::time::Duration::from_secs(10),
+        timeout: Some(std::time::Duration::from_secs(10)),
     })
     .unwrap();
     let ts = TargetSettings {
@@ -145,7 +145,7 @@ async fn s3_uploads_repeat_safely_and_never_replace_other_bytes() {
     // Bytes that differ from the sealed digest are refused by the server; nothing stored.
     let bad = target.put_file("y.car", &pa, sha(&b)).await;
     assert!(
-        matches!(&bad, Err(TargetError::Status { status: 400, code, .. }) if code == "XAmzContentSHA256Mismatch"),
+        matches!(&bad, Err(TargetError::S3(ClientError::Status { status: 400, code, .. })) if code == "XAmzContentSHA256Mismatch"),
         "{bad:?}"
     );
     assert!(
@@ -219,14 +219,14 @@ async fn retired_segments_read_back_over_https() {
     };
     // Without the CA the endpoint's certificate is not trusted: nothing ships.
     {
-        use shipper::target::{S3Client, S3Settings};
+        use client::{S3Client, S3Settings};
         let untrusted = S3Client::new(S3Settings {
             endpoint: format!("https://{via}"),
             ca_file: None,
             region: "us-east-1".into(),
             access_key: common::ACCESS_KEY.into(),
             secret_key: common::SECRET_KEY.into(),
-            timeout: std::time::Duration::from_secs(10),
+            timeout: Some(std::time::Duration::from_secs(10)),
         })
         .unwrap();
         let ts = shipper::TargetSettings {

@@ -5,16 +5,14 @@
 //! a URL, a [`Shipper`] runs the pipeline for one engine, a [`ColdReader`] serves the
 //! shards' reads of retired blocks.
 
-pub mod backoff;
-pub mod cold;
-pub mod metrics;
+pub mod cold_reader;
 pub mod pipeline;
+pub mod ship_metrics;
 pub mod target;
 
-pub use backoff::Backoff;
-pub use cold::ColdReader;
-pub use metrics::ShipperMetrics;
+pub use cold_reader::ColdReader;
 pub use pipeline::{PlanePolicy, ShipError, ShipStep, Shipper, ShipperConfig};
+pub use ship_metrics::ShipperMetrics;
 pub use target::{Target, TargetError, TargetSettings};
 
 use engine::Engine;

@@ -19,14 +19,13 @@
 //! capped exponential backoff and jitter, forever: a target that is down costs local
 //! disk, never data.
 
-use crate::backoff::Backoff;
-use crate::metrics::ShipperMetrics;
+use crate::ship_metrics::ShipperMetrics;
 use crate::target::{Target, TargetError};
+use client::Backoff;
 use engine::catalog::{Catalog, SegmentRecord, SegmentState, SegmentUpdate};
 use engine::plane::{car_name, index_name};
 use engine::segment::{Plane, SegmentId};
 use engine::{Engine, EngineError, now_ms};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -264,7 +263,9 @@ impl<C: Catalog + 'static> Shipper<C> {
             .await
             .map_err(target_err)?;
         self.crash_point(ShipStep::CarUploaded);
-        let idx_sha = file_sha256(&idx).await.map_err(target_err)?;
+        let idx_sha = crate::target::dir::file_sha256_async(&idx)
+            .await
+            .map_err(target_err)?;
         target
             .put_file(&index_name(id), &idx, idx_sha)
             .await
@@ -332,12 +333,4 @@ impl<C: Catalog + 'static> Shipper<C> {
         }
         Ok(())
     }
-}
-
-/// The SHA-256 of a (small) local file.
-async fn file_sha256(path: &std::path::Path) -> Result<[u8; 32], TargetError> {
-    let bytes = tokio::fs::read(path)
-        .await
-        .map_err(|e| TargetError::io(format!("read {}", path.display()), e))?;
-    Ok(Sha256::digest(&bytes).into())
 }

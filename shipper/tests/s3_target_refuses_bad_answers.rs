@@ -4,7 +4,8 @@
 //! another range, or sends more bytes than asked is refused, and its bytes are neither
 //! returned nor buffered.
 
-use shipper::target::{S3Client, S3Settings, S3Target};
+use client::{ClientError, S3Client, S3Settings};
+use shipper::target::S3Target;
 use shipper::{Target, TargetError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,7 +90,7 @@ fn target(addr: SocketAddr) -> Target {
         region: "us-east-1".into(),
         access_key: "AK".into(),
         secret_key: "SK".into(),
-        timeout: Duration::from_secs(20),
+        timeout: Some(Duration::from_secs(20)),
     })
     .unwrap();
     Target::S3(S3Target::new(Arc::new(client), "cold", "node"))
@@ -127,7 +128,10 @@ async fn a_whole_object_answer_to_a_ranged_read_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, TargetError::RangeNotHonoured { status: 200, .. }),
+        matches!(
+            e,
+            TargetError::S3(ClientError::RangeNotHonoured { status: 200, .. })
+        ),
         "{e}"
     );
 }
@@ -142,7 +146,10 @@ async fn a_partial_answer_for_another_range_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, TargetError::RangeNotHonoured { status: 206, .. }),
+        matches!(
+            e,
+            TargetError::S3(ClientError::RangeNotHonoured { status: 206, .. })
+        ),
         "{e}"
     );
 }
@@ -154,7 +161,10 @@ async fn flood_is_cut_off(head: &str, chunked: bool) {
         .read_range(LOCATION, 100, 50)
         .await
         .unwrap_err();
-    assert!(matches!(e, TargetError::AnswerTooLong { .. }), "{e}");
+    assert!(
+        matches!(e, TargetError::S3(ClientError::AnswerTooLong { .. })),
+        "{e}"
+    );
     // A client that buffered the answer would have taken all of it by now.
     let n = written.load(Relaxed);
     assert!(n < FLOOD_READ_MAX, "{n} bytes of the flood were taken");

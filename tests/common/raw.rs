@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation,
-    SigningSettings, UriPathNormalizationMode, sign,
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode, sign,
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -61,23 +61,9 @@ pub fn presigned(
     expires: Duration,
     secret: &str,
 ) -> String {
-    let mut settings = base_settings();
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(expires);
-    let req = SignableRequest::new(
-        method,
-        url,
-        headers.iter().copied(),
-        SignableBody::UnsignedPayload,
-    )
-    .expect("signable");
-    let instructions = sign_with(req, SystemTime::now(), settings, secret);
-    instructions
-        .params()
-        .iter()
-        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    client::Signer::new(crate::common::ACCESS_KEY, secret, "us-east-1")
+        .presign(method, url, headers, expires, SystemTime::now())
+        .expect("presign")
 }
 
 /// Signing settings as S3 wants them: paths encoded once and not normalised.
@@ -112,14 +98,7 @@ fn sign_with(
 
 /// Percent-encodes a query value (unreserved characters stay as they are).
 pub fn percent_encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    client::encode_query_value(v)
 }
 
 /// The head of a request: request line and headers, ending with the blank line.

@@ -226,6 +226,16 @@ fn link_then_unlink(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::remove_file(from)
 }
 
+/// The SHA-256 of a local file, hashed on a blocking thread (the shipping runtime has
+/// one thread, which keeps serving meanwhile).
+pub(crate) async fn file_sha256_async(path: &Path) -> Result<[u8; 32], TargetError> {
+    let owned = path.to_owned();
+    tokio::task::spawn_blocking(move || file_sha256(&owned))
+        .await
+        .map_err(|e| TargetError::io("hash task", std::io::Error::other(e)))?
+        .map_err(|e| TargetError::io(format!("read {}", path.display()), e))
+}
+
 fn file_sha256(path: &Path) -> std::io::Result<[u8; 32]> {
     let mut f = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();

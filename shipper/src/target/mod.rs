@@ -10,11 +10,12 @@ pub mod dir;
 pub mod s3;
 
 use bytes::Bytes;
+use client::S3Client;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use dir::DirTarget;
-pub use s3::{S3Client, S3Settings, S3Target};
+pub use s3::S3Target;
 
 /// What targets need beyond their URL: the S3 endpoint and credentials.
 #[derive(Debug, Clone, Default)]
@@ -40,25 +41,10 @@ pub enum TargetError {
         len: u64,
         size: u64,
     },
-    #[error("{what}: HTTP {status} {code}")]
-    Status {
-        what: String,
-        status: u16,
-        code: String,
-    },
-    #[error("{what}: the answer's body is longer than the {limit_bytes} bytes expected")]
-    AnswerTooLong { what: String, limit_bytes: u64 },
-    #[error(
-        "{what}: a read of {len} bytes at {offset} was answered {status} with Content-Range \
-         {content_range:?}; only a 206 with exactly that range is accepted"
-    )]
-    RangeNotHonoured {
-        what: String,
-        offset: u64,
-        len: u64,
-        status: u16,
-        content_range: String,
-    },
+    /// An S3 endpoint failed or refused a request (its status and `<Code>`, an answer
+    /// longer than asked for, a range not honoured).
+    #[error(transparent)]
+    S3(#[from] client::ClientError),
     #[error("object name {0:?} is not a plain file name")]
     BadName(String),
     #[error("location {0:?} does not belong to this target")]

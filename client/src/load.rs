@@ -7,16 +7,18 @@
 //! run wrote is deleted afterwards unless `--keep`.
 
 pub mod args;
-pub mod client;
 pub mod report;
+pub mod request;
 pub mod stats;
 
 pub use args::BenchArgs;
 pub use report::Report;
+pub use request::RequestError;
 
+use crate::{S3Settings, encode_key, encode_query_value};
 use bytes::Bytes;
-use client::{Client, RequestError, Target, encode_key};
 use hyper::Method;
+use request::Client;
 use stats::{Op, Recorder};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -25,7 +27,8 @@ use std::time::{Duration, Instant};
 /// A run's settings, resolved from [`BenchArgs`].
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub target: Arc<Target>,
+    /// The endpoint and credentials (each connection is its own client).
+    pub target: S3Settings,
     pub bucket: String,
     pub prefix: String,
     /// Weights of the operations to run (one for a single-operation run).
@@ -115,9 +118,12 @@ impl Run {
 /// Runs the plan; returns the report.
 pub async fn run(plan: Plan) -> Result<Report, RequestError> {
     let pool = random_pool((plan.size_max.max(plan.part_bytes) + (64 << 20)) as usize);
-    let mut admin = Client::new(plan.target.clone());
+    let mut admin = Client::new(&plan.target)?;
     let created = create_bucket(&mut admin, &plan.bucket).await?;
     let keys = prefill(&plan, &pool).await?;
+    let clients = (0..plan.concurrency)
+        .map(|_| Client::new(&plan.target))
+        .collect::<Result<Vec<_>, _>>()?;
     let run = Arc::new(Run {
         measure_from: Instant::now() + plan.warmup,
         plan,
@@ -131,8 +137,8 @@ pub async fn run(plan: Plan) -> Result<Report, RequestError> {
     });
     let cpu_before = cpu_time();
     let mut workers = tokio::task::JoinSet::new();
-    for w in 0..run.plan.concurrency {
-        workers.spawn(worker(run.clone(), w as u64));
+    for (w, c) in clients.into_iter().enumerate() {
+        workers.spawn(worker(run.clone(), c, w as u64));
     }
     let ticker = tokio::spawn(progress(run.clone()));
     let mut rec = Recorder::default();
@@ -162,12 +168,12 @@ pub async fn run(plan: Plan) -> Result<Report, RequestError> {
 /// the run created it.
 async fn create_bucket(c: &mut Client, bucket: &str) -> Result<bool, RequestError> {
     let path = format!("/{bucket}");
-    match c.send(Method::HEAD, &path, Bytes::new(), false).await {
+    match c.send(Method::HEAD, &path, Bytes::new()).await {
         Ok(_) => return Ok(false),
         Err(RequestError::Status { status: 404, .. }) => {}
         Err(e) => return Err(e),
     }
-    match c.send(Method::PUT, &path, Bytes::new(), false).await {
+    match c.send(Method::PUT, &path, Bytes::new()).await {
         Ok(_) => Ok(true),
         Err(RequestError::Status { status: 409, .. }) => Ok(false),
         Err(e) => Err(e),
@@ -197,8 +203,8 @@ async fn prefill(plan: &Plan, pool: &Bytes) -> Result<Vec<String>, RequestError>
     let writers = plan.concurrency.max(PREFILL_CONCURRENCY);
     for w in 0..writers.min(plan.prefill as usize) {
         let (plan, pool, keys, next) = (plan.clone(), pool.clone(), keys.clone(), next.clone());
+        let mut c = Client::new(&plan.target)?;
         tasks.spawn(async move {
-            let mut c = Client::new(plan.target.clone());
             let mut rng = Rng(0x1234_5678 + w as u64 * 7919);
             loop {
                 let i = next.fetch_add(1, Relaxed);
@@ -209,7 +215,7 @@ async fn prefill(plan: &Plan, pool: &Bytes) -> Result<Vec<String>, RequestError>
                 let off = rng.below(pool.len() as u64 - size + 1);
                 let body = pool.slice(off as usize..(off + size) as usize);
                 let path = format!("/{}/{}", plan.bucket, encode_key(key));
-                c.send(Method::PUT, &path, body, false).await?;
+                c.send(Method::PUT, &path, body).await?;
             }
         });
     }
@@ -239,8 +245,7 @@ fn may_start(run: &Run) -> bool {
     true
 }
 
-async fn worker(run: Arc<Run>, w: u64) -> (Recorder, Vec<String>) {
-    let mut c = Client::new(run.plan.target.clone());
+async fn worker(run: Arc<Run>, mut c: Client, w: u64) -> (Recorder, Vec<String>) {
     let mut rng = Rng(0xDEAD_BEEF ^ (w + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut rec = Recorder::default();
     let mut written = Vec::new();
@@ -282,8 +287,7 @@ async fn one_op(
             let body = run.body(rng);
             let n = body.len() as u64;
             if op == Op::Put {
-                c.send(Method::PUT, &run.object_path(&key), body, false)
-                    .await?;
+                c.send(Method::PUT, &run.object_path(&key), body).await?;
             } else {
                 multipart(run, c, &key, body).await?;
             }
@@ -297,15 +301,13 @@ async fn one_op(
             } else {
                 Method::HEAD
             };
-            let a = c
-                .send(method, &run.object_path(key), Bytes::new(), false)
-                .await?;
+            let a = c.send(method, &run.object_path(key), Bytes::new()).await?;
             Ok(a.body_bytes)
         }
         Op::Delete => {
             let i = run.next_delete.fetch_add(1, Relaxed);
             let key = run.keys.get(i as usize).ok_or_else(nothing_to_read)?;
-            c.send(Method::DELETE, &run.object_path(key), Bytes::new(), false)
+            c.send(Method::DELETE, &run.object_path(key), Bytes::new())
                 .await?;
             Ok(0)
         }
@@ -316,21 +318,16 @@ async fn one_op(
             let mut path = format!(
                 "/{}?list-type=2&max-keys=1000&prefix={}",
                 run.plan.bucket,
-                query_value(&run.plan.prefix)
+                encode_query_value(&run.plan.prefix)
             );
             if let Some(after) = existing(rng) {
                 path.push_str("&start-after=");
-                path.push_str(&query_value(after));
+                path.push_str(&encode_query_value(after));
             }
-            let a = c.send(Method::GET, &path, Bytes::new(), false).await?;
+            let a = c.send(Method::GET, &path, Bytes::new()).await?;
             Ok(a.body_bytes)
         }
     }
-}
-
-/// A query-string value: the key encoding with `/` escaped too.
-fn query_value(s: &str) -> String {
-    encode_key(s).replace('/', "%2F")
 }
 
 fn nothing_to_read() -> RequestError {
@@ -341,9 +338,9 @@ fn nothing_to_read() -> RequestError {
 async fn multipart(run: &Run, c: &mut Client, key: &str, body: Bytes) -> Result<(), RequestError> {
     let path = run.object_path(key);
     let a = c
-        .send(Method::POST, &format!("{path}?uploads"), Bytes::new(), true)
+        .send_keep(Method::POST, &format!("{path}?uploads"), Bytes::new())
         .await?;
-    let text = String::from_utf8_lossy(a.body.as_deref().unwrap_or_default()).into_owned();
+    let text = String::from_utf8_lossy(&a.body).into_owned();
     let id = text
         .split_once("<UploadId>")
         .and_then(|(_, r)| r.split_once("</UploadId>"))
@@ -355,9 +352,9 @@ async fn multipart(run: &Run, c: &mut Client, key: &str, body: Bytes) -> Result<
     for n in 1..=count {
         let piece = body.slice(((n - 1) * part).min(body.len())..(n * part).min(body.len()));
         let q = format!("{path}?partNumber={n}&uploadId={id}");
-        let a = c.send(Method::PUT, &q, piece, false).await?;
+        let a = c.send(Method::PUT, &q, piece).await?;
         let etag = a
-            .etag
+            .header(hyper::header::ETAG)
             .ok_or_else(|| RequestError::BadAnswer("part without ETag".into()))?;
         xml.push_str(&format!(
             "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
@@ -368,7 +365,6 @@ async fn multipart(run: &Run, c: &mut Client, key: &str, body: Bytes) -> Result<
         Method::POST,
         &format!("{path}?uploadId={id}"),
         Bytes::from(xml),
-        false,
     )
     .await
     .map(|_| ())
@@ -400,20 +396,22 @@ async fn cleanup(run: &Arc<Run>, keys: Vec<String>, created: bool) {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..run.plan.concurrency.clamp(1, 64) {
         let (run, keys, next) = (run.clone(), keys.clone(), next.clone());
+        // The plan's settings made a client before: this one is made the same way.
+        let Ok(mut c) = Client::new(&run.plan.target) else {
+            break;
+        };
         tasks.spawn(async move {
-            let mut c = Client::new(run.plan.target.clone());
             while let Some(k) = keys.get(next.fetch_add(1, Relaxed) as usize) {
                 let _ = c
-                    .send(Method::DELETE, &run.object_path(k), Bytes::new(), false)
+                    .send(Method::DELETE, &run.object_path(k), Bytes::new())
                     .await;
             }
         });
     }
     while tasks.join_next().await.is_some() {}
-    if created {
-        let mut c = Client::new(run.plan.target.clone());
+    if created && let Ok(mut c) = Client::new(&run.plan.target) {
         let path = format!("/{}", run.plan.bucket);
-        let _ = c.send(Method::DELETE, &path, Bytes::new(), false).await;
+        let _ = c.send(Method::DELETE, &path, Bytes::new()).await;
     }
 }
 

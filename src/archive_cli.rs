@@ -8,6 +8,7 @@
 use crate::config::{ServeArgs, Settings};
 use bytes::Bytes;
 use clap::Args;
+use client::{ErrorBody, S3Client, S3Settings, body};
 use engine::Engine;
 use engine::archive::{CarItem, CarStream, CheckOptions, History};
 use http_body_util::BodyExt;
@@ -180,7 +181,7 @@ fn open_engine(place: &Place) -> Result<Engine, Failed> {
 }
 
 /// The admin client for `--endpoint`.
-fn client(place: &Place, endpoint: &str) -> Result<shipper::target::S3Client, Failed> {
+fn client(place: &Place, endpoint: &str) -> Result<S3Client, Failed> {
     let s = Settings::resolve(place.node.clone()).map_err(|e| usage(e.to_string()))?;
     let (access_key, secret_key) = match (&s.access_key, &s.secret_key) {
         (Some(a), Some(k)) => (a.clone(), k.clone()),
@@ -196,13 +197,13 @@ fn client(place: &Place, endpoint: &str) -> Result<shipper::target::S3Client, Fa
             ));
         }
     };
-    shipper::target::S3Client::new(shipper::target::S3Settings {
+    S3Client::new(S3Settings {
         endpoint: endpoint.to_owned(),
         ca_file: None,
         region: s.region.clone(),
         access_key,
         secret_key,
-        timeout: Duration::from_secs(30),
+        timeout: Some(Duration::from_secs(30)),
     })
     .map_err(|e| usage(e.to_string()))
 }
@@ -216,22 +217,11 @@ async fn answer_error(resp: hyper::Response<hyper::body::Incoming>) -> String {
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let text = String::from_utf8_lossy(&body);
-    let tag = |t: &str| {
-        let open = format!("<{t}>");
-        let start = text.find(&open)? + open.len();
-        let end = text[start..].find(&format!("</{t}>"))? + start;
-        Some(
-            text[start..end]
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&"),
-        )
-    };
-    match (tag("Code"), tag("Message")) {
-        (Some(c), Some(m)) => format!("{m} ({c}, HTTP {})", status.as_u16()),
+    match ErrorBody::parse(&body) {
+        ErrorBody {
+            code: Some(c),
+            message: Some(m),
+        } => format!("{m} ({c}, HTTP {})", status.as_u16()),
         _ => format!("HTTP {}", status.as_u16()),
     }
 }
@@ -342,7 +332,7 @@ async fn export_online(
     };
     let path = format!("/{}?ingot-export&history={history}", args.bucket);
     let resp = client
-        .send_streaming(hyper::Method::GET, &path, None)
+        .send_streaming(hyper::Method::GET, &path, &[], body::empty())
         .await
         .map_err(|e| usage(e.to_string()))?;
     if !resp.status().is_success() {
@@ -439,7 +429,12 @@ async fn import_online(args: &ImportArgs, endpoint: &str) -> Outcome {
         .len();
     let path = format!("/{}?ingot-import", args.bucket);
     let resp = client
-        .send_streaming(hyper::Method::POST, &path, Some((file, len)))
+        .send_streaming(
+            hyper::Method::POST,
+            &path,
+            &[("content-length", len.to_string())],
+            body::file(file, len),
+        )
         .await
         .map_err(|e| usage(e.to_string()))?;
     if !resp.status().is_success() {
@@ -506,7 +501,7 @@ async fn verify_online(args: &VerifyArgs, endpoint: &str) -> Result<(String, u64
     };
     let path = format!("/{bucket}?ingot-verify&history={history}");
     let resp = client
-        .send_streaming(hyper::Method::GET, &path, None)
+        .send_streaming(hyper::Method::GET, &path, &[], body::empty())
         .await
         .map_err(|e| usage(e.to_string()))?;
     if !resp.status().is_success() {

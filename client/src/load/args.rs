@@ -1,10 +1,8 @@
 //! The command line of `ingot-engine bench`, and turning it into a [`Plan`].
 
 use super::Plan;
-use super::client::Target;
 use super::stats::Op;
-use std::net::ToSocketAddrs;
-use std::sync::Arc;
+use crate::S3Settings;
 use std::time::Duration;
 
 /// Flags of `ingot-engine bench`.
@@ -13,7 +11,7 @@ pub struct BenchArgs {
     /// put, get, stat, delete, list, mixed or multipart
     #[arg(default_value = "put")]
     pub op: String,
-    /// The S3 endpoint (any S3 server).
+    /// The S3 endpoint (any S3 server), `http://` or `https://`.
     #[arg(long, default_value = "http://127.0.0.1:9000")]
     pub endpoint: String,
     #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
@@ -167,7 +165,7 @@ impl BenchArgs {
             (true, _, _) => self.prefill.max(1),
         };
         Ok(Plan {
-            target: Arc::new(target(&self.endpoint, self)?),
+            target: target(&self.endpoint, self)?,
             bucket: self.bucket.clone(),
             prefix: self.prefix.clone(),
             mix,
@@ -186,28 +184,19 @@ impl BenchArgs {
     }
 }
 
-fn target(endpoint: &str, a: &BenchArgs) -> Result<Target, String> {
-    let rest = endpoint
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("endpoint {endpoint:?}: only http:// endpoints are supported"))?;
-    let host = rest.trim_end_matches('/').to_owned();
-    let addr = host
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .or_else(|| {
-            format!("{host}:80")
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.next())
-        })
-        .ok_or_else(|| format!("cannot resolve {host:?}"))?;
-    Ok(Target {
-        addr,
-        host,
+/// The endpoint and credentials of the run; the endpoint is checked here, before any
+/// object is written.
+fn target(endpoint: &str, a: &BenchArgs) -> Result<S3Settings, String> {
+    crate::pool::Endpoint::parse(endpoint).map_err(|e| e.to_string())?;
+    Ok(S3Settings {
+        endpoint: endpoint.to_owned(),
+        ca_file: None,
         region: a.region.clone(),
         access_key: a.access_key.clone(),
         secret_key: a.secret_key.clone(),
+        // A load generator waits as long as the server takes: a slow answer is a
+        // measurement, not a failure.
+        timeout: None,
     })
 }
 
