@@ -22,7 +22,7 @@ use super::PlaneError;
 use super::segment::{BlockSource, OpenSegment, car_name, index_name, scan};
 pub use super::spare::SpareJob;
 use super::spare::create_recorded;
-use crate::catalog::{Catalog, CatalogError, SegmentRecord, SegmentState, SegmentUpdate};
+use crate::catalog::{Catalog, SegmentRecord, SegmentState, SegmentUpdate};
 use crate::io::{Disk, SegmentFile};
 use crate::segment::{Plane, SegmentId, SegmentIndex};
 use cid::Cid;
@@ -80,11 +80,7 @@ pub struct PlaneRecovery {
     pub recovered_blocks: Vec<(Cid, Location)>,
 }
 
-pub(super) use crate::api::now_ms;
-
-pub(super) fn catalog_err(e: CatalogError) -> PlaneError {
-    PlaneError::Catalog(e)
-}
+use crate::api::now_ms;
 
 /// A sealed segment: its index, and its local file until it is retired (after which
 /// its blocks live only at `location` on the cold tier; the index stays, as the local
@@ -206,7 +202,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
             .transition_segment(self.id(seq), from, to, update)
             .await
             .map(|_| ())
-            .map_err(catalog_err)
+            .map_err(PlaneError::Catalog)
     }
 
     async fn unlink_if_present(&self, name: &str) -> Result<(), PlaneError> {
@@ -226,7 +222,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
             .catalog
             .segments()
             .await
-            .map_err(catalog_err)?
+            .map_err(PlaneError::Catalog)?
             .into_iter()
             .filter(|r| r.id.plane == self.plane && r.id.shard == self.shard)
             .collect();
@@ -278,7 +274,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
                 self.catalog
                     .remove_segment(rec.id)
                     .await
-                    .map_err(catalog_err)?;
+                    .map_err(PlaneError::Catalog)?;
                 report.removed.push(seq);
             }
             SegmentState::Open => {
@@ -419,7 +415,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
         self.catalog
             .remove_segment(self.id(seq))
             .await
-            .map_err(catalog_err)
+            .map_err(PlaneError::Catalog)
     }
 
     /// Clean shutdown: seals the open segment (or deletes it when it holds no frame).
@@ -462,7 +458,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
             self.catalog
                 .remove_segment(rec.id)
                 .await
-                .map_err(catalog_err)
+                .map_err(PlaneError::Catalog)
         }
     }
 
@@ -876,7 +872,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
             .catalog
             .segment(self.id(seq))
             .await
-            .map_err(catalog_err)?
+            .map_err(PlaneError::Catalog)?
             .ok_or_else(|| PlaneError::Corrupt(format!("segment {seq} has no record")))?;
         let location = match (&rec.state, &rec.location) {
             (SegmentState::Shipped, Some(l)) => l.clone(),

@@ -5,8 +5,8 @@
 //! ([`super::PlaneLog::reserve`]) and as spares made in the background ([`SpareJob`]).
 
 use super::PlaneError;
-use super::log::{catalog_err, now_ms};
 use super::segment::{OpenSegment, car_name};
+use crate::api::now_ms;
 use crate::catalog::{Catalog, SegmentRecord, SegmentState, SegmentUpdate};
 use crate::io::Disk;
 use crate::segment::SegmentId;
@@ -79,7 +79,10 @@ pub(super) async fn create_recorded<D: Disk, C: Catalog>(
         created_ms: now,
         updated_ms: now,
     };
-    catalog.create_segment(rec).await.map_err(catalog_err)?;
+    catalog
+        .create_segment(rec)
+        .await
+        .map_err(PlaneError::Catalog)?;
     let seg = match OpenSegment::create(disk, id, seal_bytes).await {
         Ok(seg) => seg,
         Err(PlaneError::NoSpace(e)) => {
@@ -95,7 +98,7 @@ pub(super) async fn create_recorded<D: Disk, C: Catalog>(
     catalog
         .transition_segment(id, SegmentState::Creating, SegmentState::Open, up)
         .await
-        .map_err(catalog_err)?;
+        .map_err(PlaneError::Catalog)?;
     Ok(seg)
 }
 
@@ -133,5 +136,8 @@ async fn undo_creation<D: Disk, C: Catalog>(
         Err(e) => return Err(e.into()),
     }
     disk.sync_dir().await?;
-    catalog.remove_segment(id).await.map_err(catalog_err)
+    catalog
+        .remove_segment(id)
+        .await
+        .map_err(PlaneError::Catalog)
 }

@@ -11,7 +11,7 @@
 //! - verify: the same walk over a bucket's stored blocks.
 
 use super::Shard;
-use super::commit::OpKind;
+use super::op::OpKind;
 use crate::api::BodyReceiver;
 use crate::archive::{
     BlockGetter, CarItem, CarStream, CheckOptions, CheckReport, Emit, History, ImportReport,

@@ -20,6 +20,7 @@
 //! its trees go back to what readers see.
 
 use super::group_commit::{CheckpointPermit, Unpublished};
+use super::op::{Blocks, CACHE_ON_WRITE_BYTES, Op, OpDone, OpKind};
 use super::{BucketState, Shard};
 use crate::api::{BucketHead, PutCondition, now_ms};
 use crate::block_lookup::{BlockKey, BlockLoc};
@@ -38,57 +39,6 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tokio::sync::oneshot;
-
-/// Blocks at most this large are kept in the block cache when written.
-const CACHE_ON_WRITE_BYTES: usize = 64 << 10;
-
-/// Blocks to append, in order, with their CIDs.
-pub(crate) type Blocks = Vec<(Cid, Vec<u8>)>;
-
-/// A change waiting for the next group commit.
-#[derive(Debug)]
-pub(crate) struct Op {
-    pub bucket: String,
-    pub kind: OpKind,
-    pub reply: oneshot::Sender<EngineResult<OpDone>>,
-}
-
-#[derive(Debug)]
-pub(crate) enum OpKind {
-    /// Sets `key` to `manifest`; `blocks` (chunk index, manifest) go to the meta plane.
-    Put {
-        key: String,
-        manifest: Cid,
-        blocks: Vec<(Cid, Vec<u8>)>,
-        condition: Option<PutCondition>,
-    },
-    Delete {
-        key: String,
-    },
-    CreateBucket,
-    DeleteBucket,
-    /// Creates the bucket on an imported tree (its blocks already appended): a commit
-    /// on top of the imported head commit `prev`, numbered `seq`.
-    Import {
-        tree: Mst,
-        root: Cid,
-        prev: Cid,
-        seq: u64,
-    },
-    /// Changes nothing: answered once the data appended before it is durable (an
-    /// uploaded part's chunks, before its record goes to the catalog).
-    Sync,
-}
-
-#[derive(Debug)]
-pub(crate) enum OpDone {
-    Put,
-    /// The manifest the key had, if any.
-    Deleted(Option<Cid>),
-    BucketCreated,
-    BucketDeleted,
-    Synced,
-}
 
 /// A snapshot of a shard's state, for health and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@
 //! Everything here is single-threaded (one shard thread): `Cell`s and `RefCell`s, never
 //! borrowed across an await; the `Notify`s wake the stages and the closers.
 
-use super::commit::{Blocks, Op};
+use super::op::{Blocks, Op};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, VecDeque};
 use std::marker::PhantomData;

@@ -18,6 +18,7 @@ mod join;
 mod multipart;
 mod nodes;
 mod objects;
+mod op;
 mod recovery;
 
 use crate::api::BucketHead;

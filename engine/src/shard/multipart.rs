@@ -12,8 +12,8 @@
 //!   waits for the first and is then answered with its object.
 
 use super::Shard;
-use super::commit::OpKind;
 use super::objects::{check_key, corrupt};
+use super::op::OpKind;
 use crate::api::{BodyDigests, BodyReceiver, ObjectInfo, PutCondition, PutOptions, now_ms};
 use crate::block::cid_raw;
 use crate::catalog::{Catalog, CatalogError, PartRecord, UploadRecord};

@@ -1,7 +1,7 @@
 //! Request handlers: what each engine call does on its shard.
 
 use super::Shard;
-use super::commit::{OpDone, OpKind};
+use super::op::{CACHE_ON_WRITE_BYTES, OpDone, OpKind};
 use crate::api::{
     BodyDigests, BodyReceiver, BodySender, ByteRange, GetOutcome, ListRequest, ListResponse,
     ObjectInfo, ObjectSummary, PutCondition, PutOptions, body_channel, now_ms,
@@ -27,9 +27,6 @@ use tokio::sync::oneshot;
 
 /// Manifest reads one LIST page keeps in flight (the io_uring queue takes them at once).
 const LIST_READS_IN_FLIGHT: usize = 64;
-
-/// Data chunks at most this large are kept in the block cache when written.
-const CACHE_ON_WRITE_BYTES: usize = 64 << 10;
 
 /// A body whose chunks are appended to the data plane, and what it hashed to.
 #[derive(Debug)]
