@@ -19,29 +19,54 @@
 //! Formats are specified byte by byte in `docs/format.md`; the write and recovery
 //! paths in `docs/ARCHITECTURE.md`.
 
-pub mod api;
+// The facade: what the frontend, the shipper and the binary use. Everything else is
+// the engine's own; the `testing` feature opens the internals to the engine's
+// integration tests, benchmarks and fuzzers (never to production builds).
+
+/// Declares an internal module: crate-private, public under the `testing` feature.
+macro_rules! internal {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[cfg(feature = "testing")]
+            pub mod $name;
+            #[cfg(not(feature = "testing"))]
+            pub(crate) mod $name;
+        )*
+    };
+}
+
 pub mod archive;
-pub mod block;
-pub mod block_lookup;
 pub mod catalog;
-pub mod cbor;
 pub mod checksum;
-pub mod chunker;
 pub mod cold;
-pub mod data_dir;
 pub mod error;
 pub mod format;
-pub mod handle;
 pub mod hex;
-pub mod io;
 pub mod metrics;
-pub mod mst;
-pub mod plane;
-pub mod segment;
-pub mod shard;
+
+internal!(
+    api,
+    block,
+    block_lookup,
+    cbor,
+    chunker,
+    data_dir,
+    handle,
+    io,
+    mst,
+    plane,
+    segment,
+    shard,
+);
 mod threads;
 
 pub use api::*;
+pub use data_dir::create_private as create_private_dir;
 pub use error::{EngineError, EngineResult};
 pub use handle::{Engine, EngineConfig, IoMode, car_bytes, placement_shard};
-pub use shard::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, Shard, ShardConfig};
+pub use plane::{car_name, index_name};
+pub use segment::{Plane, SegmentId};
+/// One shard on its own, as the engine's tests drive it.
+#[cfg(feature = "testing")]
+pub use shard::Shard;
+pub use shard::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, ShardConfig};

@@ -3,7 +3,7 @@
 //! fall to s3s's defaults, which answer `NotImplemented`.
 
 use crate::error::s3_error;
-use crate::metrics::Metrics;
+use crate::request_metrics::Metrics;
 use crate::settings::{self, AclHeaders, not_configured};
 use engine::{Engine, EngineError};
 use s3s::dto::*;

@@ -7,13 +7,20 @@
 //! segment state changes, checkpoints): the per-object commit path never touches the
 //! catalog, because bucket heads live in the meta plane and are only checkpointed here.
 
+#[cfg(feature = "testing")]
 pub mod conformance;
-pub mod counted;
-pub mod embedded;
-pub mod memory;
+mod counted;
+mod embedded;
+#[cfg(any(test, feature = "testing"))]
+mod memory;
 
-pub use counted::{CountedCatalog, SegmentCounts};
+#[cfg(not(feature = "testing"))]
+pub(crate) use counted::CountedCatalog;
+#[cfg(feature = "testing")]
+pub use counted::CountedCatalog;
+pub use counted::SegmentCounts;
 pub use embedded::EmbeddedCatalog;
+#[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryCatalog;
 
 use crate::segment::SegmentId;

@@ -88,6 +88,7 @@ pub(crate) enum OpDone {
 
 /// A snapshot of a shard's state, for health and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg(any(test, feature = "testing"))]
 pub struct ShardStats {
     pub buckets: usize,
     pub blocks: usize,
@@ -734,6 +735,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
         self.checkpoint_dirty(next_seq).await
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn stats(&self) -> ShardStats {
         ShardStats {
             buckets: self.buckets.borrow().len(),
