@@ -17,7 +17,7 @@ pub mod upload;
 
 pub use chunks::{ChunkIndex, ChunkRef, Run, build_chunk_index};
 pub use commit::Commit;
-pub use manifest::{Checksum, ChecksumAlgorithm, ChecksumType, ObjectManifest};
+pub use manifest::{Checksum, ChecksumAlgorithm, ChecksumType, ObjectHeaders, ObjectManifest};
 pub use upload::{PartBody, UploadTemplate};
 
 use crate::block::{CODEC_DAG_CBOR, MH_SHA2_256};
