@@ -88,6 +88,7 @@ pub struct PartBody {
 
 impl PartBody {
     /// The part's length in bytes.
+    #[cfg(any(test, feature = "testing"))]
     pub fn size(&self) -> u64 {
         self.runs.iter().map(|r| r.len).sum()
     }
