@@ -5,7 +5,7 @@
 //! - [`Engine`] and [`EngineConfig`]: the thread-per-core engine and its cross-runtime
 //!   handle, with the request/response types of its API at the crate root; segment
 //!   lifecycle steps taken from outside (shipping, retiring) are its methods.
-//! - [`error`]: [`EngineError`].
+//! - [`error`]: the engine's errors, [`EngineError`] first.
 //! - [`archive`]: a bucket as one CAR file — the walk export, import and verify share.
 //! - [`catalog`]: the [`catalog::Catalog`] trait and its records (buckets, segment
 //!   records, uploads, keys), and the embedded catalog on redb.
