@@ -299,4 +299,54 @@ mod tests {
         assert_eq!(h.quantile_us(0.5), 50);
         assert_eq!(h.quantile_us(1.0), u64::MAX);
     }
+
+    #[test]
+    fn engine_lines_list_shards_then_non_zero_segment_counts_by_label() {
+        use crate::catalog::{SegmentRecord, SegmentState};
+        use crate::segment::{Plane, SegmentId};
+        let record = |plane, seq, state| SegmentRecord {
+            id: SegmentId {
+                plane,
+                shard: 0,
+                seq,
+            },
+            state,
+            size_bytes: 0,
+            sha256: None,
+            location: None,
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        let counts = SegmentCounts::of(&[
+            record(Plane::Meta, 1, SegmentState::Shipped),
+            record(Plane::Data, 1, SegmentState::Sealed),
+            record(Plane::Data, 2, SegmentState::Open),
+            record(Plane::Data, 3, SegmentState::Sealed),
+        ]);
+        let shard = Arc::new(ShardMetrics::default());
+        shard.puts.store(3, Relaxed);
+        let mut text = String::new();
+        render(&mut text, &[shard.clone(), shard], &counts);
+        assert!(
+            text.contains("ingot_shard_puts_total{shard=\"1\"} 3\n"),
+            "{text}"
+        );
+        let segments: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ingot_segments{"))
+            .collect();
+        // Sorted by plane then state name, as the frontend rendered them before.
+        assert_eq!(
+            segments,
+            [
+                "ingot_segments{plane=\"catalog\",state=\"shipped\"} 1",
+                "ingot_segments{plane=\"data\",state=\"open\"} 1",
+                "ingot_segments{plane=\"data\",state=\"sealed\"} 2",
+            ]
+        );
+        assert!(
+            text.find("ingot_catalog_fsync_seconds").unwrap()
+                < text.find("# HELP ingot_segments ").unwrap()
+        );
+    }
 }
