@@ -104,7 +104,7 @@ fn stored(data_dir: &Path) -> Result<Credentials, CredentialsError> {
         path: path.clone(),
         source,
     };
-    engine::data_dir::create_private(data_dir).map_err(write_err)?;
+    engine::create_private_dir(data_dir).map_err(write_err)?;
     // create_new: two first starts racing cannot overwrite each other's pair.
     let mut f = std::fs::OpenOptions::new()
         .write(true)

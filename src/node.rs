@@ -29,7 +29,7 @@ pub enum NodeError {
 #[derive(Debug)]
 struct ShipMetricsSource(Arc<ShipperMetrics>);
 
-impl frontend::metrics::MetricsSource for ShipMetricsSource {
+impl frontend::request_metrics::MetricsSource for ShipMetricsSource {
     fn render(&self, out: &mut String) {
         self.0.render(out);
     }

@@ -8,8 +8,8 @@ mod raw;
 
 use common::ship::{objects, put_all, segments, shipping_settings, wait_until_retired};
 use common::{settings, start_with};
+use engine::Plane;
 use engine::catalog::{SegmentCounts, SegmentState};
-use engine::segment::Plane;
 use ingot_engine::node::Node;
 use std::time::{Duration, Instant};
 

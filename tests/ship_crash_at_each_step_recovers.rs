@@ -12,7 +12,7 @@ use common::ship::{
     check_all, check_local_files, objects, sha256, shipping_settings, wait_until_retired,
 };
 use common::start_with;
-use engine::plane::{car_name, index_name};
+use engine::{car_name, index_name};
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;

@@ -12,7 +12,7 @@ use common::ship::{
 };
 use common::{body, client, read_all, settings, start_with};
 use engine::catalog::SegmentRecord;
-use engine::plane::{car_name, index_name};
+use engine::{car_name, index_name};
 use ingot_engine::config::Settings;
 use ingot_engine::shipping::S3Section;
 use std::collections::BTreeMap;

@@ -9,9 +9,11 @@
 //! it, so no node is ever missing: blocks go to a counting sink, as they would go to a
 //! segment buffer. Only insert + commit are timed.
 
-use benches::{CountingSink, Rng, bench_key, bench_value, build_tree};
+mod fixtures;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use engine::mst::{ListQuery, Lister};
+use fixtures::{CountingSink, Rng, bench_key, bench_value, build_tree};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

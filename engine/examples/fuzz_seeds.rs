@@ -30,8 +30,8 @@ fn main() -> std::io::Result<()> {
         let index = build_chunk_index(vec![b.run], &mut catalog);
         let mut m = ObjectManifest::new(key.clone(), body.len() as u64, b.md5, 1, index);
         m.sha256 = b.sha256;
-        m.content_type = Some("image/jpeg".into());
-        m.meta = BTreeMap::from([("k".into(), "v".into())]);
+        m.headers.content_type = Some("image/jpeg".into());
+        m.headers.meta = BTreeMap::from([("k".into(), "v".into())]);
         catalog.push((m.cid(), m.encode()));
         tree.insert(key.as_bytes(), m.cid(), &mut nodes)
             .expect("valid key");

@@ -2,10 +2,9 @@
 //! cross-runtime [`crate::Engine`] handle. Everything here is `Send`.
 
 use crate::error::{EngineError, EngineResult};
-use crate::format::{Checksum, ObjectManifest, UploadTemplate};
+use crate::format::{Checksum, ObjectHeaders, ObjectManifest, UploadTemplate};
 use bytes::Bytes;
 use cid::Cid;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A streamed body: pieces in order, or the error that ended the stream. Bounded, so
@@ -50,15 +49,8 @@ pub struct PutOptions {
     pub content_sha256: Option<[u8; 32]>,
     /// Compute and store the body's SHA-256 even when not checking it.
     pub want_sha256: bool,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_language: Option<String>,
-    pub cache_control: Option<String>,
-    pub expires: Option<String>,
-    pub website_redirect: Option<String>,
-    /// User metadata, names lower-cased, without `x-amz-meta-`.
-    pub meta: BTreeMap<String, String>,
+    /// The headers and user metadata the object is stored with.
+    pub headers: ObjectHeaders,
     /// An additional checksum the frontend verified, stored to be echoed back.
     pub checksum: Option<Checksum>,
     /// A condition on the key's current object, checked in the shard when the write
@@ -88,14 +80,7 @@ impl PutOptions {
     /// The options that recreate `m`'s headers and metadata (a copy keeping them).
     pub fn from_manifest(m: &ObjectManifest) -> Self {
         Self {
-            content_type: m.content_type.clone(),
-            content_encoding: m.content_encoding.clone(),
-            content_disposition: m.content_disposition.clone(),
-            content_language: m.content_language.clone(),
-            cache_control: m.cache_control.clone(),
-            expires: m.expires.clone(),
-            website_redirect: m.website_redirect.clone(),
-            meta: m.meta.clone(),
+            headers: m.headers.clone(),
             checksum: m.checksum.clone(),
             want_sha256: m.sha256.is_some(),
             ..Self::default()
@@ -114,14 +99,7 @@ impl PutOptions {
     ) -> ObjectManifest {
         let mut m = ObjectManifest::new(key, size, md5, mtime_ms, body);
         m.sha256 = sha256;
-        m.content_type = self.content_type.clone();
-        m.content_encoding = self.content_encoding.clone();
-        m.content_disposition = self.content_disposition.clone();
-        m.content_language = self.content_language.clone();
-        m.cache_control = self.cache_control.clone();
-        m.expires = self.expires.clone();
-        m.website_redirect = self.website_redirect.clone();
-        m.meta = self.meta.clone();
+        m.headers = self.headers.clone();
         m.checksum = self.checksum.clone();
         m
     }

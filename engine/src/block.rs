@@ -7,6 +7,7 @@
 use cid::Cid;
 use multihash::Multihash;
 use sha2::{Digest, Sha256};
+#[cfg(any(test, feature = "testing"))]
 use std::collections::HashMap;
 
 /// Multicodec of DAG-CBOR blocks (MST nodes, manifests, chunk indexes, commits).
@@ -106,10 +107,12 @@ impl BlockSource for NoBlocks {
 
 /// An in-memory block store, for tests, benchmarks and staging.
 #[derive(Debug, Default, Clone)]
+#[cfg(any(test, feature = "testing"))]
 pub struct MemoryBlocks {
     blocks: HashMap<Cid, Vec<u8>>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl MemoryBlocks {
     pub fn new() -> Self {
         Self::default()
@@ -140,12 +143,14 @@ impl MemoryBlocks {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl BlockSource for MemoryBlocks {
     fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError> {
         Ok(self.blocks.get(cid).cloned())
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl BlockSink for MemoryBlocks {
     fn put_block(&mut self, cid: Cid, block: Vec<u8>) {
         self.blocks.insert(cid, block);

@@ -134,6 +134,7 @@ impl BlockIndex {
         self.parts.iter().map(HashMap::len).sum()
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.parts.iter().all(HashMap::is_empty)
     }
@@ -280,14 +281,17 @@ impl BlockCache {
     }
 
     /// Bytes held, bookkeeping included.
+    #[cfg(any(test, feature = "testing"))]
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

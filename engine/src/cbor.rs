@@ -10,15 +10,19 @@
 //! input before anything is allocated, nesting is bounded, and no input can make it panic.
 
 use cid::Cid;
+#[cfg(any(test, feature = "testing"))]
 use ipld_core::ipld::Ipld;
+#[cfg(any(test, feature = "testing"))]
 use std::collections::BTreeMap;
 
 /// CBOR tag for an IPLD link.
 pub const TAG_LINK: u64 = 42;
 /// Deepest nesting the generic decoder accepts.
+#[cfg(any(test, feature = "testing"))]
 pub const MAX_DEPTH: usize = 64;
 
 const MAJOR_UINT: u8 = 0;
+#[cfg(any(test, feature = "testing"))]
 const MAJOR_NEGINT: u8 = 1;
 const MAJOR_BYTES: u8 = 2;
 const MAJOR_TEXT: u8 = 3;
@@ -27,9 +31,12 @@ const MAJOR_MAP: u8 = 5;
 const MAJOR_TAG: u8 = 6;
 const MAJOR_SIMPLE: u8 = 7;
 
+#[cfg(any(test, feature = "testing"))]
 const FALSE: u8 = 0xf4;
+#[cfg(any(test, feature = "testing"))]
 const TRUE: u8 = 0xf5;
 const NULL: u8 = 0xf6;
+#[cfg(any(test, feature = "testing"))]
 const FLOAT64: u8 = 0xfb;
 
 /// A block that is not canonical DAG-CBOR, or not of the expected shape.
@@ -97,6 +104,7 @@ pub fn write_null(buf: &mut Vec<u8>) {
     buf.push(NULL);
 }
 
+#[cfg(any(test, feature = "testing"))]
 pub fn write_bool(buf: &mut Vec<u8>, b: bool) {
     buf.push(if b { TRUE } else { FALSE });
 }
@@ -161,6 +169,7 @@ pub fn canonical_key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// Encodes any IPLD value canonically (maps sorted length-first). Floats are written
 /// as 64-bit, as DAG-CBOR requires.
+#[cfg(any(test, feature = "testing"))]
 pub fn encode_ipld(value: &Ipld, buf: &mut Vec<u8>) {
     match value {
         Ipld::Null => write_null(buf),
@@ -308,6 +317,7 @@ impl<'a> Decoder<'a> {
         self.data.get(self.pos) == Some(&NULL)
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn null(&mut self) -> Result<()> {
         if self.peek_null() {
             self.pos += 1;
@@ -317,6 +327,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn bool(&mut self) -> Result<bool> {
         match self.peek_byte()? {
             FALSE => {
@@ -438,10 +449,12 @@ impl<'a> Decoder<'a> {
     }
 
     /// Decodes any IPLD value, strictly.
+    #[cfg(any(test, feature = "testing"))]
     pub fn ipld(&mut self) -> Result<Ipld> {
         self.ipld_at(0)
     }
 
+    #[cfg(any(test, feature = "testing"))]
     fn ipld_at(&mut self, depth: usize) -> Result<Ipld> {
         if depth > MAX_DEPTH {
             return self.err(self.pos, "nesting too deep");
@@ -500,6 +513,7 @@ impl<'a> Decoder<'a> {
 }
 
 /// Decodes one IPLD value that must span all of `data`.
+#[cfg(any(test, feature = "testing"))]
 pub fn decode_ipld(data: &[u8]) -> Result<Ipld> {
     let mut d = Decoder::new(data);
     let v = d.ipld()?;

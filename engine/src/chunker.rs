@@ -103,6 +103,7 @@ impl Chunker {
         self.size_hint = Some(total_bytes);
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn chunk_size(&self) -> usize {
         self.chunk_size
     }
@@ -192,6 +193,7 @@ impl Chunker {
 
 /// Chunks a body that is already in memory: its chunks in order (the short last one
 /// included) and its digests.
+#[cfg(any(test, feature = "testing"))]
 pub fn chunk_slice(chunk_size: usize, whole_sha256: bool, mut body: &[u8]) -> (Vec<Chunk>, Body) {
     let mut chunker = Chunker::new(chunk_size, whole_sha256);
     let mut chunks = Vec::new();

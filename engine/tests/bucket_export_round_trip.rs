@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use cid::Cid;
 use engine::archive::{CheckOptions, History, ProblemKind};
+use engine::format::ObjectHeaders;
 use engine::{Engine, EngineConfig, EngineError, IoMode, ListRequest, PutOptions, ShardConfig};
 use ipld_core::ipld::Ipld;
 use sha2::{Digest, Sha256};
@@ -48,12 +49,15 @@ async fn fill(e: &Engine, bucket: &str) {
         .unwrap();
     }
     let mut opts = PutOptions {
-        content_type: Some("image/png".into()),
-        cache_control: Some("max-age=60".into()),
+        headers: ObjectHeaders {
+            content_type: Some("image/png".into()),
+            cache_control: Some("max-age=60".into()),
+            ..ObjectHeaders::default()
+        },
         want_sha256: true,
         ..PutOptions::default()
     };
-    opts.meta.insert("colour".into(), "blue".into());
+    opts.headers.meta.insert("colour".into(), "blue".into());
     e.put_bytes(bucket, "big/five-mb", opts, body(5_000_000, 99))
         .await
         .unwrap();

@@ -5,8 +5,8 @@
 use engine::block::{MemoryBlocks, cid_dag_cbor, cid_raw};
 use engine::cbor;
 use engine::format::{
-    Checksum, ChecksumAlgorithm, ChecksumType, ChunkIndex, Commit, ObjectManifest, PartBody, Run,
-    UploadTemplate,
+    Checksum, ChecksumAlgorithm, ChecksumType, ChunkIndex, Commit, ObjectHeaders, ObjectManifest,
+    PartBody, Run, UploadTemplate,
 };
 use engine::mst::{Mst, NodeStore, decode_node, encode_node};
 use engine::segment::{
@@ -79,14 +79,16 @@ fn seeds() -> Vec<Vec<u8>> {
         md5: [1; 16],
         sha256: Some([2; 32]),
         mtime_ms: 3,
-        content_type: Some("t".into()),
-        content_encoding: None,
-        content_disposition: None,
-        content_language: None,
-        cache_control: Some("c".into()),
-        expires: None,
-        website_redirect: None,
-        meta: [("m".to_owned(), "v".to_owned())].into(),
+        headers: ObjectHeaders {
+            content_type: Some("t".into()),
+            content_encoding: None,
+            content_disposition: None,
+            content_language: None,
+            cache_control: Some("c".into()),
+            expires: None,
+            website_redirect: None,
+            meta: [("m".to_owned(), "v".to_owned())].into(),
+        },
         checksum: None,
         body: Some(cid_dag_cbor(&idx.encode())),
         parts: Some(vec![4, 5]),

@@ -7,8 +7,8 @@
 use cid::Cid;
 use engine::block::{MemoryBlocks, cid_dag_cbor, cid_raw};
 use engine::format::{
-    Checksum, ChecksumAlgorithm, ChecksumType, ChunkIndex, Commit, ObjectManifest, Run,
-    chunks::ChildIndex,
+    Checksum, ChecksumAlgorithm, ChecksumType, ChunkIndex, Commit, ObjectHeaders, ObjectManifest,
+    Run, chunks::ChildIndex,
 };
 use md5::{Digest, Md5};
 use std::collections::BTreeMap;
@@ -77,14 +77,16 @@ fn small_manifest() -> ObjectManifest {
         md5: md5_of(b"hello"),
         sha256: None,
         mtime_ms: 1_795_305_600_000,
-        content_type: Some("image/jpeg".into()),
-        content_encoding: None,
-        content_disposition: None,
-        content_language: None,
-        cache_control: None,
-        expires: None,
-        website_redirect: None,
-        meta: BTreeMap::from([("camera".into(), "x100".into())]),
+        headers: ObjectHeaders {
+            content_type: Some("image/jpeg".into()),
+            content_encoding: None,
+            content_disposition: None,
+            content_language: None,
+            cache_control: None,
+            expires: None,
+            website_redirect: None,
+            meta: BTreeMap::from([("camera".into(), "x100".into())]),
+        },
         checksum: None,
         body: Some(cid_dag_cbor(&hello_index().encode())),
         parts: None,
@@ -101,18 +103,20 @@ fn full_manifest() -> ObjectManifest {
         md5: md5_of(b"not the body: multipart md5 is of the whole body"),
         sha256: Some([0xab; 32]),
         mtime_ms: 1_795_305_600_123,
-        content_type: Some("application/pdf".into()),
-        content_encoding: Some("gzip".into()),
-        content_disposition: Some("attachment; filename=\"report.pdf\"".into()),
-        content_language: Some("de-DE".into()),
-        cache_control: Some("max-age=3600".into()),
-        expires: Some("Thu, 01 Dec 2026 16:00:00 GMT".into()),
-        website_redirect: Some("/other".into()),
-        meta: BTreeMap::from([
-            ("a".into(), "1".into()),
-            ("zz".into(), "2".into()),
-            ("b".into(), "ünïcode".into()),
-        ]),
+        headers: ObjectHeaders {
+            content_type: Some("application/pdf".into()),
+            content_encoding: Some("gzip".into()),
+            content_disposition: Some("attachment; filename=\"report.pdf\"".into()),
+            content_language: Some("de-DE".into()),
+            cache_control: Some("max-age=3600".into()),
+            expires: Some("Thu, 01 Dec 2026 16:00:00 GMT".into()),
+            website_redirect: Some("/other".into()),
+            meta: BTreeMap::from([
+                ("a".into(), "1".into()),
+                ("zz".into(), "2".into()),
+                ("b".into(), "ünïcode".into()),
+            ]),
+        },
         checksum: Some(Checksum {
             algorithm: ChecksumAlgorithm::Crc32c,
             kind: ChecksumType::Composite,
@@ -131,8 +135,7 @@ fn empty_manifest() -> ObjectManifest {
         etag: "d41d8cd98f00b204e9800998ecf8427e".into(),
         md5: md5_of(b""),
         body: None,
-        meta: BTreeMap::new(),
-        content_type: None,
+        headers: ObjectHeaders::default(),
         ..small_manifest()
     }
 }
@@ -271,7 +274,7 @@ fn decoders_refuse_altered_blocks() {
     raw_body.body = Some(chunk(b"x"));
     assert!(ObjectManifest::decode(&raw_body.encode()).is_err());
     let mut empty_header = small_manifest();
-    empty_header.content_type = Some(String::new());
+    empty_header.headers.content_type = Some(String::new());
     assert!(ObjectManifest::decode(&empty_header.encode()).is_err());
 
     let mut c = next_commit();

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use engine::checksum::ChecksumHasher;
-use engine::format::{Checksum, ChecksumAlgorithm, ChecksumType};
+use engine::format::{Checksum, ChecksumAlgorithm, ChecksumType, ObjectHeaders};
 use engine::{
     ByteRange, CompleteOptions, CompletePart, Engine, EngineConfig, EngineError, IoMode,
     MIN_PART_BYTES, PartInfo, PutOptions, ShardConfig,
@@ -103,7 +103,10 @@ async fn parts_complete_into_one_object_and_survive_a_restart() {
         let e = Engine::open(config(dir.path(), 1)).expect("start");
         e.create_bucket("mpu").await.unwrap();
         let opts = PutOptions {
-            content_type: Some("text/x-test".into()),
+            headers: ObjectHeaders {
+                content_type: Some("text/x-test".into()),
+                ..ObjectHeaders::default()
+            },
             ..PutOptions::default()
         };
         id = e
@@ -137,7 +140,7 @@ async fn parts_complete_into_one_object_and_survive_a_restart() {
         .collect();
     assert_eq!(m.etag, format!("{}-3", hex(&md5::Md5::digest(&md5s))));
     assert_eq!(m.parts, Some(vec![5 * MIB as u64 + 1, 5 * MIB as u64, 123]));
-    assert_eq!(m.content_type.as_deref(), Some("text/x-test"));
+    assert_eq!(m.headers.content_type.as_deref(), Some("text/x-test"));
     assert_eq!(read(&e, "mpu", "big", None).await, whole);
     // A range across both part boundaries.
     let (first, last) = (5 * MIB as u64 - 10, 10 * MIB as u64 + 5);

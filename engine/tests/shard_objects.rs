@@ -6,6 +6,7 @@ mod common;
 
 use common::{block_on, body_of, collect, open_shard};
 use engine::catalog::MemoryCatalog;
+use engine::format::ObjectHeaders;
 use engine::io::sim::SimDisk;
 use engine::{ByteRange, EngineError, ListRequest, PutOptions, Shard, ShardConfig};
 use md5::{Digest, Md5};
@@ -379,14 +380,20 @@ fn copy_reuses_chunks_and_writes_no_body_bytes() {
         assert!(shard.stats().blocks - blocks_before <= 4);
         assert_eq!(get(&shard, "dst", "o2", None).await.unwrap(), data);
         let replaced = PutOptions {
-            content_type: Some("text/plain".into()),
+            headers: ObjectHeaders {
+                content_type: Some("text/plain".into()),
+                ..ObjectHeaders::default()
+            },
             ..PutOptions::default()
         };
         let c2 = shard
             .copy_object("src", "o", "src", "o", Some(replaced))
             .await
             .unwrap();
-        assert_eq!(c2.manifest.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(
+            c2.manifest.headers.content_type.as_deref(),
+            Some("text/plain")
+        );
         assert_eq!(shard.verify_object("src", "o").await.unwrap(), 50_000);
     });
 }

@@ -12,7 +12,7 @@
 //!   dripped just fast enough to dodge it: `body_min_bytes_per_s` ([`TimedBody`]);
 //! - the requests one connection may carry: `max_requests_per_connection`.
 
-use crate::metrics::Metrics;
+use crate::request_metrics::Metrics;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Request, Response};

@@ -2,7 +2,7 @@
 //! (`s3.rs`, `objects.rs`, `multipart.rs`, `list.rs`, `settings.rs`, ...) shares.
 
 use crate::error::s3_error;
-use crate::metrics::Metrics;
+use crate::request_metrics::Metrics;
 use engine::{Engine, EngineError};
 use s3s::dto::{Owner, Timestamp};
 use s3s::{S3Error, S3ErrorCode, S3Result};

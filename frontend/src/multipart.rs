@@ -5,7 +5,7 @@ use crate::checksum::{ExpectedChecksum, decode_value, echo_checksum};
 use crate::conditions::Conditions;
 use crate::handler::{IngotS3, engine_err, invalid_argument, timestamp};
 use crate::objects::{
-    MAX_PUT_BYTES, declared_length, decode_md5_header, http_date, metadata, signed_sha256,
+    MAX_PUT_BYTES, declared_length, decode_md5_header, signed_sha256, stored_headers,
     write_condition,
 };
 use crate::settings::{check_storage, object_acl, object_storage, refuse_tags};
@@ -213,14 +213,7 @@ impl IngotS3 {
             input.checksum_type.as_ref(),
         )?;
         let opts = PutOptions {
-            content_type: input.content_type.take(),
-            content_encoding: input.content_encoding.take(),
-            content_disposition: input.content_disposition.take(),
-            content_language: input.content_language.take(),
-            cache_control: input.cache_control.take(),
-            expires: input.expires.as_ref().and_then(http_date),
-            website_redirect: input.website_redirect_location.take(),
-            meta: metadata(input.metadata.take())?,
+            headers: stored_headers!(input),
             ..PutOptions::default()
         };
         let up = self

@@ -106,6 +106,25 @@ pub(crate) fn http_date(t: &Timestamp) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
+/// The headers and metadata a PutObject, CopyObject (replacing them) or
+/// CreateMultipartUpload stores: s3s gives each its own input type, with the same field
+/// names. Takes them out of `$input`; `?` on metadata over the size limit.
+macro_rules! stored_headers {
+    ($input:expr) => {
+        engine::format::ObjectHeaders {
+            content_type: $input.content_type.take(),
+            content_encoding: $input.content_encoding.take(),
+            content_disposition: $input.content_disposition.take(),
+            content_language: $input.content_language.take(),
+            cache_control: $input.cache_control.take(),
+            expires: $input.expires.as_ref().and_then($crate::objects::http_date),
+            website_redirect: $input.website_redirect_location.take(),
+            meta: $crate::objects::metadata($input.metadata.take())?,
+        }
+    };
+}
+pub(crate) use stored_headers;
+
 fn parse_http_date(s: &str) -> Option<Timestamp> {
     Timestamp::parse(TimestampFormat::HttpDate, s).ok()
 }
@@ -141,14 +160,15 @@ struct ObjectHeaders {
 }
 
 fn object_headers(m: &ObjectManifest) -> ObjectHeaders {
+    let h = &m.headers;
     ObjectHeaders {
         content_type: Some(
-            m.content_type
+            h.content_type
                 .clone()
                 .unwrap_or_else(|| "binary/octet-stream".to_owned()),
         ),
-        expires: m.expires.as_deref().and_then(parse_http_date),
-        metadata: (!m.meta.is_empty()).then(|| m.meta.clone().into_iter().collect()),
+        expires: h.expires.as_deref().and_then(parse_http_date),
+        metadata: (!h.meta.is_empty()).then(|| h.meta.clone().into_iter().collect()),
     }
 }
 
@@ -167,13 +187,13 @@ macro_rules! object_output {
             e_tag: Some(ETag::Strong(m.etag.clone())),
             last_modified: Some(timestamp(m.mtime_ms)),
             content_type: h.content_type,
-            content_encoding: m.content_encoding.clone(),
-            content_disposition: m.content_disposition.clone(),
-            content_language: m.content_language.clone(),
-            cache_control: m.cache_control.clone(),
+            content_encoding: m.headers.content_encoding.clone(),
+            content_disposition: m.headers.content_disposition.clone(),
+            content_language: m.headers.content_language.clone(),
+            cache_control: m.headers.cache_control.clone(),
             expires: h.expires,
             metadata: h.metadata,
-            website_redirect_location: m.website_redirect.clone(),
+            website_redirect_location: m.headers.website_redirect.clone(),
             parts_count: sel.parts_count,
             $($extra,)*
             ..Default::default()
@@ -300,14 +320,7 @@ impl IngotS3 {
             content_length: Some(length),
             content_md5: decode_md5_header(input.content_md5.as_deref())?,
             content_sha256: signed_sha256(&req.headers)?,
-            content_type: input.content_type.take(),
-            content_encoding: input.content_encoding.take(),
-            content_disposition: input.content_disposition.take(),
-            content_language: input.content_language.take(),
-            cache_control: input.cache_control.take(),
-            expires: input.expires.as_ref().and_then(http_date),
-            website_redirect: input.website_redirect_location.take(),
-            meta: metadata(input.metadata.take())?,
+            headers: stored_headers!(input),
             condition: write_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?,
             late_checksum: late_checksum.clone(),
             ..PutOptions::default()
@@ -541,14 +554,7 @@ impl IngotS3 {
         let opts = replace
             .then(|| -> S3Result<PutOptions> {
                 Ok(PutOptions {
-                    content_type: input.content_type.take(),
-                    content_encoding: input.content_encoding.take(),
-                    content_disposition: input.content_disposition.take(),
-                    content_language: input.content_language.take(),
-                    cache_control: input.cache_control.take(),
-                    expires: input.expires.as_ref().and_then(http_date),
-                    website_redirect: input.website_redirect_location.take(),
-                    meta: metadata(input.metadata.take())?,
+                    headers: stored_headers!(input),
                     checksum: m.checksum.clone(),
                     want_sha256: m.sha256.is_some(),
                     ..PutOptions::default()

@@ -26,6 +26,7 @@ use crate::settings::{AclHeaders, StorageHeaders, check_storage, refuse_tags};
 use crate::virtual_hosts::VirtualHosts;
 use bytes::Bytes;
 use engine::PutOptions;
+use engine::format::ObjectHeaders;
 use futures_core::Stream;
 use hmac::{KeyInit, Mac};
 use hyper::header::{CONNECTION, CONTENT_TYPE, ETAG, HOST, HeaderValue, LOCATION};
@@ -301,7 +302,7 @@ impl FormUploads {
             .filter_map(|(n, v)| Some((n.strip_prefix("x-amz-meta-")?.to_owned(), v.to_owned())))
             .collect();
         let owned = |name| fields.get(name).map(str::to_owned);
-        Ok(PutOptions {
+        let headers = ObjectHeaders {
             content_type: owned("content-type"),
             cache_control: owned("cache-control"),
             content_disposition: owned("content-disposition"),
@@ -309,6 +310,10 @@ impl FormUploads {
             expires,
             website_redirect: owned("x-amz-website-redirect-location"),
             meta: metadata(Some(meta))?,
+            ..ObjectHeaders::default()
+        };
+        Ok(PutOptions {
+            headers,
             ..PutOptions::default()
         })
     }

@@ -5,8 +5,8 @@
 use crate::conn::{BodyLimits, ConnLimits, TimedBody};
 use crate::error_answer::{ErrorAnswer, ErrorSlot};
 use crate::handler::{EngineSlot, IngotS3};
-use crate::metrics::{Metrics, SegmentCounts, render};
 use crate::op_name::OpName;
+use crate::request_metrics::{Metrics, render};
 use crate::tls::{CertStore, Tls, TlsError, TlsFiles};
 use crate::virtual_hosts::VirtualHosts;
 use bytes::Bytes;
@@ -339,11 +339,11 @@ async fn special(
             Some(("HealthReady", resp))
         }
         "/metrics" => {
-            let (shards, segments) = match state.engine.get() {
-                Some(e) => (e.shard_metrics().to_vec(), segment_counts(e)),
-                None => (Vec::new(), SegmentCounts::new()),
-            };
-            let mut r = text(StatusCode::OK, render(&state.metrics, &shards, &segments));
+            let body = render(&state.metrics, |o| match state.engine.get() {
+                Some(e) => e.render_metrics(o),
+                None => engine::metrics::render(o, &[], &Default::default()),
+            });
+            let mut r = text(StatusCode::OK, body);
             r.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -352,18 +352,6 @@ async fn special(
         }
         _ => None,
     }
-}
-
-/// The engine's segment counts, kept in memory: a scrape reads no catalog.
-fn segment_counts(e: &engine::Engine) -> SegmentCounts {
-    e.segment_counts()
-        .iter()
-        .filter(|&(_, _, n)| n > 0)
-        .map(|(plane, state, n)| {
-            let state = format!("{state:?}").to_ascii_lowercase();
-            ((plane.as_str().to_owned(), state), n)
-        })
-        .collect()
 }
 
 async fn handle(

@@ -22,10 +22,8 @@
 use crate::ship_metrics::ShipperMetrics;
 use crate::target::{Target, TargetError};
 use client::Backoff;
-use engine::catalog::{Catalog, SegmentRecord, SegmentState, SegmentUpdate};
-use engine::plane::{car_name, index_name};
-use engine::segment::{Plane, SegmentId};
-use engine::{Engine, EngineError, now_ms};
+use engine::catalog::{Catalog, SegmentRecord, SegmentState};
+use engine::{Engine, EngineError, Plane, SegmentId, car_name, index_name, now_ms};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -216,12 +214,11 @@ impl<C: Catalog + 'static> Shipper<C> {
 
     async fn records(&self) -> Result<Vec<SegmentRecord>, ShipError> {
         self.engine
-            .catalog()
-            .segments()
+            .segment_records()
             .await
-            .map_err(|e| ShipError::Engine {
+            .map_err(|source| ShipError::Engine {
                 segment: "*".into(),
-                source: e.into(),
+                source,
             })
     }
 
@@ -271,18 +268,12 @@ impl<C: Catalog + 'static> Shipper<C> {
             .await
             .map_err(target_err)?;
         self.crash_point(ShipStep::IndexUploaded);
-        let up = SegmentUpdate {
-            location: Some(location.clone()),
-            now_ms: now_ms(),
-            ..SegmentUpdate::default()
-        };
         self.engine
-            .catalog()
-            .transition_segment(id, SegmentState::Sealed, SegmentState::Shipped, up)
+            .mark_shipped(id, location.clone())
             .await
-            .map_err(|e| ShipError::Engine {
+            .map_err(|source| ShipError::Engine {
                 segment: name.clone(),
-                source: e.into(),
+                source,
             })?;
         self.crash_point(ShipStep::MarkedShipped);
         self.metrics.shipped_segments.fetch_add(1, Relaxed);

@@ -3,9 +3,8 @@
 
 use super::{body, client, md5_hex, read_all, settings};
 use aws_sdk_s3::primitives::ByteStream;
-use engine::catalog::{Catalog, SegmentRecord, SegmentState};
-use engine::plane::{car_name, index_name};
-use engine::segment::Plane;
+use engine::catalog::{SegmentRecord, SegmentState};
+use engine::{Plane, car_name, index_name};
 use ingot_engine::config::Settings;
 use ingot_engine::node::Node;
 use ingot_engine::shipping::{PlaneSection, S3Section, ShipSettings, ShipperSection};
@@ -103,7 +102,7 @@ pub async fn check_all(node: &Node, bucket: &str, objs: &BTreeMap<String, Vec<u8
 }
 
 pub async fn segments(node: &Node) -> Vec<SegmentRecord> {
-    node.engine().unwrap().catalog().segments().await.unwrap()
+    node.engine().unwrap().segment_records().await.unwrap()
 }
 
 /// Waits (bounded) until no data segment is sealed or shipped-but-local and the

@@ -1,14 +1,14 @@
 //! A bucket as one CAR file (`docs/format.md` §7): the walk that export, import and
 //! verify share, and the streaming CAR reader import uses.
 //!
-//! - [`walk`]: visits every block reachable from a head commit in the export order,
+//! - `walk`: visits every block reachable from a head commit in the export order,
 //!   checking each one (hash, strict decoding, MST shape, manifest against its chunk
 //!   index and body) and naming the object a damaged block belongs to;
-//! - [`car`]: CAR header and frames read from a stream of byte pieces, each block
+//! - `car`: CAR header and frames read from a stream of byte pieces, each block
 //!   verified against its CID as it arrives.
 
-pub mod car;
-pub mod walk;
+mod car;
+mod walk;
 
 pub use car::{CarError, CarItem, CarStream};
 pub use walk::{

@@ -90,6 +90,7 @@ impl<C: Catalog> CountedCatalog<C> {
 
     /// How many times the whole segment table was read through this catalog: the
     /// shipper reads it at each pass; rendering metrics must not.
+    #[cfg(any(test, feature = "testing"))]
     pub fn segment_scans(&self) -> u64 {
         self.scans.load(Ordering::Relaxed)
     }

@@ -14,13 +14,20 @@
 //! default) and reaches it through [`CountedCatalog`]; outside this module the redb
 //! type is named only as that default and by `Engine::open`, which opens it.
 
+#[cfg(feature = "testing")]
 pub mod conformance;
-pub mod counted;
-pub mod embedded;
-pub mod memory;
+mod counted;
+mod embedded;
+#[cfg(any(test, feature = "testing"))]
+mod memory;
 
-pub use counted::{CountedCatalog, SegmentCounts};
+#[cfg(not(feature = "testing"))]
+pub(crate) use counted::CountedCatalog;
+#[cfg(feature = "testing")]
+pub use counted::CountedCatalog;
+pub use counted::SegmentCounts;
 pub use embedded::{EmbeddedCatalog, EmbeddedStats};
+#[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryCatalog;
 
 use crate::segment::SegmentId;

@@ -3,7 +3,6 @@
 //! history; the newest durable commit is the bucket's head.
 
 use super::{check_cbor_link, open_union, required, write_union};
-use crate::block::cid_dag_cbor;
 use crate::cbor::{self, DecodeError, Decoder};
 use cid::Cid;
 
@@ -43,8 +42,9 @@ impl Commit {
         buf
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn cid(&self) -> Cid {
-        cid_dag_cbor(&self.encode())
+        crate::block::cid_dag_cbor(&self.encode())
     }
 
     /// Strict decoding of an untrusted commit block.

@@ -86,6 +86,21 @@ pub struct Checksum {
     pub value: Vec<u8>,
 }
 
+/// The headers and user metadata an object is stored with and served back with: what
+/// a PUT sets, a multipart upload fixes at creation, and a copy keeps or replaces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectHeaders {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
+    pub website_redirect: Option<String>,
+    /// User metadata (`x-amz-meta-*`), names lower-cased, without the prefix.
+    pub meta: BTreeMap<String, String>,
+}
+
 /// Everything S3 knows about an object except its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectManifest {
@@ -100,15 +115,7 @@ pub struct ObjectManifest {
     pub sha256: Option<[u8; 32]>,
     /// Last-modified, milliseconds since the Unix epoch.
     pub mtime_ms: u64,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_language: Option<String>,
-    pub cache_control: Option<String>,
-    pub expires: Option<String>,
-    pub website_redirect: Option<String>,
-    /// User metadata (`x-amz-meta-*`), names lower-cased, without the prefix.
-    pub meta: BTreeMap<String, String>,
+    pub headers: ObjectHeaders,
     pub checksum: Option<Checksum>,
     /// The chunk index; `None` exactly when the body is empty.
     pub body: Option<Cid>,
@@ -138,14 +145,7 @@ impl ObjectManifest {
             md5,
             sha256: None,
             mtime_ms,
-            content_type: None,
-            content_encoding: None,
-            content_disposition: None,
-            content_language: None,
-            cache_control: None,
-            expires: None,
-            website_redirect: None,
-            meta: BTreeMap::new(),
+            headers: ObjectHeaders::default(),
             checksum: None,
             body,
             parts: None,
@@ -191,29 +191,30 @@ impl ObjectManifest {
             cbor::write_text(&mut fields, u);
             n += 1;
         }
-        opt_text(&mut fields, &mut n, "cc", &self.cache_control);
-        opt_text(&mut fields, &mut n, "cd", &self.content_disposition);
-        opt_text(&mut fields, &mut n, "ce", &self.content_encoding);
+        let h = &self.headers;
+        opt_text(&mut fields, &mut n, "cc", &h.cache_control);
+        opt_text(&mut fields, &mut n, "cd", &h.content_disposition);
+        opt_text(&mut fields, &mut n, "ce", &h.content_encoding);
         if let Some(c) = &self.checksum {
             cbor::write_text(&mut fields, "ck");
             write_checksum(&mut fields, c);
             n += 1;
         }
-        opt_text(&mut fields, &mut n, "cl", &self.content_language);
-        opt_text(&mut fields, &mut n, "ct", &self.content_type);
-        opt_text(&mut fields, &mut n, "ex", &self.expires);
-        if !self.meta.is_empty() {
+        opt_text(&mut fields, &mut n, "cl", &h.content_language);
+        opt_text(&mut fields, &mut n, "ct", &h.content_type);
+        opt_text(&mut fields, &mut n, "ex", &h.expires);
+        if !h.meta.is_empty() {
             cbor::write_text(&mut fields, "md");
-            cbor::write_map(&mut fields, self.meta.len());
-            let mut names: Vec<&String> = self.meta.keys().collect();
+            cbor::write_map(&mut fields, h.meta.len());
+            let mut names: Vec<&String> = h.meta.keys().collect();
             names.sort_by(|a, b| cbor::canonical_key_cmp(a, b));
             for name in names {
                 cbor::write_text(&mut fields, name);
-                cbor::write_text(&mut fields, &self.meta[name]);
+                cbor::write_text(&mut fields, &h.meta[name]);
             }
             n += 1;
         }
-        opt_text(&mut fields, &mut n, "wr", &self.website_redirect);
+        opt_text(&mut fields, &mut n, "wr", &h.website_redirect);
 
         let mut buf = Vec::with_capacity(fields.len() + 24);
         write_union(&mut buf, MANIFEST_TAG);
@@ -359,14 +360,16 @@ impl Partial {
             md5: required(self.md5, "m (md5)")?,
             sha256: self.sha256,
             mtime_ms: required(self.mtime_ms, "t (mtime)")?,
-            cache_control: text("cc"),
-            content_disposition: text("cd"),
-            content_encoding: text("ce"),
-            content_language: text("cl"),
-            content_type: text("ct"),
-            expires: text("ex"),
-            website_redirect: text("wr"),
-            meta: self.meta,
+            headers: ObjectHeaders {
+                cache_control: text("cc"),
+                content_disposition: text("cd"),
+                content_encoding: text("ce"),
+                content_language: text("cl"),
+                content_type: text("ct"),
+                expires: text("ex"),
+                website_redirect: text("wr"),
+                meta: self.meta,
+            },
             checksum: self.checksum,
             body,
             parts: self.parts,

@@ -10,15 +10,34 @@
 //! non-canonical bytes are all refused) because blocks may arrive from an import or the
 //! cold tier.
 
+#[cfg(feature = "testing")]
 pub mod chunks;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod chunks;
+#[cfg(feature = "testing")]
 pub mod commit;
-pub mod manifest;
-pub mod upload;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod commit;
+mod manifest;
+mod upload;
 
-pub use chunks::{ChunkIndex, ChunkRef, Run, build_chunk_index};
-pub use commit::Commit;
-pub use manifest::{Checksum, ChecksumAlgorithm, ChecksumType, ObjectManifest};
-pub use upload::{PartBody, UploadTemplate};
+// What the engine's API carries: a stored object's manifest and headers, its checksum,
+// a multipart upload's template.
+pub use manifest::{Checksum, ChecksumAlgorithm, ChecksumType, ObjectHeaders, ObjectManifest};
+pub use upload::UploadTemplate;
+// The engine's own blocks: public only to tests and fuzzers.
+#[cfg(feature = "testing")]
+pub use {
+    chunks::{ChunkIndex, ChunkRef, Run, build_chunk_index},
+    commit::Commit,
+    upload::PartBody,
+};
+#[cfg(not(feature = "testing"))]
+pub(crate) use {
+    chunks::{ChunkIndex, ChunkRef, Run, build_chunk_index},
+    commit::Commit,
+    upload::PartBody,
+};
 
 use crate::block::{CODEC_DAG_CBOR, MH_SHA2_256};
 use crate::cbor::{DecodeError, Decoder};

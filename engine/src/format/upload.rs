@@ -88,6 +88,7 @@ pub struct PartBody {
 
 impl PartBody {
     /// The part's length in bytes.
+    #[cfg(any(test, feature = "testing"))]
     pub fn size(&self) -> u64 {
         self.runs.iter().map(|r| r.len).sum()
     }
@@ -232,8 +233,8 @@ mod tests {
     #[test]
     fn templates_round_trip_with_and_without_a_checksum() {
         let mut m = ObjectManifest::new("a/b".into(), 0, [0; 16], 7, None);
-        m.content_type = Some("text/plain".into());
-        m.meta.insert("k".into(), "v".into());
+        m.headers.content_type = Some("text/plain".into());
+        m.headers.meta.insert("k".into(), "v".into());
         for checksum in [
             None,
             Some((ChecksumAlgorithm::Sha256, ChecksumType::Composite)),

@@ -15,15 +15,13 @@ use crate::api::{
     BodyDigests, BodyReceiver, BucketHead, BucketInfo, ByteRange, GetOutcome, INLINE_BODY_BYTES,
     ListRequest, ListResponse, ObjectInfo, PutOptions, body_channel,
 };
-use crate::catalog::{Catalog, CountedCatalog, EmbeddedCatalog, SegmentCounts};
+use crate::catalog::{Catalog, CountedCatalog, EmbeddedCatalog};
 use crate::data_dir;
 use crate::error::{EngineError, EngineResult, validate_bucket_name};
 use crate::io::any::AnyDisk;
 use crate::io::std_disk::StdDisk;
 use crate::io::uring::UringDisk;
 use crate::metrics::ShardMetrics;
-use crate::plane::{car_name, index_name};
-use crate::segment::SegmentId;
 use crate::shard::{HashedPut, Shard, ShardConfig, join};
 use bytes::Bytes;
 use sha2::Digest;
@@ -37,6 +35,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 mod car_jobs;
+mod lifecycle;
 mod multipart;
 mod replies;
 pub mod upload_pages;
@@ -370,16 +369,6 @@ impl<C: Catalog + 'static> Engine<C> {
     /// Whether shards use io_uring (false: the blocking fallback).
     pub fn uses_io_uring(&self) -> bool {
         self.uring
-    }
-
-    /// The catalog, through the wrapper that keeps the segment counts.
-    pub fn catalog(&self) -> &Arc<CountedCatalog<C>> {
-        &self.catalog
-    }
-
-    /// Segment records by plane and lifecycle state, kept in memory (no catalog read).
-    pub fn segment_counts(&self) -> SegmentCounts {
-        self.catalog.segment_counts()
     }
 
     /// Each shard's metrics, by shard id.
@@ -720,30 +709,6 @@ impl<C: Catalog + 'static> Engine<C> {
         let (b, k) = (bucket.to_owned(), key.to_owned());
         self.call(id, move |s| async move { s.verify_object(&b, &k).await })
             .await
-    }
-
-    /// A sealed segment's local CAR file and index file.
-    pub fn segment_paths(&self, id: SegmentId) -> (PathBuf, PathBuf) {
-        let dir = data_dir::shard_dir(&self.data_dir, id.shard);
-        (dir.join(car_name(id)), dir.join(index_name(id)))
-    }
-
-    /// Retires a shipped segment (see [`Shard::retire_segment`]): `Ok(false)` when it
-    /// must stay local for now.
-    pub async fn retire_segment(&self, id: SegmentId) -> EngineResult<bool> {
-        self.call(id.shard, move |s| async move {
-            s.retire_segment(id.plane, id.seq).await
-        })
-        .await
-    }
-
-    /// Segments sealed by every shard since the start: a cheap way to notice that the
-    /// catalog holds new sealed segments.
-    pub fn segments_sealed(&self) -> u64 {
-        self.metrics
-            .iter()
-            .map(|m| m.segments_sealed.load(std::sync::atomic::Ordering::Relaxed))
-            .sum()
     }
 
     /// Clean shutdown: every shard commits what is queued, seals its segments and

@@ -1,11 +1,12 @@
 //! The I/O seam: the few file operations the plane logs need, behind traits of our own,
 //! so the same log code runs on the io_uring runtime, on plain blocking files, and on a
-//! simulated disk with crashes and injected faults ([`sim::SimDisk`]).
+//! simulated disk with crashes and injected faults (`sim::SimDisk`, built for tests only).
 //!
 //! Writes take owned, page-aligned buffers at page-aligned offsets (what O_DIRECT and
 //! io_uring need); a write returns its buffer for reuse.
 
 pub mod any;
+#[cfg(any(test, feature = "testing"))]
 pub mod sim;
 pub mod std_disk;
 pub mod uring;
@@ -49,6 +50,7 @@ impl AlignedBuf {
         self.len
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

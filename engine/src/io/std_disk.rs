@@ -34,6 +34,7 @@ impl StdDisk {
     }
 
     /// Whether files are opened with O_DIRECT (false after a filesystem refused it).
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_direct(&self) -> bool {
         self.direct.load(Ordering::Relaxed)
     }

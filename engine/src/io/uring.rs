@@ -12,7 +12,7 @@ use monoio::buf::{IoBuf, IoBufMut};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 /// A directory of plane-log files, driven by the current thread's monoio runtime.
 #[derive(Debug)]
@@ -47,8 +47,9 @@ impl UringDisk {
     }
 
     /// Whether files are opened with O_DIRECT (false after a filesystem refused it).
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_direct(&self) -> bool {
-        self.direct.load(Ordering::Relaxed)
+        self.direct.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn open_with(&self, name: &str, create: bool) -> io::Result<UringFile> {

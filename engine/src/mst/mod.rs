@@ -13,16 +13,25 @@ pub mod list;
 pub mod node;
 pub mod store;
 pub mod tree;
+#[cfg(any(test, feature = "testing"))]
 pub mod verify;
 pub mod walk;
 
-pub use key::{KeyError, MAX_KEY_BYTES, key_height, validate_key};
-pub use list::{ListItem, ListPage, ListQuery, Lister};
-pub use node::{MAX_NODE_ENTRIES, Node, NodeCid, NodeError, decode_node, encode_node};
-pub use store::{DEFAULT_NODE_CACHE_BYTES, NodeCache, NodeLoader, NodeStore};
+pub use key::{KeyError, validate_key};
+pub use list::{ListItem, ListQuery, Lister};
+pub use node::{MAX_NODE_ENTRIES, NodeCid, NodeError, decode_node};
+pub use store::NodeStore;
 pub use tree::Mst;
-pub use verify::{TreeStats, verify_tree};
-pub use walk::Walker;
+// Reached by tests, benchmarks and fuzzers only.
+#[cfg(feature = "testing")]
+pub use {
+    key::{MAX_KEY_BYTES, key_height},
+    list::ListPage,
+    node::{Node, encode_node},
+    store::{DEFAULT_NODE_CACHE_BYTES, NodeCache, NodeLoader},
+    verify::{TreeStats, verify_tree},
+    walk::Walker,
+};
 
 use crate::block::SourceError;
 use cid::Cid;
@@ -45,6 +54,7 @@ pub enum MstError {
     #[error("invalid tree node {cid}: {err}")]
     BadNode { cid: NodeCid, err: NodeError },
     #[error("tree node {0} holds a key outside the gap its parent gives it")]
+    #[cfg(any(test, feature = "testing"))]
     KeyOutsideGap(NodeCid),
     #[error("root {0} is not a CIDv1 dag-cbor sha2-256 link")]
     BadRootLink(Box<Cid>),

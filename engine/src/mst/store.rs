@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Default node cache budget.
+#[cfg(any(test, feature = "testing"))]
 pub const DEFAULT_NODE_CACHE_BYTES: usize = 64 << 20;
 
 #[derive(Debug)]
@@ -159,20 +160,24 @@ impl NodeCache {
     }
 
     /// Nodes held now.
+    #[cfg(any(test, feature = "testing"))]
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
     /// Estimated heap bytes held.
+    #[cfg(any(test, feature = "testing"))]
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// (hits, misses) since creation.
+    #[cfg(any(test, feature = "testing"))]
     pub fn stats(&self) -> (u64, u64) {
         (self.hits, self.misses)
     }
@@ -206,14 +211,17 @@ impl<S: BlockSource> NodeStore<S> {
         }
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn source(&self) -> &S {
         &self.source
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn source_mut(&mut self) -> &mut S {
         &mut self.source
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn cache(&self) -> &NodeCache {
         &self.cache
     }

@@ -328,6 +328,7 @@ impl Mst {
     }
 
     /// The root CID if every change has been committed.
+    #[cfg(any(test, feature = "testing"))]
     pub fn root_cid(&self) -> Option<Cid> {
         match &self.root {
             None => Some(NodeCid::empty_tree().to_cid()),

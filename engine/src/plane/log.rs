@@ -758,6 +758,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
     }
 
     /// Bytes appended to the open segment and not yet written.
+    #[cfg(any(test, feature = "testing"))]
     pub fn unwritten_bytes(&self) -> u64 {
         self.open.as_ref().map_or(0, OpenSegment::unwritten_bytes)
     }
@@ -768,11 +769,13 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
     }
 
     /// Whether the log refuses writes after an I/O failure.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_poisoned(&self) -> bool {
         self.check().is_err()
     }
 
     /// Logical end of the open segment (where the next frame goes).
+    #[cfg(any(test, feature = "testing"))]
     pub fn open_end(&self) -> Option<(u64, u64)> {
         self.open.as_ref().map(|s| (s.id().seq, s.end()))
     }
@@ -811,6 +814,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
     }
 
     /// Makes every appended block durable (one write and one fdatasync).
+    #[cfg(any(test, feature = "testing"))]
     pub async fn commit(&mut self) -> Result<(), PlaneError> {
         self.check()?;
         self.harvest_sealing().await?;
@@ -820,6 +824,7 @@ impl<D: Disk + 'static, C: Catalog> PlaneLog<D, C> {
     }
 
     /// Reads a block's bytes (the caller verifies them against the CID).
+    #[cfg(any(test, feature = "testing"))]
     pub async fn read(&self, loc: Location) -> Result<Vec<u8>, PlaneError> {
         self.source(loc)?.read().await
     }

@@ -13,8 +13,14 @@ pub mod segment;
 pub mod spare;
 pub mod tail;
 
-pub use log::{CommitJob, Location, PlaneConfig, PlaneLog, PlaneRecovery};
-pub use segment::{BlockSource, OpenSegment, Recovered, car_name, index_name, recover};
+pub use log::{Location, PlaneConfig, PlaneLog};
+pub use segment::{car_name, index_name};
+// Reached by tests and benchmarks only.
+#[cfg(feature = "testing")]
+pub use {
+    log::{CommitJob, PlaneRecovery},
+    segment::{BlockSource, OpenSegment, Recovered, recover},
+};
 
 /// Plane-log failures.
 #[derive(Debug, thiserror::Error)]

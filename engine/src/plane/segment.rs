@@ -107,6 +107,7 @@ impl<F: SegmentFile> OpenSegment<F> {
 
     /// Reopens a segment found by recovery: its valid frames end at `recovered.end`.
     /// Later appends overwrite whatever followed (a torn tail).
+    #[cfg(any(test, feature = "testing"))]
     pub async fn reopen(file: F, recovered: &Recovered) -> Result<Self, PlaneError> {
         let bytes = file.read_at(0, recovered.end as usize).await?;
         Self::reopen_from(file, recovered, bytes).await
@@ -166,6 +167,7 @@ impl<F: SegmentFile> OpenSegment<F> {
     }
 
     /// Everything below this offset is durable.
+    #[cfg(any(test, feature = "testing"))]
     pub fn durable_end(&self) -> u64 {
         self.durable_end
     }
@@ -250,6 +252,7 @@ impl<F: SegmentFile> OpenSegment<F> {
     }
 
     /// Bytes appended but not yet written to the file.
+    #[cfg(any(test, feature = "testing"))]
     pub fn unwritten_bytes(&self) -> u64 {
         self.end - self.tail_offset
     }
@@ -345,6 +348,7 @@ impl<F: SegmentFile> OpenSegment<F> {
     }
 
     /// Reads `len` bytes at `offset` (durable or not yet committed).
+    #[cfg(any(test, feature = "testing"))]
     pub async fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, PlaneError> {
         self.source(offset, len)?.read().await
     }
@@ -439,11 +443,13 @@ pub struct Recovered {
 /// Scans an open segment frame by frame, verifying each block against its CID, and
 /// stops at the first torn, zero or invalid frame. `None` when not even the header is
 /// valid (the segment never had a durable commit).
+#[cfg(any(test, feature = "testing"))]
 pub async fn recover<F: SegmentFile>(file: &F) -> Result<Option<Recovered>, PlaneError> {
     recover_with(file, &mut |_, _, _| {}).await
 }
 
 /// [`recover`], showing each valid block (CID, offset, bytes) to `visit` as it is found.
+#[cfg(any(test, feature = "testing"))]
 pub async fn recover_with<F: SegmentFile>(
     file: &F,
     visit: &mut dyn FnMut(&Cid, u64, &[u8]),

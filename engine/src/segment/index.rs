@@ -17,7 +17,7 @@
 
 use super::frame::{FrameError, Frames, read_header};
 use super::{Plane, SegmentId};
-use crate::block::{CODEC_DAG_CBOR, CODEC_RAW, cid_from_sha256, sha256_digest};
+use crate::block::{CODEC_DAG_CBOR, CODEC_RAW, sha256_digest};
 use cid::Cid;
 use sha2::{Digest, Sha256};
 
@@ -37,8 +37,9 @@ pub struct IndexEntry {
 }
 
 impl IndexEntry {
+    #[cfg(any(test, feature = "testing"))]
     pub fn cid(&self) -> Cid {
-        cid_from_sha256(u64::from(self.codec), self.digest)
+        crate::block::cid_from_sha256(u64::from(self.codec), self.digest)
     }
 }
 
@@ -77,6 +78,7 @@ impl SegmentIndex {
     }
 
     /// Where `cid` is in the segment.
+    #[cfg(any(test, feature = "testing"))]
     pub fn get(&self, cid: &Cid) -> Option<IndexEntry> {
         let (digest, codec) = key(cid)?;
         let i = self

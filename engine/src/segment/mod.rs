@@ -6,8 +6,14 @@
 pub mod frame;
 pub mod index;
 
-pub use frame::{FrameError, Frames, read_frame, read_header, write_frame, write_header};
-pub use index::{IndexEntry, IndexError, SegmentIndex, SegmentIndexBuilder};
+pub use frame::{FrameError, Frames, write_header};
+pub use index::{SegmentIndex, SegmentIndexBuilder};
+// Reached by tests, benchmarks and fuzzers only.
+#[cfg(feature = "testing")]
+pub use {
+    frame::{read_frame, read_header, write_frame},
+    index::{IndexEntry, IndexError},
+};
 
 use crate::block::{CODEC_DAG_CBOR, MH_IDENTITY};
 use crate::cbor;

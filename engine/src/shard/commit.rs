@@ -42,6 +42,7 @@ use tokio::sync::oneshot;
 
 /// A snapshot of a shard's state, for health and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg(any(test, feature = "testing"))]
 pub struct ShardStats {
     pub buckets: usize,
     pub blocks: usize,
@@ -661,6 +662,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
             .await
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub fn stats(&self) -> ShardStats {
         ShardStats {
             buckets: self.buckets.borrow().len(),

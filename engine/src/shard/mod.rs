@@ -42,8 +42,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 
-pub use car_tasks::{EXPORT_CHANNEL_BLOCKS, ExportReceiver};
-pub use commit::ShardStats;
+pub use car_tasks::ExportReceiver;
+#[cfg(feature = "testing")]
+pub use {car_tasks::EXPORT_CHANNEL_BLOCKS, commit::ShardStats};
 pub(crate) use join::join;
 pub use multipart::{CompleteOptions, CompletePart, MAX_PARTS, MIN_PART_BYTES, StoredPart};
 pub(crate) use objects::HashedPut;
@@ -226,6 +227,7 @@ pub(crate) fn mst_error(e: MstError) -> EngineError {
 }
 
 impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
+    #[cfg(any(test, feature = "testing"))]
     pub fn id(&self) -> u32 {
         self.id
     }
@@ -270,6 +272,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     }
 
     /// Names of the buckets on this shard.
+    #[cfg(any(test, feature = "testing"))]
     pub fn bucket_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.buckets.borrow().keys().cloned().collect();
         v.sort();
@@ -293,6 +296,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
             .ok_or_else(|| EngineError::NoSuchBucket(bucket.to_owned()))
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn locate(&self, cid: &Cid) -> EngineResult<(BlockKey, Option<BlockLoc>)> {
         let key = block_key(cid)?;
         Ok((key, self.blocks.index.borrow().get(&key)))
@@ -308,6 +312,7 @@ impl<D: Disk + 'static, C: Catalog> Shard<D, C> {
     }
 
     /// The plane a block is stored in, if the shard holds it (for tools and tests).
+    #[cfg(any(test, feature = "testing"))]
     pub fn block_plane(&self, cid: &Cid) -> Option<Plane> {
         self.locate(cid).ok()?.1.map(|l| l.plane())
     }

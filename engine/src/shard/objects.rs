@@ -169,6 +169,7 @@ impl<D: Disk + 'static, C: Catalog + 'static> Shard<D, C> {
     /// Stores an object from a streamed body. The body is chunked, hashed and appended
     /// as it arrives; the object becomes visible, and the call returns, only after the
     /// group commit that includes it is durable.
+    #[cfg(any(test, feature = "testing"))]
     pub async fn put_object(
         &self,
         bucket: &str,

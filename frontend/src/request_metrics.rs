@@ -1,7 +1,8 @@
-//! Request metrics and the Prometheus text exposition of `/metrics`.
+//! Request metrics and the Prometheus text exposition of `/metrics`: the frontend's
+//! own lines, the engine's (rendered by the engine), then the other sources'.
 
 use crate::conn::CutReason;
-use engine::metrics::{Histogram, LATENCY_BOUNDS_US, ShardMetrics};
+use engine::metrics::{Histogram, help, histogram};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -77,11 +78,9 @@ impl Metrics {
     }
 }
 
-/// Segment counts by plane and lifecycle state, as the catalog records them.
-pub type SegmentCounts = BTreeMap<(String, String), u64>;
-
-/// The Prometheus text format of everything the node measures.
-pub fn render(m: &Metrics, shards: &[Arc<ShardMetrics>], segments: &SegmentCounts) -> String {
+/// The Prometheus text format of everything the node measures; `engine_lines` writes
+/// the engine's part (its shards and segments) after the connection metrics.
+pub fn render(m: &Metrics, engine_lines: impl FnOnce(&mut String)) -> String {
     let mut out = String::with_capacity(8192);
     let o = &mut out;
     help(
@@ -126,19 +125,7 @@ pub fn render(m: &Metrics, shards: &[Arc<ShardMetrics>], segments: &SegmentCount
     );
     let _ = writeln!(o, "ingot_connections_total {}", m.connections.load(Relaxed));
     connection_metrics(o, m);
-    shard_metrics(o, shards);
-    help(
-        o,
-        "ingot_segments",
-        "gauge",
-        "Segments by plane and lifecycle state.",
-    );
-    for ((plane, state), n) in segments {
-        let _ = writeln!(
-            o,
-            "ingot_segments{{plane=\"{plane}\",state=\"{state}\"}} {n}"
-        );
-    }
+    engine_lines(o);
     if let Ok(sources) = m.sources.lock() {
         for s in sources.iter() {
             s.render(o);
@@ -186,145 +173,11 @@ fn connection_metrics(o: &mut String, m: &Metrics) {
     }
 }
 
-/// A shard counter: its name, its help text, and how to read it.
-type ShardCounter = (&'static str, &'static str, fn(&ShardMetrics) -> u64);
-
-/// The per-shard counters, each exported with a `shard` label.
-const SHARD_COUNTERS: [ShardCounter; 18] = [
-    ("ingot_commit_batches_total", "Group commits.", |s| {
-        s.batches.load(Relaxed)
-    }),
-    (
-        "ingot_commit_ops_total",
-        "Operations committed (sum of batch sizes).",
-        |s| s.batch_ops.load(Relaxed),
-    ),
-    ("ingot_shard_puts_total", "Objects stored.", |s| {
-        s.puts.load(Relaxed)
-    }),
-    ("ingot_shard_put_bytes_total", "Object bytes stored.", |s| {
-        s.put_bytes.load(Relaxed)
-    }),
-    ("ingot_shard_gets_total", "Objects read.", |s| {
-        s.gets.load(Relaxed)
-    }),
-    ("ingot_shard_deletes_total", "Keys deleted.", |s| {
-        s.deletes.load(Relaxed)
-    }),
-    ("ingot_shard_lists_total", "LIST pages served.", |s| {
-        s.lists.load(Relaxed)
-    }),
-    (
-        "ingot_shard_chunk_bytes_written_total",
-        "Body chunk bytes appended to the data plane (after deduplication).",
-        |s| s.chunk_bytes_written.load(Relaxed),
-    ),
-    ("ingot_shard_parts_total", "Multipart parts stored.", |s| {
-        s.parts.load(Relaxed)
-    }),
-    (
-        "ingot_shard_uploads_completed_total",
-        "Multipart uploads completed.",
-        |s| s.uploads_completed.load(Relaxed),
-    ),
-    ("ingot_block_cache_hits_total", "Block cache hits.", |s| {
-        s.block_cache_hits.load(Relaxed)
-    }),
-    (
-        "ingot_block_cache_misses_total",
-        "Block cache misses.",
-        |s| s.block_cache_misses.load(Relaxed),
-    ),
-    (
-        "ingot_segments_sealed_total",
-        "Segments sealed since start.",
-        |s| s.segments_sealed.load(Relaxed),
-    ),
-    (
-        "ingot_segments_retired_total",
-        "Shipped segments whose local copy was retired since start.",
-        |s| s.segments_retired.load(Relaxed),
-    ),
-    (
-        "ingot_shard_no_space_refusals_total",
-        "Group commits and streamed bodies refused with 507: no room on the disk (the shard stays healthy).",
-        |s| s.no_space_refusals.load(Relaxed),
-    ),
-    (
-        "ingot_cold_reads_total",
-        "Blocks read from the cold tier (their segment was retired).",
-        |s| s.cold_reads.load(Relaxed),
-    ),
-    (
-        "ingot_cold_read_bytes_total",
-        "Bytes read from the cold tier.",
-        |s| s.cold_read_bytes.load(Relaxed),
-    ),
-    (
-        "ingot_cold_read_errors_total",
-        "Cold-tier reads that failed.",
-        |s| s.cold_read_errors.load(Relaxed),
-    ),
-];
-
-/// Writes the per-shard counters, poisoned gauges and fsync histograms.
-pub fn shard_metrics(o: &mut String, shards: &[Arc<ShardMetrics>]) {
-    for (name, text, get) in SHARD_COUNTERS {
-        help(o, name, "counter", text);
-        for (i, s) in shards.iter().enumerate() {
-            let _ = writeln!(o, "{name}{{shard=\"{i}\"}} {}", get(s));
-        }
-    }
-    help(
-        o,
-        "ingot_shard_poisoned",
-        "gauge",
-        "1 when the shard stopped after an I/O failure.",
-    );
-    for (i, s) in shards.iter().enumerate() {
-        let p = u8::from(s.poisoned.load(Relaxed));
-        let _ = writeln!(o, "ingot_shard_poisoned{{shard=\"{i}\"}} {p}");
-    }
-    for (name, text, pick) in [
-        (
-            "ingot_data_fsync_seconds",
-            "fdatasync latency of the data plane.",
-            (|s: &ShardMetrics| &s.data_fsync) as fn(&ShardMetrics) -> &Histogram,
-        ),
-        (
-            "ingot_catalog_fsync_seconds",
-            "fdatasync latency of the meta plane.",
-            |s: &ShardMetrics| &s.meta_fsync,
-        ),
-    ] {
-        help(o, name, "histogram", text);
-        for (i, s) in shards.iter().enumerate() {
-            histogram(o, name, &format!("shard=\"{i}\""), pick(s));
-        }
-    }
-}
-
-/// Writes `# HELP` and `# TYPE` lines (for [`MetricsSource`]s too).
-pub fn help(o: &mut String, name: &str, kind: &str, text: &str) {
-    let _ = writeln!(o, "# HELP {name} {text}\n# TYPE {name} {kind}");
-}
-
-fn histogram(o: &mut String, name: &str, labels: &str, h: &Histogram) {
-    let counts = h.counts();
-    let mut cumulative = 0;
-    for (i, bound_us) in LATENCY_BOUNDS_US.iter().enumerate() {
-        cumulative += counts.get(i).copied().unwrap_or(0);
-        let le = *bound_us as f64 / 1e6;
-        let _ = writeln!(o, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
-    }
-    let _ = writeln!(o, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count());
-    let _ = writeln!(o, "{name}_sum{{{labels}}} {}", h.sum_us() as f64 / 1e6);
-    let _ = writeln!(o, "{name}_count{{{labels}}} {}", h.count());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::catalog::SegmentCounts;
+    use engine::metrics::ShardMetrics;
 
     #[derive(Debug)]
     struct Extra;
@@ -339,7 +192,9 @@ mod tests {
     fn added_sources_render_once_after_the_node_metrics() {
         let m = Metrics::default();
         m.add_source(Arc::new(Extra));
-        let text = render(&m, &[], &SegmentCounts::new());
+        let text = render(&m, |o| {
+            engine::metrics::render(o, &[], &SegmentCounts::default())
+        });
         assert_eq!(text.matches("ingot_extra 7\n").count(), 1, "{text}");
         assert_eq!(text.matches("# TYPE ingot_extra gauge").count(), 1);
         assert!(text.find("ingot_extra").unwrap() > text.find("ingot_segments").unwrap());
@@ -351,11 +206,10 @@ mod tests {
         m.record("PutObject", 200, Duration::from_micros(150));
         m.record("PutObject", 200, Duration::from_millis(20));
         m.record("GetObject", 404, Duration::from_micros(10));
-        let text = render(
-            &m,
-            &[Arc::new(ShardMetrics::default())],
-            &SegmentCounts::new(),
-        );
+        let text = render(&m, |o| {
+            let shards = [Arc::new(ShardMetrics::default())];
+            engine::metrics::render(o, &shards, &SegmentCounts::default())
+        });
         assert!(text.contains("ingot_requests_total{op=\"PutObject\",status=\"200\"} 2"));
         assert!(text.contains("ingot_requests_total{op=\"GetObject\",status=\"404\"} 1"));
         assert!(text.contains("ingot_request_duration_seconds_count{op=\"PutObject\"} 2"));
