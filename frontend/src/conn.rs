@@ -12,7 +12,7 @@
 //!   dripped just fast enough to dodge it: `body_min_bytes_per_s` ([`TimedBody`]);
 //! - the requests one connection may carry: `max_requests_per_connection`.
 
-use crate::request_metrics::Metrics;
+use crate::request_metrics::{CutReason, Metrics};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Request, Response};
@@ -57,35 +57,6 @@ impl Default for ConnLimits {
             body_min_bytes_per_s: 1024,
             max_requests_per_connection: 1000,
             tls_handshake_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Why the node cut a connection, for `ingot_connections_cut_total{reason}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum CutReason {
-    /// No (complete) request head within the header read timeout, idle time included.
-    HeadTimeout,
-    BodyTimeout,
-    TlsHandshakeTimeout,
-    /// The keep-alive cap was reached.
-    MaxRequests,
-}
-
-impl CutReason {
-    pub const ALL: [CutReason; 4] = [
-        Self::HeadTimeout,
-        Self::BodyTimeout,
-        Self::TlsHandshakeTimeout,
-        Self::MaxRequests,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::HeadTimeout => "head_timeout",
-            Self::BodyTimeout => "body_timeout",
-            Self::TlsHandshakeTimeout => "tls_handshake_timeout",
-            Self::MaxRequests => "max_requests",
         }
     }
 }

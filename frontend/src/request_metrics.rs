@@ -1,13 +1,41 @@
 //! Request metrics and the Prometheus text exposition of `/metrics`: the frontend's
 //! own lines, the engine's (rendered by the engine), then the other sources'.
 
-use crate::conn::CutReason;
 use engine::metrics::{Histogram, help, histogram};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Why the node cut a connection, for `ingot_connections_cut_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CutReason {
+    /// No (complete) request head within the header read timeout, idle time included.
+    HeadTimeout,
+    BodyTimeout,
+    TlsHandshakeTimeout,
+    /// The keep-alive cap was reached.
+    MaxRequests,
+}
+
+impl CutReason {
+    pub const ALL: [CutReason; 4] = [
+        Self::HeadTimeout,
+        Self::BodyTimeout,
+        Self::TlsHandshakeTimeout,
+        Self::MaxRequests,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::HeadTimeout => "head_timeout",
+            Self::BodyTimeout => "body_timeout",
+            Self::TlsHandshakeTimeout => "tls_handshake_timeout",
+            Self::MaxRequests => "max_requests",
+        }
+    }
+}
 
 /// Counters of the HTTP side. Cheap to update from any thread.
 #[derive(Debug, Default)]

@@ -2,6 +2,7 @@
 //! catalog, so an upload survives a restart; part bodies go to the bucket's shard like
 //! a PUT's, and a part is recorded only after its chunks are durable.
 
+use super::upload_pages::upload_info;
 use super::{Engine, hashing_forward, join};
 use crate::api::{
     BodyReceiver, ByteRange, ObjectInfo, PartInfo, PutOptions, UploadInfo, UploadListing,
@@ -22,18 +23,6 @@ fn new_upload_id() -> EngineResult<String> {
         message: format!("no randomness for an upload id: {e}"),
     })?;
     Ok(crate::hex::encode(&raw))
-}
-
-pub(super) fn upload_info(rec: UploadRecord) -> EngineResult<UploadInfo> {
-    let template = UploadTemplate::decode(&rec.template)
-        .map_err(|e| EngineError::Corrupt(format!("upload {}: {e}", rec.upload_id)))?;
-    Ok(UploadInfo {
-        upload_id: rec.upload_id,
-        bucket: rec.bucket,
-        key: rec.key,
-        created_ms: rec.created_ms,
-        template,
-    })
 }
 
 fn part_info(rec: &PartRecord) -> EngineResult<PartInfo> {

@@ -5,10 +5,10 @@
 //! the records of the uploads only; never the bucket's other uploads. (Before, every
 //! upload of the bucket was read, and an upload-id marker made the scan quadratic.)
 
-use super::multipart::upload_info;
-use crate::api::{UploadListing, UploadPage};
-use crate::catalog::{Catalog, UploadCursor};
-use crate::error::EngineResult;
+use crate::api::{UploadInfo, UploadListing, UploadPage};
+use crate::catalog::{Catalog, UploadCursor, UploadRecord};
+use crate::error::{EngineError, EngineResult};
+use crate::format::UploadTemplate;
 
 /// Places read from the catalog at a time.
 const PLACES_PER_READ: usize = 256;
@@ -142,6 +142,19 @@ fn after_prefix(p: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// An upload as the API lists it: its record with the template decoded.
+pub(super) fn upload_info(rec: UploadRecord) -> EngineResult<UploadInfo> {
+    let template = UploadTemplate::decode(&rec.template)
+        .map_err(|e| EngineError::Corrupt(format!("upload {}: {e}", rec.upload_id)))?;
+    Ok(UploadInfo {
+        upload_id: rec.upload_id,
+        bucket: rec.bucket,
+        key: rec.key,
+        created_ms: rec.created_ms,
+        template,
+    })
 }
 
 #[cfg(test)]

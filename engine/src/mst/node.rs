@@ -426,7 +426,7 @@ fn read_node_link(d: &mut Decoder<'_>) -> Result<Option<Link>, NodeError> {
 
 /// Strictly decodes a node. `height` is the height the parent implies, or `None` for a
 /// root (whose height comes from its first key). Every check of `docs/format.md` §1.7 that
-/// can be made on one node is made here; [`super::verify`] adds the ones across nodes.
+/// can be made on one node is made here; `verify.rs` adds the ones across nodes.
 pub fn decode_node(bytes: &[u8], height: Option<u8>) -> Result<Node, NodeError> {
     let mut d = Decoder::new(bytes);
     if d.map()? != 2 {

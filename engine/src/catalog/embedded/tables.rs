@@ -1,5 +1,5 @@
 //! The embedded catalog's tables and the operations on them, each run inside a
-//! transaction the catalog thread ([`super::server`]) opens: the functions never begin
+//! transaction the catalog thread (`server.rs`) opens: the functions never begin
 //! or commit one themselves, so the thread can run several writes in one commit.
 
 use super::super::{
