@@ -9,6 +9,8 @@
 //! entries, 200–390 MB.
 
 use crate::mst::node::DigestHasher;
+// Eviction work per insert is bounded the same way as the node cache's.
+use crate::mst::store::MAX_EVICTION_STEPS;
 use crate::plane::Location;
 use crate::segment::Plane;
 use bytes::Bytes;
@@ -140,8 +142,6 @@ impl BlockIndex {
     }
 }
 
-/// Eviction work per insert is bounded: at most this many clock steps.
-const MAX_EVICTION_STEPS: usize = 32;
 /// Bookkeeping charged per cached block besides its bytes.
 const SLOT_OVERHEAD_BYTES: usize = 96;
 /// The cache's tables are made at start for a budget full of blocks this large (a

@@ -23,7 +23,7 @@ struct Slot {
 
 /// Most slots the clock hand looks at per insert, so no single insert pays for a long
 /// eviction sweep (the cache may overshoot its budget briefly instead).
-const MAX_EVICTION_STEPS: usize = 32;
+pub(crate) const MAX_EVICTION_STEPS: usize = 32;
 /// Clock slots looked at per removal once stale slots (of removed nodes) make up about
 /// half the clock. A removal leaves one stale slot and a step drops one at that share,
 /// so four steps bring the clock back under the bound a little at a time. A pass over
